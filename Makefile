@@ -1,0 +1,45 @@
+# The two commands: `make run` (serve on 127.0.0.1:8000) and `make test` (the whole suite).
+# Each installs what it needs first — venv, packages, a Chromium — and skips what is there.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test pytest lint install browser bench clean
+
+run: install browser
+	$(PY) -m flask_sessions --host $(HOST) --port $(PORT)
+
+test: install browser
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory lint
+
+pytest: install browser
+	$(PY) -m pytest $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check flask_sessions tests scripts
+	$(VENV)/bin/ruff format --check flask_sessions tests scripts
+	$(VENV)/bin/mypy
+
+bench: install browser
+	$(PY) scripts/bench.py $(ARGS)
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+browser: install
+	PYTHON=$(PY) scripts/install-browser
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

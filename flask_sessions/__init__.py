@@ -1,0 +1,47 @@
+"""flask_sessions: live headless Chromium sessions over HTTP, as a Flask blueprint.
+
+Mount it in three lines::
+
+    from flask_sessions import FlaskSessions
+    app.config["SESSIONS_TOKENS"] = "s3cret"
+    FlaskSessions(app)
+"""
+
+from .app import create_app
+from .clock import Clock, ManualClock, system_clock
+from .errors import (
+    BrowserUnavailable,
+    CapacityReached,
+    InvalidInput,
+    OperationTimeout,
+    SessionNotActive,
+    SessionNotFound,
+    SessionsError,
+    Unauthorized,
+)
+from .extension import FlaskSessions, SessionsState
+from .manager import SessionManager, SessionRecord
+from .schemas import SessionResponse, StartRequest, Status
+
+__all__ = [
+    "BrowserUnavailable",
+    "CapacityReached",
+    "Clock",
+    "FlaskSessions",
+    "InvalidInput",
+    "ManualClock",
+    "OperationTimeout",
+    "SessionManager",
+    "SessionNotActive",
+    "SessionNotFound",
+    "SessionRecord",
+    "SessionResponse",
+    "SessionsError",
+    "SessionsState",
+    "StartRequest",
+    "Status",
+    "Unauthorized",
+    "create_app",
+    "system_clock",
+]
+__version__ = "0.1.0"

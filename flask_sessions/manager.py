@@ -1,0 +1,331 @@
+"""The session registry and lifecycle: start, read, close, list, reap.
+
+:class:`SessionManager` is the facade the views call from Flask threads. Each public
+method hands one coroutine to the runtime loop, where the registry lives, so the registry
+needs no locks: only the loop thread reads or writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import math
+import secrets
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Error as PlaywrightError
+
+from .clock import Clock
+from .config import Settings
+from .errors import CapacityReached, SessionNotActive, SessionNotFound
+from .reaper import Reaper, expiry_reason, purge_due
+from .runtime import BrowserRuntime, wrap_playwright_error
+from .schemas import SessionResponse, StartRequest, Status
+from .timefmt import iso_datetime, iso_duration
+
+log = logging.getLogger("flask_sessions")
+
+T = TypeVar("T")
+
+
+@dataclass
+class SessionRecord:
+    """What the server knows of one session, live or ended."""
+
+    session_id: str
+    principal: str
+    created_at: datetime
+    last_accessed_at: datetime
+    timeout_minutes: int
+    keep_alive: bool
+    status: Status = Status.active
+    error: str | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def idle_deadline(self) -> datetime:
+        return self.last_accessed_at + timedelta(minutes=self.timeout_minutes)
+
+    def to_response(self, now: datetime, screenshot: bytes | None = None) -> SessionResponse:
+        end = self.closed_at or now
+        return SessionResponse(
+            session_id=self.session_id,
+            created_at=iso_datetime(self.created_at),
+            last_accessed_at=iso_datetime(self.last_accessed_at),
+            closed_at=iso_datetime(self.closed_at) if self.closed_at else None,
+            duration=iso_duration(end - self.created_at),
+            status=self.status,
+            timeout_minutes=self.timeout_minutes,
+            keep_alive=self.keep_alive,
+            error=self.error,
+            screenshot=base64.b64encode(screenshot).decode("ascii") if screenshot else None,
+        )
+
+
+@dataclass
+class LiveSession:
+    """The Playwright side of an active session; touched only on the runtime loop."""
+
+    context: BrowserContext
+    page: Page
+
+
+class SessionManager:
+    """Registry + lifecycle. Sync methods are for Flask threads; ``_``-methods run on the loop."""
+
+    def __init__(self, settings: Settings, runtime: BrowserRuntime, clock: Clock) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.clock = clock
+        self._records: dict[str, SessionRecord] = {}
+        self._live: dict[str, LiveSession] = {}
+        self._by_principal: dict[str, dict[str, None]] = {}  # insertion-ordered sets
+        self._starting = 0  # sessions being created: they count against capacity
+        self._shut_down = False
+        self.reaper = Reaper(self, settings.reaper_interval_seconds)
+        runtime.on_browser_lost = self._on_browser_lost
+        self._reaper_started = False
+
+    # ------------------------------------------------------------ facade
+
+    def start(self, principal: str, request: StartRequest) -> SessionResponse:
+        """Create a session, or fetch (and touch) ``request.session_id``."""
+        return self._run(self._start(principal, request))
+
+    def get(self, principal: str, session_id: str) -> SessionResponse:
+        """A session's record; reading it does not count as access."""
+        return self._run(self._get(principal, session_id))
+
+    def close(self, principal: str, session_id: str) -> SessionResponse:
+        """Close a session; closing an ended one returns its record unchanged."""
+        return self._run(self._close(principal, session_id))
+
+    def list_sessions(self, principal: str, status: Status | None = None) -> list[SessionResponse]:
+        """The principal's sessions, oldest first, optionally only those in ``status``."""
+        return self._run(self._list(principal, status))
+
+    def ensure_started(self, launch_browser: bool = False) -> None:
+        """Start the loop and the reaper; launch Chromium now if asked."""
+        if not self._reaper_started:
+            self._reaper_started = True
+            self.runtime.spawn(self.reaper.run())
+        if launch_browser:
+            self.runtime.submit(self.runtime.browser(), self.settings.operation_timeout_seconds)
+
+    def shutdown(self, timeout: float = 20.0) -> None:
+        """Close every session's context, then the browser and the loop. Idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        if self.runtime.loop_started:
+            try:
+                self.runtime.submit(self._close_all("server shut down"), timeout)
+            except Exception:  # shutdown goes on
+                log.exception("flask_sessions: closing sessions at shutdown failed")
+        self.runtime.stop(timeout)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        self.ensure_started()
+        return self.runtime.submit(coro, self.settings.operation_timeout_seconds)
+
+    # ------------------------------------------------------- loop side
+
+    @property
+    def active_count(self) -> int:
+        return len(self._live)
+
+    def live(self, session_id: str) -> LiveSession | None:
+        return self._live.get(session_id)
+
+    def _lookup(self, principal: str, session_id: str) -> SessionRecord:
+        record = self._records.get(session_id)
+        if record is None or record.principal != principal:
+            raise SessionNotFound(
+                f"no session {session_id!r} for you; it never existed, belongs to someone "
+                "else, or ended long enough ago to be purged. Start one with POST /session/start"
+            )
+        return record
+
+    def _require_active(self, record: SessionRecord) -> LiveSession:
+        live = self._live.get(record.session_id)
+        if record.status is not Status.active or live is None:
+            reason = f" ({record.error})" if record.error else ""
+            raise SessionNotActive(
+                f"session {record.session_id} is {record.status.value}{reason}; "
+                "start a new one with POST /session/start",
+                status=record.status.value,
+            )
+        return live
+
+    async def _start(self, principal: str, request: StartRequest) -> SessionResponse:
+        now = self.clock()
+        if request.session_id is not None:
+            record = self._lookup(principal, request.session_id)
+            live = self._require_active(record)
+            given = request.model_fields_set
+            if "keep_alive" in given:
+                record.keep_alive = request.keep_alive
+            if request.session_timeout_minutes is not None:
+                record.timeout_minutes = request.session_timeout_minutes
+            record.last_accessed_at = max(record.last_accessed_at, now)
+        else:
+            record, live = await self._create(principal, request, now)
+        shot = await self._screenshot(record, live) if request.screenshot else None
+        return record.to_response(self.clock(), shot)
+
+    async def _create(
+        self, principal: str, request: StartRequest, now: datetime
+    ) -> tuple[SessionRecord, LiveSession]:
+        if self._shut_down:
+            raise SessionNotActive("the server is shutting down; retry against a running one")
+        if self.active_count + self._starting >= self.settings.max_sessions:
+            raise CapacityReached(
+                f"all {self.settings.max_sessions} session slots are in use; close a session "
+                "(POST /session/close) or retry after Retry-After seconds",
+                retry_after=self._retry_after(now),
+            )
+        self._starting += 1
+        try:
+            browser = await self.runtime.browser()
+            context = await browser.new_context(
+                viewport={
+                    "width": self.settings.viewport_width,
+                    "height": self.settings.viewport_height,
+                }
+            )
+            try:
+                page = await context.new_page()
+            except BaseException:
+                await _quietly(context.close())
+                raise
+        except PlaywrightError as exc:
+            raise wrap_playwright_error(exc, "creating the session's page") from None
+        finally:
+            self._starting -= 1
+        session_id = secrets.token_urlsafe(16)
+        record = SessionRecord(
+            session_id=session_id,
+            principal=principal,
+            created_at=now,
+            last_accessed_at=now,
+            timeout_minutes=request.session_timeout_minutes
+            or self.settings.default_timeout_minutes,
+            keep_alive=request.keep_alive,
+        )
+        live = LiveSession(context, page)
+        self._records[session_id] = record
+        self._live[session_id] = live
+        self._by_principal.setdefault(principal, {})[session_id] = None
+        page.on("crash", lambda _page: self._on_page_crash(session_id))
+        log.info("flask_sessions: session %s started for %s", session_id, principal)
+        return record, live
+
+    async def _screenshot(self, record: SessionRecord, live: LiveSession) -> bytes:
+        try:
+            return await live.page.screenshot(type="png")
+        except PlaywrightError as exc:
+            if record.status is not Status.active:
+                self._require_active(record)  # raises 409: it ended meanwhile
+            raise wrap_playwright_error(exc, "taking the screenshot") from None
+
+    async def _get(self, principal: str, session_id: str) -> SessionResponse:
+        return self._lookup(principal, session_id).to_response(self.clock())
+
+    async def _close(self, principal: str, session_id: str) -> SessionResponse:
+        record = self._lookup(principal, session_id)
+        if record.status is Status.active:
+            await self._end(record, Status.closed, None)
+        return record.to_response(self.clock())
+
+    async def _list(self, principal: str, status: Status | None) -> list[SessionResponse]:
+        now = self.clock()
+        out = []
+        for session_id in self._by_principal.get(principal, {}):
+            record = self._records[session_id]
+            if status is None or record.status is status:
+                out.append(record.to_response(now))
+        return out
+
+    async def _end(self, record: SessionRecord, status: Status, error: str | None) -> None:
+        """Mark ``record`` ended and close its context (if it still has one)."""
+        if record.status is not Status.active:
+            return
+        record.status, record.error, record.closed_at = status, error, self.clock()
+        live = self._live.pop(record.session_id, None)
+        if live is not None:
+            await _quietly(live.context.close())
+        log.info(
+            "flask_sessions: session %s %s%s",
+            record.session_id,
+            status.value,
+            f" ({error})" if error else "",
+        )
+
+    async def reap(self) -> None:
+        """One reaper tick: close expired sessions, purge old ended records."""
+        now = self.clock()
+        lifetime = timedelta(minutes=self.settings.max_lifetime_minutes)
+        expired = []
+        for session_id in list(self._live):
+            record = self._records[session_id]
+            reason = expiry_reason(record, now, lifetime)
+            if reason is not None:
+                expired.append(self._end(record, Status.timed_out, reason))
+        if expired:
+            await asyncio.gather(*expired)
+        retention = timedelta(minutes=self.settings.retention_minutes)
+        for record in list(self._records.values()):
+            if record.status is not Status.active and purge_due(record, now, retention):
+                self._forget(record)
+
+    def _forget(self, record: SessionRecord) -> None:
+        del self._records[record.session_id]
+        owned = self._by_principal.get(record.principal)
+        if owned is not None:
+            owned.pop(record.session_id, None)
+            if not owned:
+                del self._by_principal[record.principal]
+
+    def _retry_after(self, now: datetime) -> int:
+        """Seconds until the earliest active session is due to expire (1 to 3600)."""
+        lifetime = timedelta(minutes=self.settings.max_lifetime_minutes)
+        soonest: datetime | None = None
+        for session_id in self._live:
+            record = self._records[session_id]
+            due = record.created_at + lifetime
+            if not record.keep_alive:
+                due = min(due, record.idle_deadline)
+            soonest = due if soonest is None else min(soonest, due)
+        if soonest is None:
+            return 1
+        seconds = (soonest - now).total_seconds() + self.settings.reaper_interval_seconds
+        return max(1, min(3600, math.ceil(seconds)))
+
+    async def _close_all(self, reason: str) -> None:
+        records = [self._records[sid] for sid in list(self._live)]
+        await asyncio.gather(*(self._end(r, Status.closed, reason) for r in records))
+
+    def _on_browser_lost(self, reason: str) -> None:
+        now = self.clock()
+        for session_id in list(self._live):
+            record = self._records[session_id]
+            record.status, record.error, record.closed_at = Status.error, reason, now
+            del self._live[session_id]
+
+    def _on_page_crash(self, session_id: str) -> None:
+        record = self._records.get(session_id)
+        if record is not None and record.status is Status.active:
+            self.runtime.spawn(
+                self._end(record, Status.error, "the page crashed; start a new session")
+            )
+
+
+async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:
+    with contextlib.suppress(PlaywrightError):
+        await coro

@@ -1,0 +1,218 @@
+"""The browser runtime: one thread, one asyncio loop, and every Playwright object.
+
+Playwright objects are not thread-safe, so they are created and used only on this
+loop. Flask threads hand coroutines over with :meth:`BrowserRuntime.submit` and wait for
+the result with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from playwright.async_api import Browser, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from .browser import BrowserChoice, find_browser, launch_args
+from .errors import BrowserUnavailable, OperationTimeout, SessionsError
+
+log = logging.getLogger("flask_sessions")
+
+T = TypeVar("T")
+
+
+class BrowserRuntime:
+    """Owns the loop thread, Playwright and the one Chromium ``Browser``.
+
+    Example::
+
+        runtime = BrowserRuntime(browser_path=None, extra_args=())
+        browser = runtime.submit(runtime.browser(), timeout=30)  # launched lazily
+        runtime.stop()
+    """
+
+    def __init__(
+        self,
+        browser_path: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        on_browser_lost: Callable[[str], None] | None = None,
+    ) -> None:
+        self._browser_path = browser_path
+        self._extra_args = extra_args
+        self.on_browser_lost = on_browser_lost
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._stopped = False
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._launch_lock: asyncio.Lock | None = None
+        self._closing_browser = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.choice: BrowserChoice | None = None
+        self.launches = 0
+
+    # ----------------------------------------------------------- thread side
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        self.start()
+        assert self._loop is not None
+        return self._loop
+
+    def start(self) -> None:
+        """Start the loop thread (idempotent)."""
+        with self._start_lock:
+            if self._stopped:
+                raise BrowserUnavailable("the browser runtime has shut down; restart the server")
+            if self._thread is not None:
+                return
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=run, name="flask-sessions-runtime", daemon=True)
+            thread.start()
+            ready.wait()
+            self._loop, self._thread = loop, thread
+
+    @property
+    def loop_started(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def on_loop_thread(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def submit(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run ``coro`` on the loop and wait up to ``timeout`` seconds for its result.
+
+        On timeout the coroutine is cancelled and ``OperationTimeout`` raised. Errors the
+        coroutine raises are re-raised here, in the calling thread.
+        """
+        if self.on_loop_thread:
+            coro.close()
+            raise RuntimeError("submit() called from the runtime thread; await instead")
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except BaseException:
+            coro.close()
+            raise
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise OperationTimeout(
+                f"the browser did not answer within {timeout:g} s; retry, or raise "
+                "SESSIONS_OPERATION_TIMEOUT_SECONDS if pages are slow"
+            ) from None
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` as a background task on the loop (cancelled at stop)."""
+
+        def create() -> None:
+            task = self.loop.create_task(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self.loop.call_soon_threadsafe(create)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Cancel background tasks, close the browser and Playwright, end the thread."""
+        with self._start_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+        try:
+            future.result(timeout)
+        except Exception:  # shutdown must go on whatever failed
+            log.exception("flask_sessions: error while closing the browser")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if not thread.is_alive():
+            loop.close()
+
+    # ------------------------------------------------------------- loop side
+
+    async def browser(self) -> Browser:
+        """The running Browser, launched now if it never was or has died."""
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser
+        if self._launch_lock is None:
+            self._launch_lock = asyncio.Lock()
+        async with self._launch_lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            self._browser = await self._launch()
+            return self._browser
+
+    async def _launch(self) -> Browser:
+        if self._stopped:
+            raise BrowserUnavailable("the browser runtime is shutting down")
+        choice = find_browser(self._browser_path)
+        if self._playwright is None:
+            self._playwright = await async_playwright().start()
+        try:
+            browser = await self._playwright.chromium.launch(
+                executable_path=choice.executable,
+                args=launch_args(self._extra_args),
+                headless=True,
+            )
+        except PlaywrightError as exc:
+            log.error("flask_sessions: launching %s failed: %s", choice.describe(), exc)
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
+            raise BrowserUnavailable(
+                f"Chromium ({choice.describe()}) failed to start: {first_line}; "
+                "check the server log, or set SESSIONS_BROWSER_PATH to a working Chromium"
+            ) from None
+        self.choice = choice
+        self.launches += 1
+        browser.on("disconnected", self._on_disconnected)
+        log.info("flask_sessions: launched %s (Chromium %s)", choice.describe(), browser.version)
+        return browser
+
+    def _on_disconnected(self, browser: Browser) -> None:
+        if browser is self._browser:
+            self._browser = None
+        if self._closing_browser:
+            return
+        log.error("flask_sessions: Chromium exited unexpectedly; it relaunches on next start")
+        if self.on_browser_lost is not None:
+            self.on_browser_lost("Chromium exited unexpectedly; start a new session")
+
+    async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closing_browser = True
+        if self._browser is not None:
+            with contextlib.suppress(PlaywrightError):
+                await self._browser.close()
+            self._browser = None
+        if self._playwright is not None:
+            await self._playwright.stop()
+            self._playwright = None
+
+    @property
+    def browser_connected(self) -> bool:
+        return self._browser is not None and self._browser.is_connected()
+
+
+def wrap_playwright_error(exc: PlaywrightError, doing: str) -> SessionsError:
+    """A Playwright failure while ``doing`` something, as a 503 an API client can read."""
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return BrowserUnavailable(f"the browser failed while {doing}: {first_line}")
