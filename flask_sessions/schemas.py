@@ -101,14 +101,18 @@ def merge_sources(query: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str
     merged: dict[str, Any] = {}
     for source_name, source in (("query string", query), ("body", body)):
         resolved: dict[str, Any] = {}
+        given_as: dict[str, str] = {}
         for key, value in source.items():
             name = ALIASES.get(key, key)
             if name in resolved and resolved[name] != value:
+                alias = key if key != name else given_as[name]
                 raise InvalidInput(
-                    f"{key}: conflicts with {name} in the {source_name}; send only one of them",
-                    fields=[{"field": key, "message": f"conflicts with {name}"}],
+                    f"{alias}: is an alias of {name} and both are set in the {source_name} "
+                    "with different values; send only one of them",
+                    fields=[{"field": alias, "message": f"conflicts with {name}"}],
                 )
             resolved[name] = value
+            given_as[name] = key
         merged.update(resolved)
     return merged
 

@@ -1,0 +1,157 @@
+"""Shared fixtures: a local page server, apps with a manual clock, Chromium process checks.
+
+Tests never touch the internet: pages come from :func:`page_server` on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import psutil
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_sessions import FlaskSessions, ManualClock, create_app
+
+TOKEN_A = "token-alice"
+TOKEN_B = "token-bob"
+TOKENS = {TOKEN_A: "alice", TOKEN_B: "bob"}
+AUTH_A = {"Authorization": f"Bearer {TOKEN_A}"}
+AUTH_B = {"Authorization": f"Bearer {TOKEN_B}"}
+
+PAGES: dict[str, tuple[int, str, dict[str, str]]] = {
+    "/": (
+        200,
+        "<!doctype html><title>Home</title><h1 style='color:#0a0'>flask_sessions test page</h1>"
+        "<a href='/second'>second</a>",
+        {},
+    ),
+    "/second": (200, "<!doctype html><title>Second</title><p>second page</p>", {}),
+    "/set-cookie": (
+        200,
+        "<!doctype html><title>Cookie</title><p>cookie set</p>",
+        {"Set-Cookie": "visitor=alice; Path=/"},
+    ),
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status, body, headers = PAGES.get(
+            self.path.split("?")[0], (404, "<!doctype html><title>Not found</title>", {})
+        )
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def page_server() -> Iterator[str]:
+    """Base URL of a local HTTP server serving :data:`PAGES`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(clock: ManualClock) -> Iterator[AppFactory]:
+    """Build apps sharing the test's manual clock; every one is shut down afterwards."""
+    apps: list[Flask] = []
+
+    def factory(**config: Any) -> Flask:
+        settings: dict[str, Any] = {"SESSIONS_TOKENS": TOKENS, "TESTING": True}
+        settings.update(config)
+        app = create_app(settings, clock=clock)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        FlaskSessions.state(app).manager.shutdown()
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def chromium_pids(root: int | None = None) -> set[int]:
+    """PIDs of the Chromium processes below ``root`` (default: this test process)."""
+    try:
+        parent = psutil.Process(root or os.getpid())
+        children = parent.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return set()
+    pids = set()
+    for child in children:
+        try:
+            name = child.name().lower()
+            cmd = " ".join(child.cmdline()).lower()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+        if "chrom" in name or "headless" in name or "chromium" in cmd:
+            pids.add(child.pid)
+    return pids
+
+
+def alive(pids: set[int]) -> set[int]:
+    """The PIDs of ``pids`` still running (zombies count as gone)."""
+    out = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def png_size(b64: str) -> tuple[int, int]:
+    """Width and height of a base64 PNG, read from its IHDR chunk (checks the signature)."""
+    data = base64.b64decode(b64, validate=True)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
