@@ -15,6 +15,7 @@ from types import FrameType
 from waitress import serve
 
 from .app import create_app
+from .errors import SessionsError
 from .extension import FlaskSessions
 
 
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    try:  # launch Chromium now so the first start is fast; serve 503s with a hint if absent
+        state.manager.ensure_started(launch_browser=True)
+    except SessionsError as exc:
+        logging.getLogger("flask_sessions").error("flask_sessions: %s", exc.message)
     token = app.config.get("SESSIONS_GENERATED_TOKEN")
     base = f"http://{args.host}:{args.port}{state.settings.url_prefix}"
     if token:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import secrets
+import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -91,6 +92,7 @@ class SessionManager:
         self.reaper = Reaper(self, settings.reaper_interval_seconds)
         runtime.on_browser_lost = self._on_browser_lost
         self._reaper_started = False
+        self._start_lock = threading.Lock()
 
     # ------------------------------------------------------------ facade
 
@@ -112,9 +114,10 @@ class SessionManager:
 
     def ensure_started(self, launch_browser: bool = False) -> None:
         """Start the loop and the reaper; launch Chromium now if asked."""
-        if not self._reaper_started:
-            self._reaper_started = True
-            self.runtime.spawn(self.reaper.run())
+        with self._start_lock:
+            if not self._reaper_started:
+                self.runtime.spawn(self.reaper.run())
+                self._reaper_started = True
         if launch_browser:
             self.runtime.submit(self.runtime.browser(), self.settings.operation_timeout_seconds)
 
