@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Ctrl-C must work even when the parent started us with SIGINT ignored (`cmd &`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:  # launch Chromium now so the first start is fast; serve 503s with a hint if absent
         state.manager.ensure_started(launch_browser=True)
     except SessionsError as exc:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .errors import InvalidInput, SessionsError
 from .schemas import CloseRequest, ListQuery, StartRequest, merge_sources, parse
@@ -48,6 +48,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     @bp.get("/session/<session_id>")
     @login_required
     def get_session(session_id: str) -> Response:
+        _not_an_action(session_id)
         return _json(manager.get(principal(), session_id))
 
     @bp.post("/session/close")
@@ -59,6 +60,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     @bp.delete("/session/<session_id>")
     @login_required
     def delete_session(session_id: str) -> Response:
+        _not_an_action(session_id)
         return _json(manager.close(principal(), session_id))
 
     @bp.get("/sessions")
@@ -117,6 +119,15 @@ def json_http_errors(prefix: str, everywhere: bool) -> Callable[[HTTPException],
         return error_response(exc) if ours else exc
 
     return handler
+
+
+_ACTIONS = frozenset({"start", "close"})
+
+
+def _not_an_action(session_id: str) -> None:
+    """``GET /session/start`` is a wrong method, not a session named "start"."""
+    if session_id in _ACTIONS:
+        raise MethodNotAllowed(valid_methods=["POST"])
 
 
 def _query() -> dict[str, str]:

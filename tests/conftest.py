@@ -108,10 +108,20 @@ def client(app: Flask) -> FlaskClient:
 
 
 def chromium_pids(root: int | None = None) -> set[int]:
-    """PIDs of the Chromium processes below ``root`` (default: this test process)."""
+    """PIDs of the Chromium processes below ``root`` (default: this test process).
+
+    Without ``root``, subtrees of Python child processes (servers other tests started)
+    are skipped, so only the in-process runtime's Chromium counts.
+    """
     try:
         parent = psutil.Process(root or os.getpid())
-        children = parent.children(recursive=True)
+        if root is None:
+            children = []
+            for child in parent.children():
+                if "python" not in child.name().lower():
+                    children += [child, *child.children(recursive=True)]
+        else:
+            children = parent.children(recursive=True)
     except psutil.NoSuchProcess:
         return set()
     pids = set()

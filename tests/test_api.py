@@ -227,6 +227,10 @@ def test_unknown_session_and_routes_are_json(client: FlaskClient) -> None:
     assert r.status_code == 404 and r.is_json
     r = client.put("/session/start", headers=AUTH_A)
     assert r.status_code == 405 and r.is_json and "POST" in r.headers["Allow"]
+    for method in ("GET", "DELETE"):
+        for action in ("start", "close"):
+            r = client.open(f"/session/{action}", method=method, headers=AUTH_A)
+            assert r.status_code == 405 and r.headers["Allow"] == "POST", (method, action)
 
 
 def test_close_is_idempotent_and_ended_sessions_409(client: FlaskClient) -> None:
