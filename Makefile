@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test pytest lint install browser bench clean
+.PHONY: run test pytest lint install browser bench demo clean
 
 run: install browser
 	$(PY) -m flask_sessions --host $(HOST) --port $(PORT)
@@ -24,6 +24,9 @@ lint: install
 	$(VENV)/bin/ruff check flask_sessions tests scripts
 	$(VENV)/bin/ruff format --check flask_sessions tests scripts
 	$(VENV)/bin/mypy
+
+demo: install browser
+	$(PY) scripts/agent_demo.py $(ARGS)
 
 bench: install browser
 	$(PY) scripts/bench.py $(ARGS)

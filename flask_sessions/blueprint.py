@@ -5,6 +5,7 @@ No Playwright here. Every error leaves as JSON ``{"error": "..."}``; see ``error
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Callable
@@ -14,8 +15,20 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from . import page_ops
 from .errors import InvalidInput, SessionsError
-from .schemas import CloseRequest, ListQuery, StartRequest, merge_sources, parse
+from .schemas import (
+    CloseRequest,
+    ListQuery,
+    ObserveRequest,
+    ScrapeRequest,
+    ScrapeResponse,
+    ScreenshotQuery,
+    StartRequest,
+    merge_sources,
+    parse,
+    parse_step,
+)
 
 if TYPE_CHECKING:
     from .extension import SessionsState
@@ -31,7 +44,10 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     auth = state.auth
     login_required = cast(Callable[[View], View], auth.login_required)
     manager = state.manager
-    start_context = {"max_timeout_minutes": state.settings.max_timeout_minutes}
+    context = {
+        "max_timeout_minutes": state.settings.max_timeout_minutes,
+        "max_wait_ms": state.settings.max_wait_ms,
+    }
 
     def principal() -> str:
         user = auth.current_user()
@@ -42,8 +58,52 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     @login_required
     def start() -> Response:
         data = merge_sources(_query(), _json_body())
-        req = parse(StartRequest, data, start_context)
+        req = parse(StartRequest, data, context)
         return _json(manager.start(principal(), req))
+
+    @bp.post("/env/observe")
+    @login_required
+    def observe() -> Response:
+        req = parse(ObserveRequest, merge_sources(_query(), _json_body()), context)
+        return _json(manager.observe(principal(), req))
+
+    @bp.post("/env/step")
+    @login_required
+    def step() -> Response:
+        req = parse_step(merge_sources(_query(), _json_body()), context)
+        return _json(manager.step(principal(), req))
+
+    @bp.post("/env/scrape")
+    @login_required
+    def scrape() -> Response:
+        req = parse(ScrapeRequest, merge_sources(_query(), _json_body()), context)
+        session, (source, info) = manager.scrape(principal(), req)
+        if source is None:
+            success, message, content = False, f"selector {req.selector!r} matched nothing", ""
+        else:
+            success, message = True, f"scraped {'the page' if not req.selector else req.selector}"
+            content = page_ops.convert(source, req.format)
+        result = ScrapeResponse(
+            session=session,
+            success=success,
+            message=message,
+            url=info.url,
+            title=info.title,
+            format=req.format,
+            content=content,
+        )
+        return _json(result)
+
+    @bp.get("/session/<session_id>/screenshot")
+    @login_required
+    def session_screenshot(session_id: str) -> Response:
+        query = parse(ScreenshotQuery, _query())
+        png = manager.screenshot(principal(), session_id, query.full_page)
+        if request.accept_mimetypes.best_match(["image/png", "application/json"]) == (
+            "application/json"
+        ):
+            return jsonify(session_id=session_id, screenshot=base64.b64encode(png).decode("ascii"))
+        return Response(png, mimetype="image/png")
 
     @bp.get("/session/<session_id>")
     @login_required
@@ -111,7 +171,7 @@ def json_http_errors(prefix: str, everywhere: bool) -> Callable[[HTTPException],
     Routing errors happen before Flask knows the blueprint, so the blueprint's own
     handler never sees them. ``everywhere`` (the standalone app) makes every path JSON.
     """
-    roots = (prefix + "/session", prefix + "/sessions")
+    roots = (prefix + "/session", prefix + "/sessions", prefix + "/env")
 
     def handler(exc: HTTPException) -> Any:
         path = request.path.rstrip("/")

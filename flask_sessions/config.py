@@ -42,6 +42,15 @@ DEFAULTS: dict[str, Any] = {
     "SESSIONS_OPERATION_TIMEOUT_SECONDS": 30.0,
     "SESSIONS_VIEWPORT_WIDTH": 1280,
     "SESSIONS_VIEWPORT_HEIGHT": 720,
+    # Page loads (observe url, goto, start url) give up after this long.
+    "SESSIONS_NAVIGATION_TIMEOUT_MS": 15000,
+    # An interaction (click, fill, ...) waits this long for its element.
+    "SESSIONS_ACTION_TIMEOUT_MS": 5000,
+    # Observation bounds: characters of visible text, number of listed actions.
+    "SESSIONS_OBSERVE_MAX_TEXT": 20000,
+    "SESSIONS_OBSERVE_MAX_ACTIONS": 300,
+    # Longest `wait` step a client may ask for.
+    "SESSIONS_MAX_WAIT_MS": 10000,
 }
 
 
@@ -64,6 +73,11 @@ class Settings:
     operation_timeout_seconds: float = 30.0
     viewport_width: int = 1280
     viewport_height: int = 720
+    navigation_timeout_ms: int = 15000
+    action_timeout_ms: int = 5000
+    observe_max_text: int = 20000
+    observe_max_actions: int = 300
+    max_wait_ms: int = 10000
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
@@ -91,6 +105,11 @@ class Settings:
             operation_timeout_seconds=float(get("OPERATION_TIMEOUT_SECONDS")),
             viewport_width=int(get("VIEWPORT_WIDTH")),
             viewport_height=int(get("VIEWPORT_HEIGHT")),
+            navigation_timeout_ms=int(get("NAVIGATION_TIMEOUT_MS")),
+            action_timeout_ms=int(get("ACTION_TIMEOUT_MS")),
+            observe_max_text=int(get("OBSERVE_MAX_TEXT")),
+            observe_max_actions=int(get("OBSERVE_MAX_ACTIONS")),
+            max_wait_ms=int(get("MAX_WAIT_MS")),
         )
         settings.check()
         return settings
@@ -110,10 +129,20 @@ class Settings:
             "SESSIONS_OPERATION_TIMEOUT_SECONDS": self.operation_timeout_seconds,
             "SESSIONS_VIEWPORT_WIDTH": self.viewport_width,
             "SESSIONS_VIEWPORT_HEIGHT": self.viewport_height,
+            "SESSIONS_NAVIGATION_TIMEOUT_MS": self.navigation_timeout_ms,
+            "SESSIONS_ACTION_TIMEOUT_MS": self.action_timeout_ms,
+            "SESSIONS_OBSERVE_MAX_TEXT": self.observe_max_text,
+            "SESSIONS_OBSERVE_MAX_ACTIONS": self.observe_max_actions,
+            "SESSIONS_MAX_WAIT_MS": self.max_wait_ms,
         }
         for key, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{key} must be greater than 0 (got {value})")
+        if self.operation_timeout_seconds * 1000 <= self.navigation_timeout_ms:
+            raise ValueError(
+                "SESSIONS_OPERATION_TIMEOUT_SECONDS must be longer than "
+                "SESSIONS_NAVIGATION_TIMEOUT_MS, or slow pages answer 504 instead of an error"
+            )
         if self.retention_minutes < 0:
             raise ValueError("SESSIONS_RETENTION_MINUTES must be 0 or more")
 

@@ -14,20 +14,33 @@ import logging
 import math
 import secrets
 import threading
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
+from . import page_ops
 from .clock import Clock
 from .config import Settings
 from .errors import CapacityReached, SessionNotActive, SessionNotFound
+from .page_ops import PageState
 from .reaper import Reaper, expiry_reason, purge_due
 from .runtime import BrowserRuntime, wrap_playwright_error
-from .schemas import SessionResponse, StartRequest, Status
+from .schemas import (
+    Observation,
+    ObserveRequest,
+    ObserveResponse,
+    ScrapeRequest,
+    SessionFields,
+    SessionResponse,
+    StartRequest,
+    Status,
+    StepRequest,
+    StepResponse,
+)
 from .timefmt import iso_datetime, iso_duration
 
 log = logging.getLogger("flask_sessions")
@@ -71,10 +84,16 @@ class SessionRecord:
 
 @dataclass
 class LiveSession:
-    """The Playwright side of an active session; touched only on the runtime loop."""
+    """The Playwright side of an active session; touched only on the runtime loop.
+
+    ``lock`` makes a session's operations run one at a time, in arrival order
+    (asyncio locks are FIFO); different sessions run concurrently.
+    """
 
     context: BrowserContext
     page: Page
+    state: PageState = field(default_factory=PageState)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class SessionManager:
@@ -99,6 +118,22 @@ class SessionManager:
     def start(self, principal: str, request: StartRequest) -> SessionResponse:
         """Create a session, or fetch (and touch) ``request.session_id``."""
         return self._run(self._start(principal, request))
+
+    def observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
+        """Navigate if asked, then describe the page (one-shot without ``session_id``)."""
+        return self._run(self._observe(principal, request))
+
+    def step(self, principal: str, request: StepRequest) -> StepResponse:
+        """Run one action and observe the result."""
+        return self._run(self._step(principal, request))
+
+    def scrape(self, principal: str, request: ScrapeRequest) -> tuple[SessionResponse, Any]:
+        """The page's cleaned HTML and text; the caller converts it (off the loop)."""
+        return self._run(self._scrape(principal, request))
+
+    def screenshot(self, principal: str, session_id: str, full_page: bool) -> bytes:
+        """A PNG of the session's page; counts as access."""
+        return self._run(self._screenshot_only(principal, session_id, full_page))
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
         """A session's record; reading it does not count as access."""
@@ -166,24 +201,119 @@ class SessionManager:
             )
         return live
 
-    async def _start(self, principal: str, request: StartRequest) -> SessionResponse:
+    async def _acquire(
+        self, principal: str, request: SessionFields
+    ) -> tuple[SessionRecord, LiveSession, bool]:
+        """The session a request names (touched), or a new one; True if it is one-shot.
+
+        A request without ``session_id`` gets a fresh session; unless it is a start or
+        asks ``keep_alive``, that session is closed when the request is done.
+        """
         now = self.clock()
-        if request.session_id is not None:
-            record = self._lookup(principal, request.session_id)
-            live = self._require_active(record)
-            given = request.model_fields_set
-            if "keep_alive" in given:
-                record.keep_alive = request.keep_alive
-            if request.session_timeout_minutes is not None:
-                record.timeout_minutes = request.session_timeout_minutes
-            record.last_accessed_at = max(record.last_accessed_at, now)
-        else:
+        if request.session_id is None:
             record, live = await self._create(principal, request, now)
-        shot = await self._screenshot(record, live) if request.screenshot else None
-        return record.to_response(self.clock(), shot)
+            if isinstance(request, StartRequest):
+                return record, live, False
+            # observe/step/scrape: keep_alive means "not closed after this call"; the new
+            # session then has the usual idle timeout.
+            record.keep_alive = False
+            return record, live, not request.keep_alive
+        record = self._lookup(principal, request.session_id)
+        live = self._require_active(record)
+        if "keep_alive" in request.model_fields_set:
+            record.keep_alive = request.keep_alive
+        if request.session_timeout_minutes is not None:
+            record.timeout_minutes = request.session_timeout_minutes
+        record.last_accessed_at = max(record.last_accessed_at, now)
+        return record, live, False
+
+    async def _with_session(
+        self,
+        principal: str,
+        request: SessionFields,
+        doing: str,
+        work: Callable[[SessionRecord, LiveSession], Awaitable[T]],
+    ) -> tuple[SessionRecord, T]:
+        """Run ``work`` on the session under its lock; 409 if it ended meanwhile."""
+        record, live, one_shot = await self._acquire(principal, request)
+        try:
+            async with live.lock:
+                self._require_active(record)  # closed or reaped while we waited
+                try:
+                    return record, await work(record, live)
+                except SessionNotActive:
+                    self._require_active(record)  # ended mid-call: the standard 409
+                    raise
+                except PlaywrightError as exc:
+                    self._require_active(record)  # it ended under us: 409, not 503
+                    raise wrap_playwright_error(exc, doing) from None
+        finally:
+            if one_shot:
+                await self._end(record, Status.closed, None)
+
+    async def _start(self, principal: str, request: StartRequest) -> SessionResponse:
+        async def work(record: SessionRecord, live: LiveSession) -> SessionResponse:
+            info = None
+            if request.url is not None:
+                await page_ops.navigate(live.page, live.state, request.url, self.settings)
+                info = await page_ops.page_info(live.page, live.state)
+            shot = await page_ops.screenshot(live.page) if request.screenshot else None
+            response = record.to_response(self.clock(), shot)
+            response.page = info
+            return response
+
+        return (await self._with_session(principal, request, "starting the session", work))[1]
+
+    async def _observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
+        async def work(record: SessionRecord, live: LiveSession) -> Observation:
+            if request.url is not None:
+                await page_ops.navigate(live.page, live.state, request.url, self.settings)
+            return await page_ops.observe(
+                live.page, live.state, self.settings, bool(request.screenshot)
+            )
+
+        record, observation = await self._with_session(principal, request, "observing", work)
+        return ObserveResponse(session=record.to_response(self.clock()), observation=observation)
+
+    async def _step(self, principal: str, request: StepRequest) -> StepResponse:
+        async def work(record: SessionRecord, live: LiveSession) -> StepResponse:
+            success, message = await page_ops.run_step(
+                live.page, live.state, request, self.settings
+            )
+            observation = await page_ops.observe(
+                live.page, live.state, self.settings, bool(request.screenshot)
+            )
+            return StepResponse(
+                session=record.to_response(self.clock()),
+                success=success,
+                message=message,
+                observation=observation,
+            )
+
+        record, response = await self._with_session(principal, request, "running the step", work)
+        response.session = record.to_response(self.clock())  # one-shot: now closed
+        return response
+
+    async def _scrape(self, principal: str, request: ScrapeRequest) -> tuple[SessionResponse, Any]:
+        async def work(record: SessionRecord, live: LiveSession) -> Any:
+            if request.url is not None:
+                await page_ops.navigate(live.page, live.state, request.url, self.settings)
+            source = await page_ops.scrape_source(live.page, request.selector)
+            info = await page_ops.page_info(live.page, live.state)
+            return source, info
+
+        record, result = await self._with_session(principal, request, "scraping", work)
+        return record.to_response(self.clock()), result
+
+    async def _screenshot_only(self, principal: str, session_id: str, full_page: bool) -> bytes:
+        async def work(record: SessionRecord, live: LiveSession) -> bytes:
+            return await page_ops.screenshot(live.page, full_page)
+
+        request = SessionFields(session_id=session_id)
+        return (await self._with_session(principal, request, "taking the screenshot", work))[1]
 
     async def _create(
-        self, principal: str, request: StartRequest, now: datetime
+        self, principal: str, request: SessionFields, now: datetime
     ) -> tuple[SessionRecord, LiveSession]:
         if self._shut_down:
             raise SessionNotActive("the server is shutting down; retry against a running one")
@@ -203,6 +333,8 @@ class SessionManager:
                 }
             )
             try:
+                context.set_default_timeout(self.settings.action_timeout_ms)
+                context.set_default_navigation_timeout(self.settings.navigation_timeout_ms)
                 page = await context.new_page()
             except BaseException:
                 await _quietly(context.close())
@@ -222,20 +354,13 @@ class SessionManager:
             keep_alive=request.keep_alive,
         )
         live = LiveSession(context, page)
+        live.state.watch(page)
         self._records[session_id] = record
         self._live[session_id] = live
         self._by_principal.setdefault(principal, {})[session_id] = None
         page.on("crash", lambda _page: self._on_page_crash(session_id))
         log.info("flask_sessions: session %s started for %s", session_id, principal)
         return record, live
-
-    async def _screenshot(self, record: SessionRecord, live: LiveSession) -> bytes:
-        try:
-            return await live.page.screenshot(type="png")
-        except PlaywrightError as exc:
-            if record.status is not Status.active:
-                self._require_active(record)  # raises 409: it ended meanwhile
-            raise wrap_playwright_error(exc, "taking the screenshot") from None
 
     async def _get(self, principal: str, session_id: str) -> SessionResponse:
         return self._lookup(principal, session_id).to_response(self.clock())
@@ -262,6 +387,7 @@ class SessionManager:
         record.status, record.error, record.closed_at = status, error, self.clock()
         live = self._live.pop(record.session_id, None)
         if live is not None:
+            live.state.ended.set()
             await _quietly(live.context.close())
         log.info(
             "flask_sessions: session %s %s%s",
@@ -319,7 +445,7 @@ class SessionManager:
         for session_id in list(self._live):
             record = self._records[session_id]
             record.status, record.error, record.closed_at = Status.error, reason, now
-            del self._live[session_id]
+            self._live.pop(session_id).state.ended.set()
 
     def _on_page_crash(self, session_id: str) -> None:
         record = self._records.get(session_id)

@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import InvalidInput
 
@@ -25,23 +36,26 @@ class Status(StrEnum):
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
-class StartRequest(_Body):
-    """Body (or query string) of ``POST /session/start``."""
+def _reject_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true/false")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_reject_bool)]
+"""An int that refuses true/false (which pydantic would read as 1/0)."""
+
+
+class SessionFields(_Body):
+    """The session fields every session endpoint takes (start, observe, step, scrape)."""
 
     session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
     keep_alive: bool = False
-    session_timeout_minutes: int | None = None
+    session_timeout_minutes: Int | None = None
     screenshot: bool | None = None
-
-    @field_validator("session_timeout_minutes", mode="before")
-    @classmethod
-    def _no_bool_minutes(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be a whole number of minutes, not true/false")
-        return value
 
     @field_validator("session_timeout_minutes")
     @classmethod
@@ -56,6 +70,137 @@ class StartRequest(_Body):
         return value
 
 
+def check_url(value: str | None) -> str | None:
+    """Only http(s), about:blank and data: URLs may be opened."""
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered == "about:blank" or lowered.startswith("data:"):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return value
+    raise ValueError("only http://, https://, about:blank and data: URLs can be opened")
+
+
+class StartRequest(SessionFields):
+    """Body (or query string) of ``POST /session/start``."""
+
+    url: str | None = None
+
+    _url = field_validator("url")(classmethod(lambda cls, v: check_url(v)))
+
+
+class ObserveRequest(SessionFields):
+    """``POST /env/observe``: navigate to ``url`` if given, then describe the page."""
+
+    url: str | None = None
+
+    _url = field_validator("url")(classmethod(lambda cls, v: check_url(v)))
+
+
+class ScrapeRequest(SessionFields):
+    """``POST /env/scrape``: the page (or ``selector``'s part) as Markdown, text or HTML."""
+
+    url: str | None = None
+    selector: str | None = Field(default=None, min_length=1, max_length=1000)
+    format: Literal["markdown", "text", "html"] = "markdown"
+
+    _url = field_validator("url")(classmethod(lambda cls, v: check_url(v)))
+
+
+ACTION_ID_PATTERN = r"^[A-Z][1-9][0-9]{0,5}$"
+
+
+class _Target(SessionFields):
+    """An interaction names its element by ``id`` (last observation) or ``selector``."""
+
+    id: str | None = Field(default=None, pattern=ACTION_ID_PATTERN)
+    selector: str | None = Field(default=None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> _Target:
+        if (self.id is None) == (self.selector is None):
+            raise ValueError(
+                'send exactly one of id (e.g. "B3" from the last observation) or selector'
+            )
+        return self
+
+
+class ClickStep(_Target):
+    type: Literal["click"]
+
+
+class FillStep(_Target):
+    type: Literal["fill"]
+    value: str = Field(max_length=100_000)
+    press_enter: bool = False
+    clear_before_fill: bool = True
+
+
+class CheckStep(_Target):
+    type: Literal["check"]
+    value: bool = True
+
+
+class SelectStep(_Target):
+    type: Literal["select_dropdown_option"]
+    value: str
+
+
+class PressKeyStep(SessionFields):
+    type: Literal["press_key"]
+    key: str = Field(min_length=1, max_length=100)
+
+
+class GotoStep(SessionFields):
+    type: Literal["goto"]
+    url: str
+
+    _url = field_validator("url")(classmethod(lambda cls, v: check_url(v)))
+
+
+class HistoryStep(SessionFields):
+    type: Literal["go_back", "go_forward", "reload"]
+
+
+class ScrollStep(SessionFields):
+    type: Literal["scroll_down", "scroll_up"]
+    amount: Int | None = Field(default=None, gt=0, le=100_000)
+
+
+class WaitStep(SessionFields):
+    type: Literal["wait"]
+    time_ms: Int = Field(ge=0)
+
+    @field_validator("time_ms")
+    @classmethod
+    def _capped(cls, value: int, info: ValidationInfo) -> int:
+        cap = (info.context or {}).get("max_wait_ms", 10_000)
+        if value > cap:
+            raise ValueError(f"must be at most {cap} ms on this server (got {value})")
+        return value
+
+
+StepRequest = Annotated[
+    ClickStep
+    | FillStep
+    | CheckStep
+    | SelectStep
+    | PressKeyStep
+    | GotoStep
+    | HistoryStep
+    | ScrollStep
+    | WaitStep,
+    Field(discriminator="type"),
+]
+STEP_ADAPTER: TypeAdapter[StepRequest] = TypeAdapter(StepRequest)
+STEP_TYPES = (
+    "click, fill, check, select_dropdown_option, press_key, goto, go_back, go_forward, "
+    "reload, scroll_down, scroll_up, wait"
+)
+
+
 class CloseRequest(_Body):
     """Body (or query string) of ``POST /session/close``."""
 
@@ -66,6 +211,41 @@ class ListQuery(_Body):
     """Query string of ``GET /sessions``."""
 
     status: Status | None = None
+
+
+class PageInfo(BaseModel):
+    """Where a page is, and whether its last load went wrong."""
+
+    url: str
+    title: str
+    http_status: int | None = None
+    error: str | None = None
+
+
+class Action(BaseModel):
+    """One interactive element of an observation."""
+
+    id: str
+    role: str
+    name: str
+    value: str | None = None
+    enabled: bool
+    selector: str
+
+
+class Observation(PageInfo):
+    """What an agent sees: the page, its interactive elements and its visible text."""
+
+    screenshot: str | None = None
+    actions: list[Action]
+    text: str
+    text_truncated: bool
+
+
+class ScreenshotQuery(_Body):
+    """Query string of ``GET /session/<id>/screenshot``."""
+
+    full_page: bool = False
 
 
 class SessionResponse(BaseModel):
@@ -81,6 +261,29 @@ class SessionResponse(BaseModel):
     keep_alive: bool
     error: str | None
     screenshot: str | None = None
+    page: PageInfo | None = None
+
+
+class ObserveResponse(BaseModel):
+    session: SessionResponse
+    observation: Observation
+
+
+class StepResponse(BaseModel):
+    session: SessionResponse
+    success: bool
+    message: str
+    observation: Observation
+
+
+class ScrapeResponse(BaseModel):
+    session: SessionResponse
+    success: bool
+    message: str
+    url: str
+    title: str
+    format: str
+    content: str
 
 
 ALIASES = {"session_timeout": "session_timeout_minutes"}
@@ -91,6 +294,16 @@ _HINTS = {
     "session_timeout_minutes": "send a whole number of minutes from 1 to 29",
     "screenshot": "send true, false or null",
     "status": "send one of: active, closed, error, timed_out",
+    "url": "send an http(s)://, about:blank or data: URL",
+    "id": "send an id like B3 from the session's last observation, or a selector instead",
+    "format": "send markdown, text or html",
+    "full_page": "send true or false",
+    "time_ms": "send a whole number of milliseconds",
+}
+
+_PATTERN_MESSAGES = {
+    "session_id": "must be 1 to 64 letters, digits, '-' or '_'",
+    "id": "must be an action id like B3 or L12: a capital letter and a number",
 }
 
 M = TypeVar("M", bound=BaseModel)
@@ -125,26 +338,65 @@ def parse(model: type[M], data: Mapping[str, Any], context: dict[str, Any] | Non
         raise invalid_input(exc, model) from None
 
 
-def invalid_input(exc: ValidationError, model: type[BaseModel]) -> InvalidInput:
+def parse_step(data: Mapping[str, Any], context: dict[str, Any] | None = None) -> StepRequest:
+    """Validate a step body (one action, chosen by ``type``)."""
+    try:
+        return STEP_ADAPTER.validate_python(dict(data), context=context)
+    except ValidationError as exc:
+        tag = data.get("type")
+        member = next(
+            (m for m in _STEP_MODELS if tag in m.model_fields["type"].annotation.__args__),  # type: ignore[union-attr]
+            None,
+        )
+        raise invalid_input(exc, member, strip_tag=True) from None
+
+
+_STEP_MODELS: tuple[type[BaseModel], ...] = (
+    ClickStep,
+    FillStep,
+    CheckStep,
+    SelectStep,
+    PressKeyStep,
+    GotoStep,
+    HistoryStep,
+    ScrollStep,
+    WaitStep,
+)
+
+
+def invalid_input(
+    exc: ValidationError, model: type[BaseModel] | None, strip_tag: bool = False
+) -> InvalidInput:
     fields: list[dict[str, Any]] = []
     for err in exc.errors(include_url=False, include_context=False):
-        name = ".".join(str(part) for part in err["loc"]) or "body"
-        if err["type"] == "extra_forbidden":
+        loc = list(err["loc"])
+        if strip_tag and loc:
+            loc = loc[1:]  # the discriminator value pydantic puts first
+        name = ".".join(str(part) for part in loc)
+        if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            name = "type"
+        elif not name:
+            name = "id" if strip_tag else "body"
+        if err["type"] == "extra_forbidden" and model is not None:
             accepted = ", ".join(sorted({*model.model_fields, *_aliases_for(model)}))
             message = f"unknown field; accepted fields are: {accepted}"
+        elif err["type"] == "union_tag_not_found":
+            message = f"is required: the action to run, one of {STEP_TYPES}"
+        elif err["type"] == "union_tag_invalid":
+            message = f"is not a known action; use one of {STEP_TYPES}"
         elif err["type"] == "missing":
             message = "is required"
         else:
             message = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "string_pattern_mismatch":
-                message = "must be 1 to 64 letters, digits, '-' or '_'"
-            elif err["type"] == "enum":
+                message = _PATTERN_MESSAGES.get(name, "has the wrong format")
+            elif err["type"] in ("enum", "literal_error"):
                 message = "is not a known value"
         hint = _HINTS.get(name)
         entry: dict[str, Any] = {"field": name, "message": message}
         if hint and err["type"] != "extra_forbidden":
             entry["fix"] = hint
-        if err["type"] != "missing":
+        if err["type"] not in ("missing", "union_tag_not_found"):
             entry["got"] = _jsonable(err.get("input"))
         fields.append(entry)
     summary = "; ".join(

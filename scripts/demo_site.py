@@ -1,0 +1,166 @@
+"""A small local website for the demo agent, the tests and the benchmark (127.0.0.1 only).
+
+Pages: ``/`` (home, links), ``/login`` (form → ``/account``), ``/account`` (needs the login
+cookie), ``/profile`` (select, checkbox, textarea; Save posts back to ``/profile``),
+``/report`` (a table and nested lists), ``/pages/1..3`` (a chain of links),
+``/changing`` (a button that rewrites the page), ``/slow?ms=N`` (answers after N ms),
+``/redirect`` (302 → ``/``), anything else 404.
+
+Run it alone: ``python scripts/demo_site.py --port 8100``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+USER, PASSWORD = "alice", "wonderland"
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em} .hidden{display:none}</style>"
+        f"<script>window.demo = true;</script></head><body>{body}</body></html>"
+    )
+
+
+PAGES: dict[str, tuple[str, str]] = {
+    "/": (
+        "Demo home",
+        "<h1>Demo shop</h1><nav><a href='/login'>Log in</a> <a href='/report'>Report</a> "
+        "<a href='/pages/1'>Page chain</a></nav><p>Welcome to the demo site.</p>",
+    ),
+    "/login": (
+        "Log in",
+        "<h1>Log in</h1><form method='post' action='/login'>"
+        "<label for='user'>Username</label> <input id='user' name='user' autocomplete='off'>"
+        "<label for='password'>Password</label> <input id='password' name='password' "
+        "type='password'><button type='submit'>Sign in</button></form>"
+        "<p class='hidden'>You should not see this</p>",
+    ),
+    "/profile": (
+        "Profile",
+        "<h1>Edit profile</h1><form method='post' action='/profile'>"
+        "<label for='color'>Favourite colour</label><select id='color' name='color'>"
+        "<option value='red'>Red</option><option value='green'>Green</option>"
+        "<option value='blue'>Blue</option></select>"
+        "<input type='checkbox' id='news' name='news' value='yes'>"
+        "<label for='news'>Send me news</label>"
+        "<label for='bio'>Bio</label><textarea id='bio' name='bio'></textarea>"
+        "<button type='submit'>Save</button> <button type='button' disabled>Delete</button>"
+        "</form>",
+    ),
+    "/report": (
+        "Quarterly report",
+        "<h1>Quarterly report</h1><p>Figures for <a href='/pages/1'>Q3</a>.</p>"
+        "<table><thead><tr><th>Region</th><th>Sales</th></tr></thead>"
+        "<tbody><tr><td>North</td><td>120</td></tr><tr><td>South</td><td>80</td></tr>"
+        "</tbody></table>"
+        "<h2>Notes</h2><ul><li>Growth<ul><li>North up 20%</li><li>South flat</li></ul></li>"
+        "<li>Next steps</li></ul>",
+    ),
+    "/changing": (
+        "Changing page",
+        "<h1>Before</h1><button id='go' onclick=\"document.body.innerHTML="
+        "'<h1>After</h1><button id=\\'again\\'>Again</button>'\">Change the page</button>"
+        "<a href='/'>Home</a>",
+    ),
+}
+for n in (1, 2, 3):
+    nxt = f"<a href='/pages/{n + 1}'>Next page</a>" if n < 3 else "<p>The end.</p>"
+    PAGES[f"/pages/{n}"] = (f"Page {n}", f"<h1>Page {n}</h1>{nxt}")
+
+
+class DemoHandler(BaseHTTPRequestHandler):
+    """Serves the demo pages; the login cookie is the only state."""
+
+    server_version = "demo-site"
+
+    def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _logged_in(self) -> bool:
+        return f"demo_user={USER}" in self.headers.get("Cookie", "")
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/slow":
+            ms = int(parse_qs(url.query).get("ms", ["2000"])[0])
+            time.sleep(min(ms, 60_000) / 1000)
+            self._send(200, _page("Slow page", f"<h1>Slow</h1><p>after {ms} ms</p>"))
+        elif url.path == "/redirect":
+            self._send(302, "", {"Location": "/"})
+        elif url.path == "/account":
+            if not self._logged_in():
+                self._send(302, "", {"Location": "/login"})
+                return
+            body = (
+                f"<h1>Welcome, {USER}</h1><p>Your balance is 42 coins.</p>"
+                "<a href='/profile'>Edit profile</a> <a href='/'>Home</a>"
+            )
+            self._send(200, _page("Account", body))
+        elif url.path in PAGES:
+            title, body = PAGES[url.path]
+            self._send(200, _page(title, body))
+        else:
+            self._send(404, _page("Not found", "<h1>404</h1><p>No such page.</p>"))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        path = urlsplit(self.path).path
+        if path == "/login":
+            if form.get("user") == USER and form.get("password") == PASSWORD:
+                cookie = f"demo_user={USER}; Path=/; HttpOnly"
+                self._send(303, "", {"Location": "/account", "Set-Cookie": cookie})
+            else:
+                body = "<h1>Log in failed</h1><p>Wrong username or password.</p>"
+                self._send(401, _page("Log in failed", body + "<a href='/login'>Retry</a>"))
+        elif path == "/profile" and self._logged_in():
+            rows = "".join(
+                f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                for k, v in sorted(form.items())
+            )
+            body = f"<h1>Profile saved</h1><table><tr><th>Field</th><th>Value</th></tr>{rows}"
+            self._send(200, _page("Profile saved", body + "</table>"))
+        else:
+            self._send(404, _page("Not found", "<h1>404</h1>"))
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def start_demo_site(port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    """Serve the demo site on 127.0.0.1 in a daemon thread; returns (server, base URL)."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), DemoHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="demo-site", daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8100)
+    args = parser.parse_args()
+    server, base = start_demo_site(args.port)
+    print(f"demo site on {base} (user {USER!r}, password {PASSWORD!r}); Ctrl-C stops it")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
