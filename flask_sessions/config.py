@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     "SESSIONS_OBSERVE_MAX_ACTIONS": 300,
     # Longest `wait` step a client may ask for.
     "SESSIONS_MAX_WAIT_MS": 10000,
+    # Contexts+pages kept ready so a start is a hand-over (0: off).
+    "SESSIONS_WARM_POOL": 2,
+    # Below this much available memory the warm pool empties and stops refilling.
+    "SESSIONS_POOL_MIN_FREE_MB": 512,
 }
 
 
@@ -78,6 +82,8 @@ class Settings:
     observe_max_text: int = 20000
     observe_max_actions: int = 300
     max_wait_ms: int = 10000
+    warm_pool: int = 2
+    pool_min_free_mb: float = 512
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
@@ -110,6 +116,8 @@ class Settings:
             observe_max_text=int(get("OBSERVE_MAX_TEXT")),
             observe_max_actions=int(get("OBSERVE_MAX_ACTIONS")),
             max_wait_ms=int(get("MAX_WAIT_MS")),
+            warm_pool=int(get("WARM_POOL")),
+            pool_min_free_mb=float(get("POOL_MIN_FREE_MB")),
         )
         settings.check()
         return settings
@@ -143,6 +151,8 @@ class Settings:
                 "SESSIONS_OPERATION_TIMEOUT_SECONDS must be longer than "
                 "SESSIONS_NAVIGATION_TIMEOUT_MS, or slow pages answer 504 instead of an error"
             )
+        if self.warm_pool < 0 or self.pool_min_free_mb < 0:
+            raise ValueError("SESSIONS_WARM_POOL and SESSIONS_POOL_MIN_FREE_MB must be 0 or more")
         if self.retention_minutes < 0:
             raise ValueError("SESSIONS_RETENTION_MINUTES must be 0 or more")
 

@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import math
 import secrets
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from . import page_ops
 from .clock import Clock
 from .config import Settings
 from .errors import CapacityReached, SessionNotActive, SessionNotFound
-from .page_ops import PageState
-from .reaper import Reaper, expiry_reason, purge_due
+from .live import LiveSession, open_live
+from .pool import WarmPool
+from .reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
 from .runtime import BrowserRuntime, wrap_playwright_error
 from .schemas import (
     Observation,
@@ -82,20 +81,6 @@ class SessionRecord:
         )
 
 
-@dataclass
-class LiveSession:
-    """The Playwright side of an active session; touched only on the runtime loop.
-
-    ``lock`` makes a session's operations run one at a time, in arrival order
-    (asyncio locks are FIFO); different sessions run concurrently.
-    """
-
-    context: BrowserContext
-    page: Page
-    state: PageState = field(default_factory=PageState)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
 class SessionManager:
     """Registry + lifecycle. Sync methods are for Flask threads; ``_``-methods run on the loop."""
 
@@ -107,6 +92,11 @@ class SessionManager:
         self._live: dict[str, LiveSession] = {}
         self._by_principal: dict[str, dict[str, None]] = {}  # insertion-ordered sets
         self._starting = 0  # sessions being created: they count against capacity
+        self._deadlines = DeadlineQueue()  # idle and lifetime deadlines of active sessions
+        self._ended = EndedQueue()  # ended sessions, oldest first, for the retention purge
+        self.pool = WarmPool(
+            settings.warm_pool, self._open_for_pool, self._room, settings.pool_min_free_mb
+        )
         self._shut_down = False
         self.reaper = Reaper(self, settings.reaper_interval_seconds)
         runtime.on_browser_lost = self._on_browser_lost
@@ -154,7 +144,11 @@ class SessionManager:
                 self.runtime.spawn(self.reaper.run())
                 self._reaper_started = True
         if launch_browser:
-            self.runtime.submit(self.runtime.browser(), self.settings.operation_timeout_seconds)
+            self.runtime.submit(self._warm_up(), self.settings.operation_timeout_seconds)
+
+    async def _warm_up(self) -> None:
+        await self.runtime.browser()
+        self.pool.refill_soon()
 
     def shutdown(self, timeout: float = 20.0) -> None:
         """Close every session's context, then the browser and the loop. Idempotent."""
@@ -224,7 +218,7 @@ class SessionManager:
             record.keep_alive = request.keep_alive
         if request.session_timeout_minutes is not None:
             record.timeout_minutes = request.session_timeout_minutes
-        record.last_accessed_at = max(record.last_accessed_at, now)
+        self._touch(record, now)
         return record, live, False
 
     async def _with_session(
@@ -317,32 +311,9 @@ class SessionManager:
     ) -> tuple[SessionRecord, LiveSession]:
         if self._shut_down:
             raise SessionNotActive("the server is shutting down; retry against a running one")
-        if self.active_count + self._starting >= self.settings.max_sessions:
-            raise CapacityReached(
-                f"all {self.settings.max_sessions} session slots are in use; close a session "
-                "(POST /session/close) or retry after Retry-After seconds",
-                retry_after=self._retry_after(now),
-            )
-        self._starting += 1
-        try:
-            browser = await self.runtime.browser()
-            context = await browser.new_context(
-                viewport={
-                    "width": self.settings.viewport_width,
-                    "height": self.settings.viewport_height,
-                }
-            )
-            try:
-                context.set_default_timeout(self.settings.action_timeout_ms)
-                context.set_default_navigation_timeout(self.settings.navigation_timeout_ms)
-                page = await context.new_page()
-            except BaseException:
-                await _quietly(context.close())
-                raise
-        except PlaywrightError as exc:
-            raise wrap_playwright_error(exc, "creating the session's page") from None
-        finally:
-            self._starting -= 1
+        live = await self.pool.take_waiting() if self.runtime.browser_connected else None
+        if live is None:
+            live = await self._open_counted(now)
         session_id = secrets.token_urlsafe(16)
         record = SessionRecord(
             session_id=session_id,
@@ -353,14 +324,52 @@ class SessionManager:
             or self.settings.default_timeout_minutes,
             keep_alive=request.keep_alive,
         )
-        live = LiveSession(context, page)
-        live.state.watch(page)
+        self._register(record, live)
+        log.debug("flask_sessions: session %s started for %s", session_id, principal)
+        return record, live
+
+    async def _open_counted(self, now: datetime) -> LiveSession:
+        """A new context+page for a start, within capacity (429 past it)."""
+        if self.active_count + self._starting >= self.settings.max_sessions:
+            raise CapacityReached(
+                f"all {self.settings.max_sessions} session slots are in use; close a session "
+                "(POST /session/close) or retry after Retry-After seconds",
+                retry_after=self._retry_after(now),
+            )
+        self._starting += 1
+        try:
+            live = await self._open_for_pool()
+        except PlaywrightError as exc:
+            raise wrap_playwright_error(exc, "creating the session's page") from None
+        finally:
+            self._starting -= 1
+        self.pool.refill_soon()  # e.g. the first start, which launched the browser
+        return live
+
+    async def _open_for_pool(self) -> LiveSession:
+        return await open_live(await self.runtime.browser(), self.settings)
+
+    def _room(self) -> int:
+        """How many more contexts capacity allows (the pool's own count included)."""
+        used = self.active_count + self._starting + self.pool.reserved
+        return self.settings.max_sessions - used
+
+    def _register(self, record: SessionRecord, live: LiveSession) -> None:
+        session_id = record.session_id
         self._records[session_id] = record
         self._live[session_id] = live
-        self._by_principal.setdefault(principal, {})[session_id] = None
-        page.on("crash", lambda _page: self._on_page_crash(session_id))
-        log.info("flask_sessions: session %s started for %s", session_id, principal)
-        return record, live
+        self._by_principal.setdefault(record.principal, {})[session_id] = None
+        lifetime = timedelta(minutes=self.settings.max_lifetime_minutes)
+        self._deadlines.push(record.created_at + lifetime, session_id)
+        if not record.keep_alive:
+            self._deadlines.push(record.idle_deadline, session_id)
+        live.page.on("crash", lambda _page: self._on_page_crash(session_id))
+
+    def _touch(self, record: SessionRecord, now: datetime) -> None:
+        """Count an access: move the idle deadline (the old heap entry goes stale)."""
+        record.last_accessed_at = max(record.last_accessed_at, now)
+        if not record.keep_alive:
+            self._deadlines.push(record.idle_deadline, record.session_id)
 
     async def _get(self, principal: str, session_id: str) -> SessionResponse:
         return self._lookup(principal, session_id).to_response(self.clock())
@@ -384,12 +393,13 @@ class SessionManager:
         """Mark ``record`` ended and close its context (if it still has one)."""
         if record.status is not Status.active:
             return
-        record.status, record.error, record.closed_at = status, error, self.clock()
+        record.status, record.error = status, error
         live = self._live.pop(record.session_id, None)
         if live is not None:
-            live.state.ended.set()
-            await _quietly(live.context.close())
-        log.info(
+            await live.close()
+        record.closed_at = self.clock()  # when Chromium no longer has it
+        self._ended.push(record.closed_at, record.session_id)
+        log.debug(
             "flask_sessions: session %s %s%s",
             record.session_id,
             status.value,
@@ -397,21 +407,29 @@ class SessionManager:
         )
 
     async def reap(self) -> None:
-        """One reaper tick: close expired sessions, purge old ended records."""
+        """One reaper tick: close expired sessions, purge old ended records.
+
+        Costs O(expired · log n): only heap entries whose deadline has passed are looked at.
+        """
         now = self.clock()
         lifetime = timedelta(minutes=self.settings.max_lifetime_minutes)
         expired = []
-        for session_id in list(self._live):
-            record = self._records[session_id]
+        for session_id in dict.fromkeys(self._deadlines.due(now)):
+            record = self._records.get(session_id)
+            if record is None or record.status is not Status.active:
+                continue
             reason = expiry_reason(record, now, lifetime)
             if reason is not None:
                 expired.append(self._end(record, Status.timed_out, reason))
         if expired:
             await asyncio.gather(*expired)
         retention = timedelta(minutes=self.settings.retention_minutes)
-        for record in list(self._records.values()):
-            if record.status is not Status.active and purge_due(record, now, retention):
+        for session_id in self._ended.due(now, retention):
+            record = self._records.get(session_id)
+            if record is not None:
                 self._forget(record)
+        if len(self.pool) and self.pool.memory_low():
+            await self.pool.shrink(0)
 
     def _forget(self, record: SessionRecord) -> None:
         del self._records[record.session_id]
@@ -438,14 +456,20 @@ class SessionManager:
 
     async def _close_all(self, reason: str) -> None:
         records = [self._records[sid] for sid in list(self._live)]
-        await asyncio.gather(*(self._end(r, Status.closed, reason) for r in records))
+        await asyncio.gather(
+            self.pool.close(), *(self._end(r, Status.closed, reason) for r in records)
+        )
+        for record in records:  # the hot path logs at DEBUG; a shutdown is worth a line each
+            log.info("flask_sessions: session %s closed (%s)", record.session_id, reason)
 
     def _on_browser_lost(self, reason: str) -> None:
         now = self.clock()
+        self.pool.forget()
         for session_id in list(self._live):
             record = self._records[session_id]
             record.status, record.error, record.closed_at = Status.error, reason, now
             self._live.pop(session_id).state.ended.set()
+            self._ended.push(now, session_id)
 
     def _on_page_crash(self, session_id: str) -> None:
         record = self._records.get(session_id)
@@ -453,8 +477,3 @@ class SessionManager:
             self.runtime.spawn(
                 self._end(record, Status.error, "the page crashed; start a new session")
             )
-
-
-async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:
-    with contextlib.suppress(PlaywrightError):
-        await coro

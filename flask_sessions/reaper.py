@@ -7,7 +7,10 @@ any clock; :class:`Reaper` runs them on the runtime loop every interval.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+from collections import deque
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -34,6 +37,54 @@ def expiry_reason(record: SessionRecord, now: datetime, max_lifetime: timedelta)
 def purge_due(record: SessionRecord, now: datetime, retention: timedelta) -> bool:
     """An ended session's record is dropped once it has been ended for ``retention``."""
     return record.closed_at is not None and now > record.closed_at + retention
+
+
+class DeadlineQueue:
+    """Session deadlines in a min-heap, so a reaper tick costs O(expired · log n).
+
+    Entries are never updated in place: a touch pushes the new deadline and the old entry
+    becomes stale. Popped entries are re-checked against the record (``expiry_reason``), so
+    a stale one is simply dropped.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, int, str]] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, deadline: datetime, session_id: str) -> None:
+        heapq.heappush(self._heap, (deadline, next(self._seq), session_id))
+
+    def due(self, now: datetime) -> list[str]:
+        """Pop and return the ids whose deadline is strictly before ``now``."""
+        out = []
+        while self._heap and self._heap[0][0] < now:
+            out.append(heapq.heappop(self._heap)[2])
+        return out
+
+    def earliest(self) -> datetime | None:
+        return self._heap[0][0] if self._heap else None
+
+
+class EndedQueue:
+    """Ended sessions in the order they ended, for purging after the retention window."""
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[datetime, str]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def push(self, closed_at: datetime, session_id: str) -> None:
+        self._queue.append((closed_at, session_id))
+
+    def due(self, now: datetime, retention: timedelta) -> list[str]:
+        out = []
+        while self._queue and now > self._queue[0][0] + retention:
+            out.append(self._queue.popleft()[1])
+        return out
 
 
 class Reaper:

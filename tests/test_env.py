@@ -100,11 +100,15 @@ def state_of(app: Flask) -> SessionsState:
 
 
 def context_count(app: Flask) -> int:
-    """How many BrowserContexts the app's Chromium has open (launches it if needed)."""
+    """How many BrowserContexts the app's Chromium has open for sessions (launches it if
+    needed); the warm pool's ready contexts are not sessions and are left out."""
     state = FlaskSessions.state(app)
 
     async def count() -> int:
-        return len((await state.runtime.browser()).contexts)
+        browser = await state.runtime.browser()
+        await state.manager.pool.settled()
+        pooled = state.manager.pool.ready_contexts()
+        return len([c for c in browser.contexts if c not in pooled])
 
     return state.runtime.submit(count(), 20)
 

@@ -16,8 +16,10 @@ from flask_sessions.auth import TokenRegistry
 from flask_sessions.browser import find_browser, launch_args
 from flask_sessions.config import Settings, from_environ, parse_tokens
 from flask_sessions.errors import BrowserUnavailable
-from flask_sessions.manager import LiveSession, SessionManager, SessionRecord
-from flask_sessions.reaper import expiry_reason, purge_due
+from flask_sessions.live import LiveSession
+from flask_sessions.manager import SessionManager, SessionRecord
+from flask_sessions.pool import WarmPool
+from flask_sessions.reaper import DeadlineQueue, EndedQueue, expiry_reason, purge_due
 from flask_sessions.runtime import BrowserRuntime
 from flask_sessions.schemas import ListQuery, merge_sources, parse
 from flask_sessions.timefmt import iso_datetime, iso_duration
@@ -123,16 +125,27 @@ class FakeContext:
         self.closed = True
 
 
+class FakePage:
+    def on(self, event: str, handler: Any) -> None:
+        pass
+
+    def is_closed(self) -> bool:
+        return False
+
+
+def fake_live() -> tuple[LiveSession, FakeContext]:
+    context = FakeContext()
+    return LiveSession(context, FakePage()), context  # type: ignore[arg-type]
+
+
 def test_reap_tick_times_out_closes_and_purges() -> None:
     clock = ManualClock(T0)
     settings = Settings(max_lifetime_minutes=60, retention_minutes=10)
     manager = SessionManager(settings, BrowserRuntime(), clock)
     contexts = {}
     for sid, keep in (("idle", False), ("kept", True)):
-        manager._records[sid] = record(session_id=sid, keep_alive=keep)
-        contexts[sid] = FakeContext()
-        manager._live[sid] = LiveSession(contexts[sid], None)  # type: ignore[arg-type]
-        manager._by_principal.setdefault("alice", {})[sid] = None
+        live, contexts[sid] = fake_live()
+        manager._register(record(session_id=sid, keep_alive=keep), live)
 
     clock.advance(minutes=5, seconds=1)
     asyncio.run(manager.reap())
@@ -156,8 +169,7 @@ def test_reap_tick_times_out_closes_and_purges() -> None:
 def test_retry_after_counts_down_to_the_soonest_expiry() -> None:
     clock = ManualClock(T0)
     manager = SessionManager(Settings(reaper_interval_seconds=1), BrowserRuntime(), clock)
-    manager._records["a"] = record(session_id="a")
-    manager._live["a"] = LiveSession(FakeContext(), None)  # type: ignore[arg-type]
+    manager._register(record(session_id="a"), fake_live()[0])
     clock.advance(minutes=3)
     assert manager._retry_after(clock()) == 121  # 2 minutes left + one reaper tick
     clock.advance(minutes=10)
@@ -319,3 +331,70 @@ def test_launch_args() -> None:
     assert args.count("--no-first-run") == 1 and args[-1] == "--foo"
     assert "--disable-background-networking" in args
     assert ("--no-sandbox" in args) == (os.geteuid() == 0)
+
+
+def test_touch_moves_the_deadline_in_the_heap() -> None:
+    clock = ManualClock(T0)
+    manager = SessionManager(Settings(), BrowserRuntime(), clock)
+    live, context = fake_live()
+    rec = record()
+    manager._register(rec, live)
+    clock.advance(minutes=4)
+    manager._touch(rec, clock())
+    clock.advance(minutes=2)  # 6 min after start, 2 after the touch
+    asyncio.run(manager.reap())
+    assert rec.status is Status.active and not context.closed
+    clock.advance(minutes=3, seconds=1)
+    asyncio.run(manager.reap())
+    assert manager._records["s1"].status is Status.timed_out and context.closed
+
+
+def test_deadline_queue_pops_only_what_is_due() -> None:
+    queue = DeadlineQueue()
+    for minutes, sid in ((5, "b"), (1, "a"), (9, "c")):
+        queue.push(T0 + timedelta(minutes=minutes), sid)
+    assert queue.earliest() == T0 + timedelta(minutes=1)
+    assert queue.due(T0 + timedelta(minutes=1)) == []  # strictly after the deadline
+    assert queue.due(T0 + timedelta(minutes=6)) == ["a", "b"]
+    assert len(queue) == 1
+
+
+def test_ended_queue_purges_in_order() -> None:
+    queue = EndedQueue()
+    queue.push(T0, "a")
+    queue.push(T0 + timedelta(minutes=1), "b")
+    retention = timedelta(minutes=10)
+    assert queue.due(T0 + timedelta(minutes=10), retention) == []
+    assert queue.due(T0 + timedelta(minutes=10, seconds=1), retention) == ["a"]
+    assert queue.due(T0 + timedelta(minutes=30), retention) == ["b"]
+
+
+def test_warm_pool_fills_within_room_and_empties_on_low_memory() -> None:
+    made: list[FakeContext] = []
+    room = {"n": 3}
+    memory = {"mb": 4096.0}
+
+    async def make() -> LiveSession:
+        live, context = fake_live()
+        made.append(context)
+        return live
+
+    async def scenario() -> None:
+        pool = WarmPool(5, make, lambda: room["n"] - len(pool), 512, memory_mb=lambda: memory["mb"])
+        pool.refill_soon()
+        await asyncio.sleep(0.01)
+        assert len(pool) == 3  # capacity leaves room for 3, not the 5 asked
+        first = pool.take()
+        assert first is not None and len(made) == 3
+        await asyncio.sleep(0.01)
+        assert len(pool) == 3 and len(made) == 4  # refilled; the taken one is never reused
+        memory["mb"] = 100.0
+        second = pool.take()  # handed out; the refill then finds memory low
+        await asyncio.sleep(0.01)
+        assert second is not None and len(pool) == 0
+        assert [c.closed for c in made] == [False, False, True, True]
+        await pool.close()
+        pool.refill_soon()
+        assert len(pool) == 0
+
+    asyncio.run(scenario())
