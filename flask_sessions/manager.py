@@ -94,6 +94,7 @@ class SessionManager:
         self._starting = 0  # sessions being created: they count against capacity
         self._deadlines = DeadlineQueue()  # idle and lifetime deadlines of active sessions
         self._ended = EndedQueue()  # ended sessions, oldest first, for the retention purge
+        self._closing: set[asyncio.Task[None]] = set()  # contexts closing in the background
         self.pool = WarmPool(
             settings.warm_pool, self._open_for_pool, self._room, settings.pool_min_free_mb
         )
@@ -243,7 +244,7 @@ class SessionManager:
                     raise wrap_playwright_error(exc, doing) from None
         finally:
             if one_shot:
-                await self._end(record, Status.closed, None)
+                await self._end(record, Status.closed, None, wait=False)
 
     async def _start(self, principal: str, request: StartRequest) -> SessionResponse:
         async def work(record: SessionRecord, live: LiveSession) -> SessionResponse:
@@ -330,7 +331,13 @@ class SessionManager:
 
     async def _open_counted(self, now: datetime) -> LiveSession:
         """A new context+page for a start, within capacity (429 past it)."""
-        if self.active_count + self._starting >= self.settings.max_sessions:
+        def full() -> bool:
+            used = self.active_count + self._starting + len(self._closing)
+            return used >= self.settings.max_sessions
+
+        if full() and self._closing:  # a slot is being freed right now: wait for it
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        if full():
             raise CapacityReached(
                 f"all {self.settings.max_sessions} session slots are in use; close a session "
                 "(POST /session/close) or retry after Retry-After seconds",
@@ -351,7 +358,7 @@ class SessionManager:
 
     def _room(self) -> int:
         """How many more contexts capacity allows (the pool's own count included)."""
-        used = self.active_count + self._starting + self.pool.reserved
+        used = self.active_count + self._starting + len(self._closing) + self.pool.reserved
         return self.settings.max_sessions - used
 
     def _register(self, record: SessionRecord, live: LiveSession) -> None:
@@ -377,7 +384,7 @@ class SessionManager:
     async def _close(self, principal: str, session_id: str) -> SessionResponse:
         record = self._lookup(principal, session_id)
         if record.status is Status.active:
-            await self._end(record, Status.closed, None)
+            await self._end(record, Status.closed, None, wait=False)
         return record.to_response(self.clock())
 
     async def _list(self, principal: str, status: Status | None) -> list[SessionResponse]:
@@ -389,22 +396,39 @@ class SessionManager:
                 out.append(record.to_response(now))
         return out
 
-    async def _end(self, record: SessionRecord, status: Status, error: str | None) -> None:
-        """Mark ``record`` ended and close its context (if it still has one)."""
+    async def _end(
+        self, record: SessionRecord, status: Status, error: str | None, wait: bool = True
+    ) -> None:
+        """Mark ``record`` ended and close its context (if it still has one).
+
+        With ``wait=False`` the context closes in the background: the caller answers as
+        soon as the session is unusable, and the closing context keeps counting against
+        capacity until Chromium is done with it.
+        """
         if record.status is not Status.active:
             return
-        record.status, record.error = status, error
+        record.status, record.error, record.closed_at = status, error, self.clock()
+        self._ended.push(record.closed_at, record.session_id)
         live = self._live.pop(record.session_id, None)
         if live is not None:
-            await live.close()
-        record.closed_at = self.clock()  # when Chromium no longer has it
-        self._ended.push(record.closed_at, record.session_id)
+            if wait:
+                await live.close()
+            else:
+                task = asyncio.get_running_loop().create_task(live.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
         log.debug(
             "flask_sessions: session %s %s%s",
             record.session_id,
             status.value,
             f" ({error})" if error else "",
         )
+
+    async def settled(self) -> None:
+        """Wait for background work: contexts still closing, a pool refill."""
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        await self.pool.settled()
 
     async def reap(self) -> None:
         """One reaper tick: close expired sessions, purge old ended records.
@@ -459,6 +483,7 @@ class SessionManager:
         await asyncio.gather(
             self.pool.close(), *(self._end(r, Status.closed, reason) for r in records)
         )
+        await self.settled()
         for record in records:  # the hot path logs at DEBUG; a shutdown is worth a line each
             log.info("flask_sessions: session %s closed (%s)", record.session_id, reason)
 

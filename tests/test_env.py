@@ -106,7 +106,7 @@ def context_count(app: Flask) -> int:
 
     async def count() -> int:
         browser = await state.runtime.browser()
-        await state.manager.pool.settled()
+        await state.manager.settled()
         pooled = state.manager.pool.ready_contexts()
         return len([c for c in browser.contexts if c not in pooled])
 

@@ -19,7 +19,7 @@ def state_of(app: Flask) -> SessionsState:
 
 def settle(app: Flask) -> None:
     state = state_of(app)
-    state.runtime.submit(state.manager.pool.settled(), 20)
+    state.runtime.submit(state.manager.settled(), 20)
 
 
 def warm(make_app: AppFactory, **config: object) -> Flask:
