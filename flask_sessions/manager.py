@@ -331,6 +331,7 @@ class SessionManager:
 
     async def _open_counted(self, now: datetime) -> LiveSession:
         """A new context+page for a start, within capacity (429 past it)."""
+
         def full() -> bool:
             used = self.active_count + self._starting + len(self._closing)
             return used >= self.settings.max_sessions
