@@ -162,7 +162,11 @@ class BrowserRuntime:
     async def _launch(self) -> Browser:
         if self._stopped:
             raise BrowserUnavailable("the browser runtime is shutting down")
-        choice = find_browser(self._browser_path)
+        try:
+            choice = find_browser(self._browser_path)
+        except BrowserUnavailable as exc:
+            log.error("flask_sessions: %s", exc.message)
+            raise
         if self._playwright is None:
             self._playwright = await async_playwright().start()
         try:

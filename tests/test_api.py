@@ -272,9 +272,12 @@ def test_capacity_429_with_retry_after(make_app: AppFactory, clock: ManualClock)
     assert client.post("/session/start", json={}, headers=AUTH_A).status_code == 200
 
 
-def test_missing_browser_is_503_with_a_hint(make_app: AppFactory) -> None:
+def test_missing_browser_is_503_with_a_hint(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     client = make_app(SESSIONS_BROWSER_PATH="/nonexistent/chrome").test_client()
     r = client.post("/session/start", json={}, headers=AUTH_A)
+    assert any("/nonexistent/chrome" in rec.getMessage() for rec in caplog.records)
     assert r.status_code == 503 and r.is_json
     assert "/nonexistent/chrome" in r.get_json()["error"]
     assert "apt-get install -y chromium-headless-shell" in r.get_json()["error"]
