@@ -408,7 +408,8 @@ class SessionManager:
         """
         if record.status is not Status.active:
             return
-        record.status, record.error = status, error
+        record.status, record.error, record.closed_at = status, error, self.clock()
+        self._ended.push(record.closed_at, record.session_id)
         live = self._live.pop(record.session_id, None)
         if live is not None:
             if wait:
@@ -417,9 +418,6 @@ class SessionManager:
                 task = asyncio.get_running_loop().create_task(live.close())
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
-        # waited: when Chromium no longer has the context (the reaper's lag includes it)
-        record.closed_at = self.clock()
-        self._ended.push(record.closed_at, record.session_id)
         log.debug(
             "flask_sessions: session %s %s%s",
             record.session_id,
