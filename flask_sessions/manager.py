@@ -312,7 +312,7 @@ class SessionManager:
     ) -> tuple[SessionRecord, LiveSession]:
         if self._shut_down:
             raise SessionNotActive("the server is shutting down; retry against a running one")
-        live = await self.pool.take_waiting() if self.runtime.browser_connected else None
+        live = self.pool.take() if self.runtime.browser_connected else None
         if live is None:
             live = await self._open_counted(now)
         session_id = secrets.token_urlsafe(16)
@@ -330,14 +330,23 @@ class SessionManager:
         return record, live
 
     async def _open_counted(self, now: datetime) -> LiveSession:
-        """A new context+page for a start, within capacity (429 past it)."""
+        """A context+page for a start when the pool had none ready, within capacity.
+
+        With room to spare it opens its own, in parallel with any pool refill (on two
+        cores, waiting for the refill's one-at-a-time pipeline halves throughput).
+        """
 
         def full() -> bool:
-            used = self.active_count + self._starting + len(self._closing)
-            return used >= self.settings.max_sessions
+            return self._room() <= 0
 
-        if full() and self._closing:  # a slot is being freed right now: wait for it
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        if full():
+            # The slot may be held by work about to finish: a context the pool is making
+            # (take it), or contexts still closing (wait the few ms for them).
+            pooled = await self.pool.take_waiting()
+            if pooled is not None:
+                return pooled
+            if self._closing:
+                await asyncio.gather(*self._closing, return_exceptions=True)
         if full():
             raise CapacityReached(
                 f"all {self.settings.max_sessions} session slots are in use; close a session "
