@@ -96,8 +96,13 @@ class Reaper:
         self.ticks = 0
 
     async def run(self) -> None:
+        """Tick at a fixed rate: a slow tick (many contexts to close) does not push the
+        next one back, so a deadline waits at most about one interval for its tick."""
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time() + self.interval
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            next_tick = max(next_tick + self.interval, loop.time())
             try:
                 await self.manager.reap()
             except asyncio.CancelledError:
