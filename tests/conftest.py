@@ -27,6 +27,18 @@ TOKENS = {TOKEN_A: "alice", TOKEN_B: "bob"}
 AUTH_A = {"Authorization": f"Bearer {TOKEN_A}"}
 AUTH_B = {"Authorization": f"Bearer {TOKEN_B}"}
 
+# The fields DESIGN.md's contract promises in every session record.
+CONTRACT_FIELDS = {
+    "session_id",
+    "created_at",
+    "last_accessed_at",
+    "duration",
+    "status",
+    "timeout_minutes",
+    "error",
+    "screenshot",
+}
+
 PAGES: dict[str, tuple[int, str, dict[str, str]]] = {
     "/": (
         200,

@@ -19,18 +19,16 @@ from flask.testing import FlaskClient
 from flask_sessions import FlaskSessions, ManualClock, Status
 from flask_sessions.extension import SessionsState
 
-from .conftest import AUTH_A, AUTH_B, AppFactory, alive, chromium_pids, png_size, wait_for
-
-CONTRACT_FIELDS = {
-    "session_id",
-    "created_at",
-    "last_accessed_at",
-    "duration",
-    "status",
-    "timeout_minutes",
-    "error",
-    "screenshot",
-}
+from .conftest import (
+    AUTH_A,
+    AUTH_B,
+    CONTRACT_FIELDS,
+    AppFactory,
+    alive,
+    chromium_pids,
+    png_size,
+    wait_for,
+)
 
 
 def start(client: FlaskClient, headers: dict[str, str] = AUTH_A, **body: Any) -> Any:

@@ -26,7 +26,7 @@ import psutil
 import pytest
 import requests
 
-from .conftest import alive, chromium_pids, png_size, wait_for
+from .conftest import CONTRACT_FIELDS, alive, chromium_pids, png_size, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "server-token-alice"
@@ -34,17 +34,6 @@ OTHER_TOKEN = "server-token-bob"
 READY_TIMEOUT = 45.0
 STOP_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 30.0
-
-CONTRACT_FIELDS = {
-    "session_id",
-    "created_at",
-    "last_accessed_at",
-    "duration",
-    "status",
-    "timeout_minutes",
-    "error",
-    "screenshot",
-}
 
 
 def free_port() -> int:
