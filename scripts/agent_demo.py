@@ -39,50 +39,16 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
+from scripts.api_client import ApiClient as Client  # noqa: E402
+from scripts.api_client import ApiError as AgentError  # noqa: E402
+from scripts.api_client import Json  # noqa: E402
+from scripts.api_client import short as _short  # noqa: E402
 from scripts.demo_site import PASSWORD, USER, start_demo_site  # noqa: E402
-
-Json = dict[str, Any]
 
 HEALTH_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 90.0
 TERM_GRACE_S = 20.0
 BIO = "Curiouser and curiouser."
-
-
-class AgentError(Exception):
-    """An unexpected answer: the message says what was asked and what came back."""
-
-
-def _short(value: Any, limit: int = 2000) -> str:
-    text = repr(value) if not isinstance(value, str) else value
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
-
-
-class Client:
-    """POSTs JSON to flask_sessions with the bearer token; anything but 200 + JSON fails."""
-
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base.rstrip("/")
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {token}"
-
-    def post(self, path: str, body: Json) -> Json:
-        try:
-            resp = self.http.post(self.base + path, json=body, timeout=REQUEST_TIMEOUT_S)
-        except requests.RequestException as exc:
-            raise AgentError(f"POST {path} {body}: no answer: {exc}") from None
-        try:
-            data = resp.json()
-        except ValueError:
-            raise AgentError(
-                f"POST {path} {body}: HTTP {resp.status_code}, not JSON: {_short(resp.text)}"
-            ) from None
-        if resp.status_code != 200 or not isinstance(data, dict):
-            raise AgentError(f"POST {path} {body}: HTTP {resp.status_code}: {_short(data)}")
-        return data
-
-    def close(self) -> None:
-        self.http.close()
 
 
 def find_action(observation: Json, roles: set[str], name: str) -> Json:
@@ -324,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"demo site: {site}")
         server = _given(args.server, args.token) if args.server else run_server()
         with server as (base, token):
-            client = Client(base, token)
+            client = Client(base, token, REQUEST_TIMEOUT_S)
             agent = Agent(client, site)
             failed = True
             try:

@@ -64,9 +64,11 @@ if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
 from flask_sessions.browser import find_browser, launch_args  # noqa: E402
+from scripts.api_client import ApiClient, Json  # noqa: E402
+from scripts.api_client import ApiError as BenchError  # noqa: E402
+from scripts.api_client import short as _short  # noqa: E402
 from scripts.demo_site import start_demo_site  # noqa: E402
 
-Json = dict[str, Any]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -113,17 +115,8 @@ LATENCY_ROWS = (
 )
 
 
-class BenchError(Exception):
-    """Something did not answer as expected; the message says what and what came back."""
-
-
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def _short(value: Any, limit: int = 500) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
 
 # ------------------------------------------------------------------ numbers
@@ -421,7 +414,7 @@ class Server:
     exit_code: int | None = None
 
     def client(self) -> Client:
-        return Client(self.base, self.token)
+        return Client(self.base, self.token, REQUEST_TIMEOUT_S)
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], base: str, logfile: IO[bytes]) -> Json:
@@ -477,28 +470,8 @@ def run_server(max_sessions: int, warm_pool: int | None) -> Iterator[Server]:
             log(f"server: stopped (exit {proc.returncode})")
 
 
-class Client:
-    """An HTTP client of the server: one keep-alive session with the bearer token."""
-
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {token}"
-
-    def call(self, method: str, path: str, body: Json | None = None) -> Json:
-        try:
-            resp = self.http.request(method, self.base + path, json=body, timeout=REQUEST_TIMEOUT_S)
-        except requests.RequestException as exc:
-            raise BenchError(f"{method} {path}: no answer: {exc}") from None
-        try:
-            data = resp.json()
-        except ValueError:
-            raise BenchError(
-                f"{method} {path}: HTTP {resp.status_code}, not JSON: {_short(resp.text)}"
-            ) from None
-        if resp.status_code != 200 or not isinstance(data, dict):
-            raise BenchError(f"{method} {path} {body}: HTTP {resp.status_code}: {_short(data)}")
-        return data
+class Client(ApiClient):
+    """An HTTP client of the server that also checks what start and close answer."""
 
     def start(self, body: Json) -> Json:
         answer = self.call("POST", "/session/start", body)
@@ -518,9 +491,6 @@ class Client:
         closed = self.call("DELETE", f"/session/{session_id}")
         if closed.get("status") != "closed":
             raise BenchError(f"DELETE /session/{session_id}: {_short(closed)}")
-
-    def close(self) -> None:
-        self.http.close()
 
 
 # ------------------------------------------------------------ latency engine
