@@ -34,11 +34,6 @@ def expiry_reason(record: SessionRecord, now: datetime, max_lifetime: timedelta)
     return None
 
 
-def purge_due(record: SessionRecord, now: datetime, retention: timedelta) -> bool:
-    """An ended session's record is dropped once it has been ended for ``retention``."""
-    return record.closed_at is not None and now > record.closed_at + retention
-
-
 class DeadlineQueue:
     """Session deadlines in a min-heap, so a reaper tick costs O(expired · log n).
 

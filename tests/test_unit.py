@@ -19,7 +19,7 @@ from flask_sessions.errors import BrowserUnavailable
 from flask_sessions.live import LiveSession
 from flask_sessions.manager import SessionManager, SessionRecord
 from flask_sessions.pool import WarmPool
-from flask_sessions.reaper import DeadlineQueue, EndedQueue, expiry_reason, purge_due
+from flask_sessions.reaper import DeadlineQueue, EndedQueue, expiry_reason
 from flask_sessions.runtime import BrowserRuntime
 from flask_sessions.schemas import ListQuery, merge_sources, parse
 from flask_sessions.timefmt import iso_datetime, iso_duration
@@ -105,14 +105,6 @@ def test_keep_alive_ignores_idle_but_not_lifetime() -> None:
 def test_lifetime_cap_applies_to_recently_touched_sessions() -> None:
     rec = record(last_accessed_at=T0 + timedelta(minutes=59))
     assert expiry_reason(rec, T0 + timedelta(minutes=61), LIFETIME) is not None
-
-
-def test_purge_after_retention_only_for_ended() -> None:
-    retention = timedelta(minutes=10)
-    assert not purge_due(record(), T0 + timedelta(days=1), retention)
-    ended = record(status=Status.closed, closed_at=T0)
-    assert not purge_due(ended, T0 + timedelta(minutes=10), retention)
-    assert purge_due(ended, T0 + timedelta(minutes=10, seconds=1), retention)
 
 
 class FakeContext:
