@@ -57,26 +57,25 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     @bp.post("/session/start")
     @login_required
     def start() -> Response:
-        data = merge_sources(_query(), _json_body())
-        req = parse(StartRequest, data, context)
+        req = parse(StartRequest, _fields(), context)
         return _json(manager.start(principal(), req))
 
     @bp.post("/env/observe")
     @login_required
     def observe() -> Response:
-        req = parse(ObserveRequest, merge_sources(_query(), _json_body()), context)
+        req = parse(ObserveRequest, _fields(), context)
         return _json(manager.observe(principal(), req))
 
     @bp.post("/env/step")
     @login_required
     def step() -> Response:
-        req = parse_step(merge_sources(_query(), _json_body()), context)
+        req = parse_step(_fields(), context)
         return _json(manager.step(principal(), req))
 
     @bp.post("/env/scrape")
     @login_required
     def scrape() -> Response:
-        req = parse(ScrapeRequest, merge_sources(_query(), _json_body()), context)
+        req = parse(ScrapeRequest, _fields(), context)
         session, (source, info) = manager.scrape(principal(), req)
         if source is None:
             success, message, content = False, f"selector {req.selector!r} matched nothing", ""
@@ -114,7 +113,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     @bp.post("/session/close")
     @login_required
     def close() -> Response:
-        req = parse(CloseRequest, merge_sources(_query(), _json_body()))
+        req = parse(CloseRequest, _fields())
         return _json(manager.close(principal(), req.session_id))
 
     @bp.delete("/session/<session_id>")
@@ -188,6 +187,11 @@ def _not_an_action(session_id: str) -> None:
     """``GET /session/start`` is a wrong method, not a session named "start"."""
     if session_id in _ACTIONS:
         raise MethodNotAllowed(valid_methods=["POST"])
+
+
+def _fields() -> dict[str, Any]:
+    """The request's fields: query string and JSON body, the body winning ties."""
+    return merge_sources(_query(), _json_body())
 
 
 def _query() -> dict[str, str]:
