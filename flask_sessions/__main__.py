@@ -14,6 +14,7 @@ from types import FrameType
 
 from waitress import serve
 
+from . import browser
 from .app import create_app
 from .errors import SessionsError
 from .extension import FlaskSessions
@@ -24,7 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
     parser.add_argument("--threads", type=int, default=16, help="WSGI worker threads")
+    parser.add_argument(
+        "--find-browser",
+        action="store_true",
+        help="print the Chromium the server would launch (exit 1 if none) and exit",
+    )
     args = parser.parse_args(argv)
+    if args.find_browser:
+        return browser.main()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -4,8 +4,8 @@ Order: ``SESSIONS_BROWSER_PATH`` (config or environment), then a Chromium that
 ``playwright install`` put in Playwright's cache, then Debian's
 ``chromium-headless-shell``, then ``chromium``. Nothing is downloaded at run time.
 
-``python -m flask_sessions.browser`` prints what it finds (exit 0) or what it tried
-(exit 1); ``scripts/install-browser`` uses it.
+``python -m flask_sessions --find-browser`` prints what it finds (exit 0) or what it
+tried (exit 1); ``scripts/install-browser`` uses it.
 """
 
 from __future__ import annotations

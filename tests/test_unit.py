@@ -390,3 +390,16 @@ def test_warm_pool_fills_within_room_and_empties_on_low_memory() -> None:
         assert len(pool) == 0
 
     asyncio.run(scenario())
+
+
+def test_find_browser_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_sessions.__main__ import main
+
+    monkeypatch.setenv("SESSIONS_BROWSER_PATH", "/nonexistent/chrome")
+    assert main(["--find-browser"]) == 1
+    assert "/nonexistent/chrome" in capsys.readouterr().err
+    monkeypatch.delenv("SESSIONS_BROWSER_PATH")
+    assert main(["--find-browser"]) == 0  # the suite runs with a Chromium installed
+    assert capsys.readouterr().out.strip()
