@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -70,10 +71,8 @@ class SessionFields(_Body):
         return value
 
 
-def check_url(value: str | None) -> str | None:
+def check_url(value: str) -> str:
     """Only http(s), about:blank and data: URLs may be opened."""
-    if value is None:
-        return None
     lowered = value.lower()
     if lowered == "about:blank" or lowered.startswith("data:"):
         return value
@@ -83,30 +82,28 @@ def check_url(value: str | None) -> str | None:
     raise ValueError("only http://, https://, about:blank and data: URLs can be opened")
 
 
+Url = Annotated[str, AfterValidator(check_url)]
+"""A URL a session may open (see :func:`check_url`)."""
+
+
 class StartRequest(SessionFields):
     """Body (or query string) of ``POST /session/start``."""
 
-    url: str | None = None
-
-    _url = field_validator("url")(classmethod(lambda cls, v: check_url(v)))
+    url: Url | None = None
 
 
 class ObserveRequest(SessionFields):
     """``POST /env/observe``: navigate to ``url`` if given, then describe the page."""
 
-    url: str | None = None
-
-    _url = field_validator("url")(classmethod(lambda cls, v: check_url(v)))
+    url: Url | None = None
 
 
 class ScrapeRequest(SessionFields):
     """``POST /env/scrape``: the page (or ``selector``'s part) as Markdown, text or HTML."""
 
-    url: str | None = None
+    url: Url | None = None
     selector: str | None = Field(default=None, min_length=1, max_length=1000)
     format: Literal["markdown", "text", "html"] = "markdown"
-
-    _url = field_validator("url")(classmethod(lambda cls, v: check_url(v)))
 
 
 ACTION_ID_PATTERN = r"^[A-Z][1-9][0-9]{0,5}$"
@@ -155,9 +152,7 @@ class PressKeyStep(SessionFields):
 
 class GotoStep(SessionFields):
     type: Literal["goto"]
-    url: str
-
-    _url = field_validator("url")(classmethod(lambda cls, v: check_url(v)))
+    url: Url
 
 
 class HistoryStep(SessionFields):
