@@ -246,11 +246,8 @@ async def run_step(
                 await locator.set_checked(step.value, timeout=timeout)
                 message = f"{'checked' if step.value else 'unchecked'} {label}"
             else:
-                chosen = await _select(locator, step.value, timeout)
+                chosen, labels = await _select(locator, step.value, timeout)
                 if chosen is None:
-                    labels = await locator.evaluate(
-                        "el => Array.from(el.options).map(o => (o.label || o.text).trim())"
-                    )
                     return False, (
                         f"{label} has no option {step.value!r}; its options are: "
                         + ", ".join(repr(x) for x in labels[:50])
@@ -299,19 +296,23 @@ _OPTIONS_JS = (
 )
 
 
-async def _select(locator: Locator, value: str, timeout: int) -> str | None:
-    """Select the option whose value, else label, is ``value``; None if there is none."""
+async def _select(locator: Locator, value: str, timeout: int) -> tuple[str | None, list[str]]:
+    """Select the option whose value, else label, is ``value``.
+
+    Returns what was chosen (None if no option matches) and the options' labels.
+    """
     options: list[list[str]] | None = await locator.evaluate(_OPTIONS_JS, timeout=timeout)
     if options is None:  # not a <select>: let Playwright try (custom dropdowns)
-        return ", ".join(await locator.select_option(value, timeout=timeout))
+        return ", ".join(await locator.select_option(value, timeout=timeout)), []
+    labels = [label for _, label in options]
     match = next((v for v, _ in options if v == value), None)
     if match is None:
         match = next((v for v, label in options if label == value), None)
     if match is None:
         match = next((v for v, label in options if label.lower() == value.lower()), None)
     if match is None:
-        return None
-    return ", ".join(await locator.select_option(value=match, timeout=timeout))
+        return None, labels
+    return ", ".join(await locator.select_option(value=match, timeout=timeout)), labels
 
 
 async def _history(
