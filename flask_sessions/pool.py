@@ -102,6 +102,8 @@ class WarmPool:
             candidate = self._ready.popleft()
             if not candidate.page.is_closed():
                 live = candidate
+            else:  # its page crashed while waiting: close what is left of the context
+                asyncio.get_running_loop().create_task(candidate.close())
         if live is not None:
             self.handed_out += 1
         self.refill_soon()
