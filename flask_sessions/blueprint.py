@@ -8,16 +8,21 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from pydantic import BaseModel
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_exceptions
 
-from . import page_ops
-from .errors import InvalidInput, SessionsError
+from . import logs, page_ops
+from .config import Settings
+from .errors import InvalidInput, SessionNotFound, SessionsError
+from .metrics import CONTENT_TYPE
 from .schemas import (
+    SESSION_ID_PATTERN,
     CloseRequest,
     ListQuery,
     ObserveRequest,
@@ -41,41 +46,77 @@ View = TypeVar("View", bound=Callable[..., Any])
 def make_blueprint(state: SessionsState) -> Blueprint:
     """The blueprint for one app; its views close over that app's state."""
     bp = Blueprint("flask_sessions", __name__)
+    settings = state.settings
     auth = state.auth
     login_required = cast(Callable[[View], View], auth.login_required)
     manager = state.manager
     context = {
-        "max_timeout_minutes": state.settings.max_timeout_minutes,
-        "max_wait_ms": state.settings.max_wait_ms,
+        "max_timeout_minutes": settings.max_timeout_minutes,
+        "max_wait_ms": settings.max_wait_ms,
     }
+
+    def fields() -> dict[str, Any]:
+        return _fields(settings.max_json_depth)
 
     def principal() -> str:
         user = auth.current_user()
         assert isinstance(user, str)
         return user
 
+    @bp.before_request
+    def begin() -> None:
+        g.flask_sessions_t0 = time.perf_counter()
+        # Our own body limit, whatever the host's MAX_CONTENT_LENGTH (Flask >= 3.1).
+        request.max_content_length = settings.max_content_length
+        if not state.warned_no_auth and not state.has_verifier():
+            state.warned_no_auth = True
+            log.warning(
+                "flask_sessions: no SESSIONS_TOKENS and no verify_token callback are set, so "
+                "every request is refused (401); set one of them"
+            )
+
+    @bp.after_request
+    def finish(response: Response) -> Response:
+        started = g.pop("flask_sessions_t0", None)
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        route = rule.removeprefix(settings.url_prefix) or "/"
+        state.metrics.observe_request(request.method, route, response.status_code, seconds)
+        user = auth.current_user() if hasattr(g, "flask_httpauth_user") else None
+        logs.access(
+            request.method,
+            request.path,
+            route,
+            response.status_code,
+            seconds * 1000,
+            session_id=g.pop("flask_sessions_session_id", None)
+            or (request.view_args or {}).get("session_id"),
+            principal=user if isinstance(user, str) else None,
+        )
+        return response
+
     @bp.post("/session/start")
     @login_required
     def start() -> Response:
-        req = parse(StartRequest, _fields(), context)
+        req = parse(StartRequest, fields(), context)
         return _json(manager.start(principal(), req))
 
     @bp.post("/env/observe")
     @login_required
     def observe() -> Response:
-        req = parse(ObserveRequest, _fields(), context)
+        req = parse(ObserveRequest, fields(), context)
         return _json(manager.observe(principal(), req))
 
     @bp.post("/env/step")
     @login_required
     def step() -> Response:
-        req = parse_step(_fields(), context)
+        req = parse_step(fields(), context)
         return _json(manager.step(principal(), req))
 
     @bp.post("/env/scrape")
     @login_required
     def scrape() -> Response:
-        req = parse(ScrapeRequest, _fields(), context)
+        req = parse(ScrapeRequest, fields(), context)
         session, (source, info) = manager.scrape(principal(), req)
         if source is None:
             success, message, content = False, f"selector {req.selector!r} matched nothing", ""
@@ -96,6 +137,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     @bp.get("/session/<session_id>/screenshot")
     @login_required
     def session_screenshot(session_id: str) -> Response:
+        _known_id(session_id)
         query = parse(ScreenshotQuery, _query())
         png = manager.screenshot(principal(), session_id, query.full_page)
         if request.accept_mimetypes.best_match(["image/png", "application/json"]) == (
@@ -108,18 +150,20 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     @login_required
     def get_session(session_id: str) -> Response:
         _not_an_action(session_id)
+        _known_id(session_id)
         return _json(manager.get(principal(), session_id))
 
     @bp.post("/session/close")
     @login_required
     def close() -> Response:
-        req = parse(CloseRequest, _fields())
+        req = parse(CloseRequest, fields())
         return _json(manager.close(principal(), req.session_id))
 
     @bp.delete("/session/<session_id>")
     @login_required
     def delete_session(session_id: str) -> Response:
         _not_an_action(session_id)
+        _known_id(session_id)
         return _json(manager.close(principal(), session_id))
 
     @bp.get("/sessions")
@@ -129,17 +173,83 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         sessions = manager.list_sessions(principal(), query.status)
         return jsonify(sessions=[s.model_dump(mode="json") for s in sessions])
 
-    @bp.errorhandler(Exception)
-    def on_error(exc: Exception) -> tuple[Response, int] | Response:
-        return error_response(exc)
+    _probes(bp, state, login_required)
 
+    # Per status code as well as for Exception: Flask looks up a code's handlers on the
+    # app before a blueprint's class handlers, so a host's @app.errorhandler(404) would
+    # otherwise answer our own 404s.
+    bp.register_error_handler(Exception, error_response)
+    for code in default_exceptions:
+        bp.register_error_handler(code, error_response)
     return bp
+
+
+def _probes(
+    bp: Blueprint, state: SessionsState, login_required: Callable[[Callable[[], Response]], Any]
+) -> None:
+    """Liveness, readiness and metrics, at configurable paths, open or behind the token."""
+    settings = state.settings
+
+    def guard(view: Callable[[], Response]) -> Callable[[], Response]:
+        if not settings.probes_require_auth:
+            return view
+        guarded: Callable[[], Response] = login_required(view)
+        return guarded
+
+    if settings.health_path:
+
+        @bp.get(settings.health_path, endpoint="healthz")
+        @guard
+        def healthz() -> Response:
+            """Liveness: the process answers. 200 while it runs, whatever Chromium does."""
+            return jsonify(
+                status="ok",
+                browser_running=state.runtime.browser_connected,
+                active_sessions=state.manager.active_count,
+            )
+
+    if settings.ready_path:
+
+        @bp.get(settings.ready_path, endpoint="readyz")
+        @guard
+        def readyz() -> Response:
+            """Readiness: 200 once Chromium runs and opened a context within 2 s, else 503."""
+            ready, reason = state.manager.readiness()
+            response = jsonify(status="ready" if ready else "unavailable", reason=reason)
+            response.status_code = 200 if ready else 503
+            if not ready:
+                response.headers["Retry-After"] = "1"
+            return response
+
+    if settings.metrics_path:
+
+        @bp.get(settings.metrics_path, endpoint="metrics")
+        @guard
+        def metrics() -> Response:
+            """Prometheus text format."""
+            return Response(state.metrics.render(), content_type=CONTENT_TYPE)
+
+
+def our_roots(settings: Settings) -> list[str]:
+    """The paths that are ours: the prefix if there is one, else each route's first part."""
+    if settings.url_prefix:
+        return [settings.url_prefix]
+    probes = [settings.health_path, settings.ready_path, settings.metrics_path]
+    return ["/session", "/sessions", "/env", *[p for p in probes if p]]
+
+
+MAX_ERROR_FIELDS = 20
 
 
 def error_response(exc: BaseException) -> Response:
     """Any exception as a JSON response; unexpected ones are logged, never shown."""
     if isinstance(exc, SessionsError):
-        response = jsonify(exc.to_json())
+        body = exc.to_json()
+        fields = body.get("fields")
+        if isinstance(fields, list) and len(fields) > MAX_ERROR_FIELDS:
+            body["fields"] = fields[:MAX_ERROR_FIELDS]
+            body["fields_omitted"] = len(fields) - MAX_ERROR_FIELDS
+        response = jsonify(body)
         response.status_code = exc.status_code
         response.headers.update(exc.headers())
         return response
@@ -161,23 +271,19 @@ def error_response(exc: BaseException) -> Response:
 _HTTP_MESSAGES = {
     404: "no such endpoint; see the README for the routes (POST /session/start, ...)",
     405: "method not allowed on this endpoint; see the README for each route's method",
+    413: "the request body is too large (SESSIONS_MAX_CONTENT_LENGTH); send a smaller one",
 }
 
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
-def json_http_errors(prefix: str, everywhere: bool) -> Callable[[HTTPException], Any]:
-    """An app-level handler turning 404/405 under the blueprint's paths into JSON.
 
-    Routing errors happen before Flask knows the blueprint, so the blueprint's own
-    handler never sees them. ``everywhere`` (the standalone app) makes every path JSON.
-    """
-    roots = (prefix + "/session", prefix + "/sessions", prefix + "/env")
-
-    def handler(exc: HTTPException) -> Any:
-        path = request.path.rstrip("/")
-        ours = everywhere or any(path == r or path.startswith(r + "/") for r in roots)
-        return error_response(exc) if ours else exc
-
-    return handler
+def _known_id(session_id: str) -> None:
+    """An id that cannot be a session's is a 404, like any other unknown id."""
+    if not _SESSION_ID.match(session_id):
+        raise SessionNotFound(
+            "no such session: session ids are 1 to 64 letters, digits, '-' or '_'; "
+            "use the session_id returned by POST /session/start"
+        )
 
 
 _ACTIONS = frozenset({"start", "close"})
@@ -189,21 +295,26 @@ def _not_an_action(session_id: str) -> None:
         raise MethodNotAllowed(valid_methods=["POST"])
 
 
-def _fields() -> dict[str, Any]:
+def _fields(max_depth: int) -> dict[str, Any]:
     """The request's fields: query string and JSON body, the body winning ties."""
-    return merge_sources(_query(), _json_body())
+    return merge_sources(_query(), _json_body(max_depth))
 
 
 def _query() -> dict[str, str]:
     return request.args.to_dict()
 
 
-def _json_body() -> dict[str, Any]:
+def _json_body(max_depth: int) -> dict[str, Any]:
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise InvalidInput(
+            "body: is nested too deeply; send a flat JSON object",
+            fields=[{"field": "body", "message": "is nested too deeply"}],
+        ) from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput(
             "body: is not valid JSON; send a JSON object with Content-Type: application/json",
@@ -214,8 +325,33 @@ def _json_body() -> dict[str, Any]:
             f'body: must be a JSON object, got {type(body).__name__}; send {{"field": value}}',
             fields=[{"field": "body", "message": "must be a JSON object"}],
         )
+    if _deeper_than(body, max_depth):
+        raise InvalidInput(
+            f"body: is nested more than {max_depth} levels deep "
+            "(SESSIONS_MAX_JSON_DEPTH); send a flat JSON object",
+            fields=[{"field": "body", "message": f"is nested more than {max_depth} levels"}],
+        )
     return body
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+    return False
+
+
 def _json(model: BaseModel) -> Response:
+    session_id = getattr(model, "session_id", None) or getattr(
+        getattr(model, "session", None), "session_id", None
+    )
+    if session_id:
+        g.flask_sessions_session_id = session_id
     return jsonify(model.model_dump(mode="json"))

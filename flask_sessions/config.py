@@ -1,215 +1,341 @@
-"""Configuration: every ``SESSIONS_*`` key, its default, and how it is read and checked.
+"""Configuration: one typed model (pydantic-settings) for every ``SESSIONS_*`` key.
 
-Host apps set keys in ``app.config`` before ``FlaskSessions(app)``; the standalone server
-(``create_app`` / ``python -m flask_sessions``) also reads them from the environment.
+Values come from ``app.config`` (which wins) and from ``SESSIONS_*`` environment
+variables. Each field's description is its documentation: ``--help`` and the README's
+table print them. A mistake is a :class:`ConfigError` naming the key, the value and the
+rule; an unknown ``SESSIONS_*`` key is a mistake too, with the nearest real key suggested.
+
+Lists and mappings come as JSON (``SESSIONS_TOKENS='["a", "b"]'``). Two keys also take a
+plain string as a one-item value: ``SESSIONS_TOKENS=tok1`` (one token) and
+``SESSIONS_BROWSER_ARGS=--window-size=800,600`` (one flag, commas and all).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 PREFIX = "SESSIONS_"
 
 TokenVerifier = Callable[[str], Any]
 """``verify(token) -> principal | None``: a host-supplied token check (e.g. OAuth)."""
 
-DEFAULTS: dict[str, Any] = {
-    # Static bearer tokens: "a,b", ["a", "b"], or {"token": "principal"}.
-    "SESSIONS_TOKENS": None,
-    # A callable(token) -> principal | None, tried after the static tokens.
-    "SESSIONS_VERIFY_TOKEN": None,
-    "SESSIONS_URL_PREFIX": "",
-    # Chromium executable; None: Playwright's own install, then the system's.
-    "SESSIONS_BROWSER_PATH": None,
-    # Extra command-line flags for Chromium (list or comma-separated string).
-    "SESSIONS_BROWSER_ARGS": [],
-    # Launch Chromium when the extension starts instead of on the first session.
-    "SESSIONS_LAUNCH_AT_INIT": False,
-    "SESSIONS_DEFAULT_TIMEOUT_MINUTES": 5,
-    # Highest idle timeout a client may ask for (the API also requires < 30).
-    "SESSIONS_MAX_TIMEOUT_MINUTES": 29,
-    # Hard cap on a session's total life, keep_alive or not.
-    "SESSIONS_MAX_LIFETIME_MINUTES": 60,
-    "SESSIONS_MAX_SESSIONS": 50,
-    "SESSIONS_REAPER_INTERVAL_SECONDS": 1.0,
-    # How long ended sessions stay readable before their records are purged.
-    "SESSIONS_RETENTION_MINUTES": 10,
-    # How long a request waits for the browser runtime before answering 504.
-    "SESSIONS_OPERATION_TIMEOUT_SECONDS": 30.0,
-    "SESSIONS_VIEWPORT_WIDTH": 1280,
-    "SESSIONS_VIEWPORT_HEIGHT": 720,
-    # Page loads (observe url, goto, start url) give up after this long.
-    "SESSIONS_NAVIGATION_TIMEOUT_MS": 15000,
-    # An interaction (click, fill, ...) waits this long for its element.
-    "SESSIONS_ACTION_TIMEOUT_MS": 5000,
-    # Observation bounds: characters of visible text, number of listed actions.
-    "SESSIONS_OBSERVE_MAX_TEXT": 20000,
-    "SESSIONS_OBSERVE_MAX_ACTIONS": 300,
-    # Longest `wait` step a client may ask for.
-    "SESSIONS_MAX_WAIT_MS": 10000,
-    # Contexts+pages kept ready so a start is a hand-over (0: off).
-    "SESSIONS_WARM_POOL": 2,
-    # Below this much available memory the warm pool empties and stops refilling.
-    "SESSIONS_POOL_MIN_FREE_MB": 512,
-}
+# Keys in app.config that share the prefix but are not settings (written by create_app).
+NOT_SETTINGS = frozenset({"SESSIONS_GENERATED_TOKEN"})
+# Values never echoed in full in an error message.
+SECRET_KEYS = frozenset({"SESSIONS_TOKENS"})
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The checked, typed form of the ``SESSIONS_*`` keys of one app."""
+class ConfigError(ValueError):
+    """One or more ``SESSIONS_*`` keys are wrong; ``problems`` has one line per key."""
 
-    tokens: dict[str, str] = field(default_factory=dict)
-    verify_token: TokenVerifier | None = None
-    url_prefix: str = ""
-    browser_path: str | None = None
-    browser_args: tuple[str, ...] = ()
-    launch_at_init: bool = False
-    default_timeout_minutes: int = 5
-    max_timeout_minutes: int = 29
-    max_lifetime_minutes: float = 60
-    max_sessions: int = 50
-    reaper_interval_seconds: float = 1.0
-    retention_minutes: float = 10
-    operation_timeout_seconds: float = 30.0
-    viewport_width: int = 1280
-    viewport_height: int = 720
-    navigation_timeout_ms: int = 15000
-    action_timeout_ms: int = 5000
-    observe_max_text: int = 20000
-    observe_max_actions: int = 300
-    max_wait_ms: int = 10000
-    warm_pool: int = 2
-    pool_min_free_mb: float = 512
-
-    @classmethod
-    def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
-        """Read and check the ``SESSIONS_*`` keys; a bad value raises ``ValueError``."""
-
-        def get(key: str) -> Any:
-            return config.get(PREFIX + key, DEFAULTS[PREFIX + key])
-
-        verify = get("VERIFY_TOKEN")
-        if verify is not None and not callable(verify):
-            raise ValueError("SESSIONS_VERIFY_TOKEN must be a callable(token) -> principal | None")
-        settings = cls(
-            tokens=parse_tokens(get("TOKENS")),
-            verify_token=verify,
-            url_prefix=_prefix(get("URL_PREFIX")),
-            browser_path=get("BROWSER_PATH") or None,
-            browser_args=tuple(_str_list(get("BROWSER_ARGS"))),
-            launch_at_init=_bool(get("LAUNCH_AT_INIT")),
-            default_timeout_minutes=int(get("DEFAULT_TIMEOUT_MINUTES")),
-            max_timeout_minutes=int(get("MAX_TIMEOUT_MINUTES")),
-            max_lifetime_minutes=float(get("MAX_LIFETIME_MINUTES")),
-            max_sessions=int(get("MAX_SESSIONS")),
-            reaper_interval_seconds=float(get("REAPER_INTERVAL_SECONDS")),
-            retention_minutes=float(get("RETENTION_MINUTES")),
-            operation_timeout_seconds=float(get("OPERATION_TIMEOUT_SECONDS")),
-            viewport_width=int(get("VIEWPORT_WIDTH")),
-            viewport_height=int(get("VIEWPORT_HEIGHT")),
-            navigation_timeout_ms=int(get("NAVIGATION_TIMEOUT_MS")),
-            action_timeout_ms=int(get("ACTION_TIMEOUT_MS")),
-            observe_max_text=int(get("OBSERVE_MAX_TEXT")),
-            observe_max_actions=int(get("OBSERVE_MAX_ACTIONS")),
-            max_wait_ms=int(get("MAX_WAIT_MS")),
-            warm_pool=int(get("WARM_POOL")),
-            pool_min_free_mb=float(get("POOL_MIN_FREE_MB")),
-        )
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        if not 0 < self.max_timeout_minutes < 30:
-            raise ValueError("SESSIONS_MAX_TIMEOUT_MINUTES must be between 1 and 29")
-        if not 0 < self.default_timeout_minutes <= self.max_timeout_minutes:
-            raise ValueError(
-                "SESSIONS_DEFAULT_TIMEOUT_MINUTES must be between 1 and "
-                f"SESSIONS_MAX_TIMEOUT_MINUTES ({self.max_timeout_minutes})"
-            )
-        positive = {
-            "SESSIONS_MAX_LIFETIME_MINUTES": self.max_lifetime_minutes,
-            "SESSIONS_MAX_SESSIONS": self.max_sessions,
-            "SESSIONS_REAPER_INTERVAL_SECONDS": self.reaper_interval_seconds,
-            "SESSIONS_OPERATION_TIMEOUT_SECONDS": self.operation_timeout_seconds,
-            "SESSIONS_VIEWPORT_WIDTH": self.viewport_width,
-            "SESSIONS_VIEWPORT_HEIGHT": self.viewport_height,
-            "SESSIONS_NAVIGATION_TIMEOUT_MS": self.navigation_timeout_ms,
-            "SESSIONS_ACTION_TIMEOUT_MS": self.action_timeout_ms,
-            "SESSIONS_OBSERVE_MAX_TEXT": self.observe_max_text,
-            "SESSIONS_OBSERVE_MAX_ACTIONS": self.observe_max_actions,
-            "SESSIONS_MAX_WAIT_MS": self.max_wait_ms,
-        }
-        for key, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{key} must be greater than 0 (got {value})")
-        if self.operation_timeout_seconds * 1000 <= self.navigation_timeout_ms:
-            raise ValueError(
-                "SESSIONS_OPERATION_TIMEOUT_SECONDS must be longer than "
-                "SESSIONS_NAVIGATION_TIMEOUT_MS, or slow pages answer 504 instead of an error"
-            )
-        if self.warm_pool < 0 or self.pool_min_free_mb < 0:
-            raise ValueError("SESSIONS_WARM_POOL and SESSIONS_POOL_MIN_FREE_MB must be 0 or more")
-        if self.retention_minutes < 0:
-            raise ValueError("SESSIONS_RETENTION_MINUTES must be 0 or more")
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
 
 
-def parse_tokens(value: Any) -> dict[str, str]:
+def _json(value: Any) -> Any:
+    """Decode a string that starts like JSON (``[`` or ``{``); anything else as it is."""
+    if not isinstance(value, str) or not value.strip().startswith(("[", "{")):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"is not valid JSON ({exc.msg} at character {exc.pos}); "
+            'write lists as JSON, e.g. ["a", "b"]'
+        ) from None
+
+
+def _flags(value: Any) -> Any:
+    """Chromium flags: a JSON list, or one flag as a plain string (commas and all)."""
+    value = _json(value)
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return value
+
+
+def _tokens(value: Any) -> dict[str, str]:
     """Static tokens as ``{token: principal}``.
 
-    A dict is taken as it is; a list or comma-separated string gives each token its own
-    principal (``token-1``, ``token-2``, … in the order given), so sessions started with
-    one token are invisible to the holders of the others.
+    A mapping is taken as it is; a list gives each token its own principal (``token-1``,
+    ``token-2``, … in order), so sessions of one token are invisible to the others.
     """
+    value = _json(value)
     if value is None or value == "":
         return {}
+    if isinstance(value, str):
+        if "," in value:
+            raise ValueError(
+                'has a comma: several tokens must be a JSON list, e.g. ["tok1", "tok2"] '
+                "(a token never contains a comma)"
+            )
+        return {value.strip(): "token-1"}
     if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items() if str(k)}
-    tokens = _str_list(value)
-    return {token: f"token-{i}" for i, token in enumerate(tokens, start=1)}
-
-
-def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``SESSIONS_*`` variables of the environment, JSON-decoded where they are JSON."""
-    env = os.environ if environ is None else environ
-    out: dict[str, Any] = {}
-    for key, raw in env.items():
-        if key not in DEFAULTS or key == PREFIX + "VERIFY_TOKEN":
-            continue
-        # Strings stay strings ("123" is a token, not a number) unless they are JSON
-        # lists or objects; numbers and booleans are JSON-decoded.
-        if key in _STRING_KEYS and not raw.lstrip().startswith(("[", "{")):
-            out[key] = raw
-            continue
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
-
-
-_STRING_KEYS = {PREFIX + k for k in ("TOKENS", "URL_PREFIX", "BROWSER_PATH", "BROWSER_ARGS")}
-
-
-def _str_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, (list, tuple)):
-        return [str(part) for part in value if str(part)]
-    raise ValueError(f"expected a list or a comma-separated string, got {value!r}")
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
+        tokens = {str(k): str(v) for k, v in value.items()}
+    elif isinstance(value, (list, tuple)):
+        tokens = {str(t): f"token-{i}" for i, t in enumerate(value, start=1)}
+    else:
+        raise ValueError('must be a token, a JSON list of tokens or a JSON {"token": "principal"}')
+    for token, principal in tokens.items():
+        if not token.strip() or not principal.strip():
+            raise ValueError("tokens and principals must not be empty")
+    return tokens
 
 
 def _prefix(value: Any) -> str:
-    prefix = str(value or "").rstrip("/")
+    prefix = str(value or "").strip().rstrip("/")
     if prefix and not prefix.startswith("/"):
         prefix = "/" + prefix
+    if any(c in prefix for c in "<>?#% "):
+        raise ValueError("must be a plain path such as /browser")
     return prefix
+
+
+def _path(value: Any) -> str:
+    """A probe path: empty turns the probe off, otherwise ``/name``."""
+    path = _prefix(value)
+    if value and not path:
+        raise ValueError("must be a path such as /healthz, or empty to turn it off")
+    return path
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+Tokens = Annotated[dict[str, str], NoDecode, BeforeValidator(_tokens)]
+Args = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_flags)]
+Prefix = Annotated[str, BeforeValidator(_prefix)]
+ProbePath = Annotated[str, BeforeValidator(_path)]
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
+
+
+class Settings(BaseSettings):
+    """The checked, typed form of one app's ``SESSIONS_*`` keys (see :func:`load`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+        arbitrary_types_allowed=True,
+    )
+
+    # --- who may call
+    tokens: Tokens = Field(
+        default_factory=dict,
+        description='static bearer tokens: one token, a JSON list, or JSON {"token": "principal"}',
+    )
+    verify_token: TokenVerifier | None = Field(
+        default=None,
+        description="callable(token) -> principal | None, tried after the static tokens "
+        "(app.config only; or the @sessions.verify_token decorator)",
+    )
+    url_prefix: Prefix = Field(default="", description="mount the routes under this path")
+    csrf_exempt: bool = Field(
+        default=True,
+        description="exempt the routes from Flask-WTF's CSRFProtect (they use bearer "
+        "tokens, not cookies)",
+    )
+    # --- the browser
+    browser_path: str | None = Field(
+        default=None, description="Chromium executable (default: found automatically)"
+    )
+    browser_args: Args = Field(
+        default=(), description='extra Chromium flags: one flag, or a JSON list ["--a", "--b"]'
+    )
+    launch_at_init: bool = Field(
+        default=False,
+        description="launch Chromium in init_app, not at the first session (the standalone "
+        "server always launches at start)",
+    )
+    viewport_width: int = Field(default=1280, gt=0, description="page width in CSS pixels")
+    viewport_height: int = Field(default=720, gt=0, description="page height in CSS pixels")
+    # --- sessions
+    default_timeout_minutes: int = Field(
+        default=5, gt=0, description="idle timeout of a session that asks for none"
+    )
+    max_timeout_minutes: int = Field(
+        default=29, gt=0, lt=30, description="highest idle timeout a client may ask for (< 30)"
+    )
+    max_lifetime_minutes: float = Field(
+        default=60, gt=0, description="hard cap on a session's life, keep_alive or not"
+    )
+    max_sessions: int = Field(default=50, gt=0, description="most sessions open at once")
+    max_sessions_per_principal: int | None = Field(
+        default=None,
+        gt=0,
+        description="most sessions one principal may have open at once (default: no cap)",
+    )
+    reaper_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often idle sessions are looked for"
+    )
+    retention_minutes: float = Field(
+        default=10, ge=0, description="how long ended sessions stay readable"
+    )
+    warm_pool: int = Field(
+        default=2, ge=0, description="contexts kept ready so a start is a hand-over (0: off)"
+    )
+    pool_min_free_mb: float = Field(
+        default=512, ge=0, description="below this much free memory the warm pool empties"
+    )
+    # --- time limits
+    operation_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="how long a request waits for the browser (then 504)"
+    )
+    navigation_timeout_ms: int = Field(default=15000, gt=0, description="page load time limit")
+    action_timeout_ms: int = Field(
+        default=5000, gt=0, description="how long a click or fill waits for its element"
+    )
+    max_wait_ms: int = Field(default=10000, gt=0, description="longest `wait` step allowed")
+    # --- observations
+    observe_max_text: int = Field(
+        default=20000, gt=0, description="characters of visible text in an observation"
+    )
+    observe_max_actions: int = Field(
+        default=300, gt=0, description="interactive elements listed in an observation"
+    )
+    # --- requests
+    max_content_length: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="largest request body in bytes (larger: 413 before it is read)",
+    )
+    max_json_depth: int = Field(
+        default=32, gt=0, le=500, description="deepest JSON nesting a body may have"
+    )
+    # --- operations
+    log_level: LogLevel = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR for the flask_sessions logs"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text, or json (one object a line, for log shippers)"
+    )
+    access_log: bool = Field(default=True, description="one log line per request")
+    health_path: ProbePath = Field(
+        default="/healthz", description="liveness probe path (empty: off)"
+    )
+    ready_path: ProbePath = Field(
+        default="/readyz", description="readiness probe path (empty: off)"
+    )
+    metrics_path: ProbePath = Field(
+        default="/metrics", description="Prometheus metrics path (empty: off)"
+    )
+    probes_require_auth: bool = Field(
+        default=False, description="the probes and metrics need a bearer token too"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.default_timeout_minutes > self.max_timeout_minutes:
+            raise ValueError(
+                f"SESSIONS_DEFAULT_TIMEOUT_MINUTES={self.default_timeout_minutes} is above "
+                f"SESSIONS_MAX_TIMEOUT_MINUTES={self.max_timeout_minutes}; lower the default "
+                "or raise the cap"
+            )
+        if self.operation_timeout_seconds * 1000 <= self.navigation_timeout_ms:
+            raise ValueError(
+                f"SESSIONS_OPERATION_TIMEOUT_SECONDS={self.operation_timeout_seconds:g} must be "
+                f"longer than SESSIONS_NAVIGATION_TIMEOUT_MS={self.navigation_timeout_ms} "
+                "(in seconds), or slow pages answer 504 instead of an error"
+            )
+        paths = [p for p in (self.health_path, self.ready_path, self.metrics_path) if p]
+        if len(paths) != len(set(paths)):
+            raise ValueError(
+                "SESSIONS_HEALTH_PATH, SESSIONS_READY_PATH and SESSIONS_METRICS_PATH must differ"
+            )
+        return self
+
+    @classmethod
+    def env_keys(cls) -> list[str]:
+        """Every accepted key, e.g. ``SESSIONS_MAX_SESSIONS``."""
+        return [PREFIX + name.upper() for name in cls.model_fields]
+
+
+def key_of(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def load(config: Mapping[str, Any] | None = None, *, environ: bool = True) -> Settings:
+    """The settings of ``config`` (e.g. ``app.config``) over the ``SESSIONS_*`` environment.
+
+    Raises :class:`ConfigError` listing every wrong key at once.
+    """
+    config = config or {}
+    given = {k: v for k, v in config.items() if k.upper().startswith(PREFIX)}
+    env = {k: v for k, v in os.environ.items() if k.upper().startswith(PREFIX)} if environ else {}
+    problems = [_unknown(key, "app.config") for key in given if key.upper() not in _KNOWN] + [
+        _unknown(key, "the environment") for key in env if key.upper() not in _KNOWN
+    ]
+    if problems:
+        raise ConfigError(problems)
+    init = {
+        k[len(PREFIX) :].lower(): v
+        for k, v in given.items()
+        if k.upper() not in NOT_SETTINGS and v is not None
+    }
+    try:
+        if environ:
+            return Settings(**init)
+        return _NoEnvSettings(**init)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, init, env)) from None
+    except SettingsError as exc:  # a value the environment source itself could not decode
+        raise ConfigError([str(exc)]) from None
+
+
+class _NoEnvSettings(Settings):
+    """Settings from ``app.config`` alone (``load(environ=False)``)."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, *_: Any) -> Any:
+        return (init_settings,)
+
+
+_KNOWN = frozenset(Settings.env_keys()) | NOT_SETTINGS
+
+
+def _unknown(key: str, where: str) -> str:
+    close = difflib.get_close_matches(key.upper(), sorted(_KNOWN - NOT_SETTINGS), n=1)
+    hint = f"; did you mean {close[0]}?" if close else "; see the README's Configuration table"
+    return f"{key} (in {where}) is not a flask_sessions setting{hint}"
+
+
+def _show(key: str, value: Any) -> str:
+    """The value as written: strings quoted, others as JSON; secrets cut to 3 characters."""
+    text = value if isinstance(value, str) else json.dumps(value, default=repr)
+    if key in SECRET_KEYS and len(text) > 3:
+        text = text[:3] + "…"
+    elif len(text) > 80:
+        text = text[:80] + "…"
+    return repr(text) if isinstance(value, str) else text
+
+
+def _explain(exc: ValidationError, init: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    env_upper = {k.upper(): v for k, v in env.items()}
+    problems = []
+    for err in exc.errors(include_url=False):
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if not err["loc"]:  # a rule between keys: the message names them
+            problems.append(message)
+            continue
+        field = str(err["loc"][0])
+        key = key_of(field)
+        if field in init:
+            value, where = init[field], "app.config"
+        else:
+            value, where = env_upper.get(key, err.get("input")), "the environment"
+        rule = Settings.model_fields[field].description if field in Settings.model_fields else ""
+        problems.append(
+            f"{key}={_show(key, value)} (from {where}): {message}" + (f" [{rule}]" if rule else "")
+        )
+    return problems

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import atexit
 import logging
-from dataclasses import dataclass
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
 
-from flask import Flask
+from flask import Blueprint, Flask, Response, request
 from flask_httpauth import HTTPTokenAuth
-from werkzeug.exceptions import HTTPException
 
+from . import logs
 from .auth import TokenRegistry, build_auth
-from .blueprint import json_http_errors, make_blueprint
+from .blueprint import error_response, make_blueprint, our_roots
 from .clock import Clock, system_clock
-from .config import DEFAULTS, Settings, TokenVerifier
+from .config import Settings, TokenVerifier, load
 from .manager import SessionManager
+from .metrics import Metrics
 from .runtime import BrowserRuntime
 
 log = logging.getLogger("flask_sessions")
@@ -30,6 +34,14 @@ class SessionsState:
     runtime: BrowserRuntime
     manager: SessionManager
     auth: HTTPTokenAuth
+    tokens: TokenRegistry
+    metrics: Metrics
+    verify_callback: Any = None  # the extension's @verify_token, read per request
+    blueprint: Blueprint | None = None
+    warned_no_auth: bool = field(default=False)
+
+    def has_verifier(self) -> bool:
+        return bool(len(self.tokens) or self.verify_callback or self.settings.verify_token)
 
 
 class FlaskSessions:
@@ -37,13 +49,19 @@ class FlaskSessions:
 
     Example::
 
-        app = Flask(__name__)
-        app.config["SESSIONS_TOKENS"] = "s3cret"
-        sessions = FlaskSessions(app)       # or: sessions.init_app(app) later
+        sessions = FlaskSessions()
 
+        def create_app():
+            app = Flask(__name__)
+            app.config["SESSIONS_URL_PREFIX"] = "/browser"
+            sessions.init_app(app)
+            return app
+
+    Settings come from ``app.config`` and ``SESSIONS_*`` environment variables (see
+    ``config.py``); a wrong one raises :class:`~flask_sessions.config.ConfigError` here.
     ``clock`` replaces the wall clock (tests pass a ``ManualClock``). With
-    ``json_errors_everywhere`` every 404/405 of the app is JSON, not only those under the
-    blueprint's paths (``create_app`` sets it).
+    ``json_errors_everywhere`` (``create_app`` sets it) every error of the app is JSON; by
+    default only the extension's own paths are, and the host's handlers keep the rest.
     """
 
     def __init__(
@@ -56,29 +74,39 @@ class FlaskSessions:
         self.clock = clock or system_clock
         self.json_errors_everywhere = json_errors_everywhere
         self._verify_callback: TokenVerifier | None = None
+        self._apps: list[weakref.ref[Flask]] = []
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Read ``SESSIONS_*`` config, register the blueprint, prepare the runtime."""
-        for key, value in DEFAULTS.items():
-            app.config.setdefault(key, value)
-        settings = Settings.from_mapping(app.config)
+        """Read the settings, register the blueprint, prepare (not start) the runtime.
+
+        Nothing is launched here unless ``SESSIONS_LAUNCH_AT_INIT`` is set: the runtime
+        thread and Chromium start with the first request that needs them.
+        """
+        settings = load(app.config)
+        logs.configure(settings.log_level, settings.log_format)
+        logs.access_log.disabled = not settings.access_log
+        metrics = Metrics()
         runtime = BrowserRuntime(settings.browser_path, settings.browser_args)
-        manager = SessionManager(settings, runtime, self.clock)
+        manager = SessionManager(settings, runtime, self.clock, events=metrics.session_event)
         tokens = TokenRegistry(settings.tokens)
-        auth = build_auth(tokens, lambda: self._verify_callback or settings.verify_token)
-        state = SessionsState(settings, runtime, manager, auth)
+        state_ref: list[SessionsState] = []
+        auth = build_auth(tokens, lambda: state_ref[0].verify_callback or settings.verify_token)
+        state = SessionsState(settings, runtime, manager, auth, tokens, metrics)
+        state.verify_callback = self._verify_callback
+        state_ref.append(state)
+        metrics.watch(manager)
         app.extensions[EXTENSION_KEY] = state
-        app.register_blueprint(make_blueprint(state), url_prefix=settings.url_prefix or None)
-        app.register_error_handler(
-            HTTPException, json_http_errors(settings.url_prefix, self.json_errors_everywhere)
-        )
-        if not len(tokens) and settings.verify_token is None:
-            log.warning(
-                "flask_sessions: no SESSIONS_TOKENS and no verify_token callback yet; "
-                "every request is refused (401) until one is set"
-            )
+        blueprint = make_blueprint(state)
+        state.blueprint = blueprint
+        app.register_blueprint(blueprint, url_prefix=settings.url_prefix or None)
+        _scope_errors(app, state, self.json_errors_everywhere)
+        if settings.csrf_exempt:
+            _exempt_from_csrf(app, blueprint)
+        self._apps.append(weakref.ref(app))
+        # An app dropped without shutdown() (a test that forgot) must not leave Chromium.
+        weakref.finalize(app, _shutdown_in_background, manager)
         atexit.register(manager.shutdown)
         if settings.launch_at_init:
             manager.ensure_started(launch_browser=True)
@@ -86,13 +114,18 @@ class FlaskSessions:
     def verify_token(self, f: TokenVerifier) -> TokenVerifier:
         """Register ``f(token) -> principal | None``, tried after the static tokens.
 
-        Example::
+        May be called before or after ``init_app``. Example::
 
             @sessions.verify_token
             def verify(token):
-                return oauth.introspect(token).get("sub")
+                user = User.query.filter_by(api_token=token).first()
+                return str(user.id) if user else None
         """
         self._verify_callback = f
+        for ref in self._apps:
+            app = ref()
+            if app is not None:
+                self.state(app).verify_callback = f
         return f
 
     @staticmethod
@@ -102,6 +135,77 @@ class FlaskSessions:
         assert isinstance(state, SessionsState)
         return state
 
-    def shutdown(self, app: Flask) -> None:
-        """Close every session and the browser of ``app``; no Chromium is left running."""
-        self.state(app).manager.shutdown()
+    def shutdown(self, app: Flask | None = None) -> None:
+        """Close every session and the browser; no Chromium is left running.
+
+        Call it in test fixtures and at the end of scripts (``atexit`` does it at exit
+        otherwise). Without ``app``, every app this extension was initialised on. Example::
+
+            @pytest.fixture
+            def app():
+                app = create_app()
+                yield app
+                sessions.shutdown(app)
+        """
+        apps = [app] if app is not None else [a for a in (r() for r in self._apps) if a]
+        for one in apps:
+            self.state(one).manager.shutdown()
+
+
+def _shutdown_in_background(manager: SessionManager) -> None:
+    # A finalizer can run on any thread, the runtime's own included: never wait there.
+    threading.Thread(target=manager.shutdown, name="flask-sessions-finalize", daemon=True).start()
+
+
+def _scope_errors(app: Flask, state: SessionsState, everywhere: bool) -> None:
+    """JSON errors on our paths only, winning there over the host's handlers.
+
+    Errors raised in our views meet the blueprint's own handlers first (registered per
+    status code, so a host's ``@app.errorhandler(404)`` does not take them). Routing errors
+    (no such route, wrong method) happen before any blueprint is known, so a hook that
+    runs before the host's handlers answers those for paths under our prefix. Nothing is
+    registered app-wide unless ``everywhere`` (the standalone app, which is all ours).
+    """
+    roots = our_roots(state.settings)
+
+    def ours(path: str) -> bool:
+        path = path.rstrip("/") or "/"
+        return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+    def routing_errors() -> Response | None:
+        exc = request.routing_exception
+        if exc is None or not (everywhere or ours(request.path)):
+            return None
+        if getattr(exc, "code", None) in (301, 302, 307, 308):
+            return None  # a redirect (e.g. a missing trailing slash), not an error
+        response = error_response(exc)
+        state.metrics.observe_request(request.method, "<unmatched>", response.status_code, 0.0)
+        logs.access(request.method, request.path, "<unmatched>", response.status_code, 0.0)
+        return response
+
+    app.before_request_funcs.setdefault(None, []).insert(0, routing_errors)
+    if everywhere:
+        app.register_error_handler(Exception, error_response)
+
+
+def _exempt_from_csrf(app: Flask, blueprint: Blueprint) -> None:
+    """Exempt our routes from Flask-WTF's ``CSRFProtect``, whichever was set up first.
+
+    They authenticate with a bearer token, never a cookie, so CSRF cannot reach them.
+    """
+    done = False
+
+    def exempt() -> None:
+        nonlocal done
+        csrf = app.extensions.get("csrf")
+        if csrf is not None and hasattr(csrf, "exempt"):
+            csrf.exempt(blueprint)
+            done = True
+
+    exempt()  # CSRFProtect(app) came before us
+
+    def exempt_before_csrf_runs() -> None:  # CSRFProtect(app) came after us
+        if not done:
+            exempt()
+
+    app.before_request_funcs.setdefault(None, []).insert(0, exempt_before_csrf_runs)

@@ -13,6 +13,7 @@ import logging
 import math
 import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,14 @@ from playwright.async_api import Error as PlaywrightError
 from . import page_ops
 from .clock import Clock
 from .config import Settings
-from .errors import CapacityReached, SessionNotActive, SessionNotFound
+from .errors import (
+    BrowserUnavailable,
+    CapacityReached,
+    OperationTimeout,
+    SessionNotActive,
+    SessionNotFound,
+    SessionsError,
+)
 from .live import LiveSession, open_live
 from .pool import WarmPool
 from .reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
@@ -40,9 +48,13 @@ from .schemas import (
     StepRequest,
     StepResponse,
 )
-from .timefmt import iso_datetime, iso_duration
+from .timefmt import iso_datetime
 
 log = logging.getLogger("flask_sessions")
+
+PROBE_TIMEOUT_SECONDS = 2.0  # readiness: a context round trip must finish within this
+PROBE_CACHE_SECONDS = 1.0  # probes closer together than this share one round trip
+RELAUNCH_BACKOFF_SECONDS = 5.0  # readiness retries a failed launch at most this often
 
 T = TypeVar("T")
 
@@ -72,7 +84,7 @@ class SessionRecord:
             created_at=iso_datetime(self.created_at),
             last_accessed_at=iso_datetime(self.last_accessed_at),
             closed_at=iso_datetime(self.closed_at) if self.closed_at else None,
-            duration=iso_duration(end - self.created_at),
+            duration=max(timedelta(0), end - self.created_at),
             status=self.status,
             timeout_minutes=self.timeout_minutes,
             keep_alive=self.keep_alive,
@@ -84,10 +96,21 @@ class SessionRecord:
 class SessionManager:
     """Registry + lifecycle. Sync methods are for Flask threads; ``_``-methods run on the loop."""
 
-    def __init__(self, settings: Settings, runtime: BrowserRuntime, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: BrowserRuntime,
+        clock: Clock,
+        events: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.runtime = runtime
         self.clock = clock
+        self._events = events or (lambda _event: None)
+        self._status_counts = dict.fromkeys((s.value for s in Status), 0)
+        self._starting_for: dict[str, int] = {}  # per principal, for the per-principal cap
+        self._probe: tuple[float, bool, str] | None = None  # (when, ready, reason)
+        self._launching = False
         self._records: dict[str, SessionRecord] = {}
         self._live: dict[str, LiveSession] = {}
         self._by_principal: dict[str, dict[str, None]] = {}  # insertion-ordered sets
@@ -151,11 +174,69 @@ class SessionManager:
         await self.runtime.browser()
         self.pool.refill_soon()
 
+    def status_counts(self) -> dict[str, int]:
+        """Sessions this process knows (ended ones until purged), by status."""
+        return dict(self._status_counts)
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether Chromium runs and opens a context within 2 s, and if not, why.
+
+        A probe that finds no browser starts a launch in the background (so a readiness
+        gate in front of a lazily launched server does not wait forever) and answers at
+        once. Probes less than a second apart share one round trip.
+        """
+        if self._shut_down:
+            return False, "the server is shutting down"
+        now = time.monotonic()
+        if self._probe is not None and now - self._probe[0] < PROBE_CACHE_SECONDS:
+            return self._probe[1], self._probe[2]
+        if not self.runtime.browser_connected:
+            self._launch_in_background()
+            ready, reason = False, self.runtime.launch_error or "Chromium is starting"
+        else:
+            try:
+                self._run(self._probe_context(), timeout=PROBE_TIMEOUT_SECONDS)
+                ready, reason = True, "Chromium answers"
+            except OperationTimeout:
+                ready, reason = False, "Chromium did not open a context within 2 s"
+            except SessionsError as exc:
+                ready, reason = False, exc.message
+        self._probe = (time.monotonic(), ready, reason)
+        return ready, reason
+
+    def _launch_in_background(self) -> None:
+        failed_at = self.runtime.launch_failed_at
+        if self._launching or (
+            failed_at is not None and time.monotonic() - failed_at < RELAUNCH_BACKOFF_SECONDS
+        ):
+            return
+        self._launching = True
+        self.ensure_started()
+
+        async def launch() -> None:
+            try:
+                await self._warm_up()
+            except SessionsError:
+                pass  # logged by the runtime; readiness reports runtime.launch_error
+            finally:
+                self._launching = False
+
+        self.runtime.spawn(launch())
+
+    async def _probe_context(self) -> None:
+        browser = await self.runtime.browser()
+        try:
+            context = await browser.new_context()
+            await context.close()
+        except PlaywrightError as exc:
+            raise BrowserUnavailable(f"Chromium failed a probe: {exc}") from None
+
     def shutdown(self, timeout: float = 20.0) -> None:
         """Close every session's context, then the browser and the loop. Idempotent."""
         if self._shut_down:
             return
         self._shut_down = True
+        self.runtime.begin_shutdown()
         if self.runtime.loop_started:
             try:
                 self.runtime.submit(self._close_all("server shut down"), timeout)
@@ -163,9 +244,9 @@ class SessionManager:
                 log.exception("flask_sessions: closing sessions at shutdown failed")
         self.runtime.stop(timeout)
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         self.ensure_started()
-        return self.runtime.submit(coro, self.settings.operation_timeout_seconds)
+        return self.runtime.submit(coro, timeout or self.settings.operation_timeout_seconds)
 
     # ------------------------------------------------------- loop side
 
@@ -312,9 +393,20 @@ class SessionManager:
     ) -> tuple[SessionRecord, LiveSession]:
         if self._shut_down:
             raise SessionNotActive("the server is shutting down; retry against a running one")
-        live = self.pool.take() if self.runtime.browser_connected else None
-        if live is None:
-            live = await self._open_counted(now)
+        self._check_principal_cap(principal, now)
+        self._starting_for[principal] = self._starting_for.get(principal, 0) + 1
+        try:
+            live = self.pool.take() if self.runtime.browser_connected else None
+            if live is None:
+                try:
+                    live = await self._open_counted(now)
+                except CapacityReached:
+                    self._events("refused:capacity")
+                    raise
+        finally:
+            left = self._starting_for.pop(principal) - 1
+            if left:
+                self._starting_for[principal] = left
         session_id = secrets.token_urlsafe(16)
         record = SessionRecord(
             session_id=session_id,
@@ -326,8 +418,30 @@ class SessionManager:
             keep_alive=request.keep_alive,
         )
         self._register(record, live)
-        log.debug("flask_sessions: session %s started for %s", session_id, principal)
+        self._events("started")
+        log.info(
+            "flask_sessions: session %s started for %s",
+            session_id,
+            principal,
+            extra={"event": "started", "session_id": session_id, "principal": principal},
+        )
         return record, live
+
+    def _check_principal_cap(self, principal: str, now: datetime) -> None:
+        """429 when ``principal`` holds SESSIONS_MAX_SESSIONS_PER_PRINCIPAL sessions."""
+        cap = self.settings.max_sessions_per_principal
+        if cap is None:
+            return
+        mine = [sid for sid in self._by_principal.get(principal, {}) if sid in self._live]
+        if len(mine) + self._starting_for.get(principal, 0) < cap:
+            return
+        self._events("refused:principal")
+        raise CapacityReached(
+            f"you have {cap} sessions open, the most one caller may have on this server "
+            "(SESSIONS_MAX_SESSIONS_PER_PRINCIPAL); close one (POST /session/close) or retry "
+            "after Retry-After seconds",
+            retry_after=self._retry_after(now, mine),
+        )
 
     async def _open_counted(self, now: datetime) -> LiveSession:
         """A context+page for a start when the pool had none ready, within capacity.
@@ -375,6 +489,7 @@ class SessionManager:
         session_id = record.session_id
         self._records[session_id] = record
         self._live[session_id] = live
+        self._status_counts[record.status.value] += 1
         self._by_principal.setdefault(record.principal, {})[session_id] = None
         lifetime = timedelta(minutes=self.settings.max_lifetime_minutes)
         self._deadlines.push(record.created_at + lifetime, session_id)
@@ -417,8 +532,7 @@ class SessionManager:
         """
         if record.status is not Status.active:
             return
-        record.status, record.error, record.closed_at = status, error, self.clock()
-        self._ended.push(record.closed_at, record.session_id)
+        self._set_ended(record, status, error, self.clock())
         live = self._live.pop(record.session_id, None)
         if live is not None:
             if wait:
@@ -427,11 +541,28 @@ class SessionManager:
                 task = asyncio.get_running_loop().create_task(live.close())
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
-        log.debug(
+
+    def _set_ended(
+        self, record: SessionRecord, status: Status, error: str | None, now: datetime
+    ) -> None:
+        """The one place a record leaves ``active``: counted, logged, queued for purge."""
+        self._status_counts[record.status.value] -= 1
+        self._status_counts[status.value] += 1
+        record.status, record.error, record.closed_at = status, error, now
+        self._ended.push(now, record.session_id)
+        self._events(status.value)
+        log.log(
+            logging.WARNING if status is Status.error else logging.INFO,
             "flask_sessions: session %s %s%s",
             record.session_id,
             status.value,
             f" ({error})" if error else "",
+            extra={
+                "event": status.value,
+                "session_id": record.session_id,
+                "principal": record.principal,
+                "reason": error,
+            },
         )
 
     async def settled(self) -> None:
@@ -467,17 +598,18 @@ class SessionManager:
 
     def _forget(self, record: SessionRecord) -> None:
         del self._records[record.session_id]
+        self._status_counts[record.status.value] -= 1
         owned = self._by_principal.get(record.principal)
         if owned is not None:
             owned.pop(record.session_id, None)
             if not owned:
                 del self._by_principal[record.principal]
 
-    def _retry_after(self, now: datetime) -> int:
-        """Seconds until the earliest active session is due to expire (1 to 3600)."""
+    def _retry_after(self, now: datetime, among: list[str] | None = None) -> int:
+        """Seconds until the earliest active session (of ``among``) expires (1 to 3600)."""
         lifetime = timedelta(minutes=self.settings.max_lifetime_minutes)
         soonest: datetime | None = None
-        for session_id in self._live:
+        for session_id in self._live if among is None else among:
             record = self._records[session_id]
             due = record.created_at + lifetime
             if not record.keep_alive:
@@ -494,17 +626,14 @@ class SessionManager:
             self.pool.close(), *(self._end(r, Status.closed, reason) for r in records)
         )
         await self.settled()
-        for record in records:  # the hot path logs at DEBUG; a shutdown is worth a line each
-            log.info("flask_sessions: session %s closed (%s)", record.session_id, reason)
 
     def _on_browser_lost(self, reason: str) -> None:
         now = self.clock()
         self.pool.forget()
         for session_id in list(self._live):
             record = self._records[session_id]
-            record.status, record.error, record.closed_at = Status.error, reason, now
+            self._set_ended(record, Status.error, reason, now)
             self._live.pop(session_id).state.ended.set()
-            self._ended.push(now, session_id)
 
     def _on_page_crash(self, session_id: str) -> None:
         record = self._records.get(session_id)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -56,6 +58,10 @@ class BrowserRuntime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.choice: BrowserChoice | None = None
         self.launches = 0
+        self.crashes = 0
+        self.launch_error: str | None = None  # why the last launch failed, until one works
+        self.launch_failed_at: float | None = None  # time.monotonic() of that failure
+        self.stopping = False  # set at the first sign of shutdown (a signal, stop())
 
     # ----------------------------------------------------------- thread side
 
@@ -72,7 +78,9 @@ class BrowserRuntime:
                 raise BrowserUnavailable("the browser runtime has shut down; restart the server")
             if self._thread is not None:
                 return
-            loop = asyncio.new_event_loop()
+            # Made in an empty context: the loop's own handles copy the context they are
+            # made in, and the caller's (a Flask request's) would keep the app alive.
+            loop = contextvars.Context().run(asyncio.new_event_loop)
             ready = threading.Event()
 
             def run() -> None:
@@ -103,7 +111,9 @@ class BrowserRuntime:
             coro.close()
             raise RuntimeError("submit() called from the runtime thread; await instead")
         try:
-            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+            # In an empty context: the task must not keep the caller's contextvars (Flask's
+            # request and app contexts), or a long-lived task would keep the app alive.
+            future = contextvars.Context().run(asyncio.run_coroutine_threadsafe, coro, self.loop)
         except BaseException:
             coro.close()
             raise
@@ -124,10 +134,19 @@ class BrowserRuntime:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        self.loop.call_soon_threadsafe(create)
+        self.loop.call_soon_threadsafe(create, context=contextvars.Context())
+
+    def begin_shutdown(self) -> None:
+        """Shutdown has begun: Chromium exiting from now on is expected, not a crash.
+
+        Called from signal handlers, before anything else: Ctrl-C reaches Chromium (the
+        terminal signals the whole process group) and it may exit before we close it.
+        """
+        self.stopping = True
 
     def stop(self, timeout: float = 20.0) -> None:
         """Cancel background tasks, close the browser and Playwright, end the thread."""
+        self.stopping = True
         with self._start_lock:
             if self._stopped:
                 return
@@ -166,6 +185,7 @@ class BrowserRuntime:
             choice = find_browser(self._browser_path)
         except BrowserUnavailable as exc:
             log.error("flask_sessions: %s", exc.message)
+            self._launch_failed(exc.message)
             raise
         if self._playwright is None:
             self._playwright = await async_playwright().start()
@@ -178,21 +198,29 @@ class BrowserRuntime:
         except PlaywrightError as exc:
             log.error("flask_sessions: launching %s failed: %s", choice.describe(), exc)
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
-            raise BrowserUnavailable(
+            message = (
                 f"Chromium ({choice.describe()}) failed to start: {first_line}; "
                 "check the server log, or set SESSIONS_BROWSER_PATH to a working Chromium"
-            ) from None
+            )
+            self._launch_failed(message)
+            raise BrowserUnavailable(message) from None
         self.choice = choice
         self.launches += 1
+        self.launch_error = self.launch_failed_at = None
         browser.on("disconnected", self._on_disconnected)
         log.info("flask_sessions: launched %s (Chromium %s)", choice.describe(), browser.version)
         return browser
 
+    def _launch_failed(self, message: str) -> None:
+        self.launch_error, self.launch_failed_at = message, time.monotonic()
+
     def _on_disconnected(self, browser: Browser) -> None:
         if browser is self._browser:
             self._browser = None
-        if self._closing_browser:
+        if self._closing_browser or self.stopping:
+            log.info("flask_sessions: Chromium closed")
             return
+        self.crashes += 1
         log.error("flask_sessions: Chromium exited unexpectedly; it relaunches on next start")
         if self.on_browser_lost is not None:
             self.on_browser_lost("Chromium exited unexpectedly; start a new session")

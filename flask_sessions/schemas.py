@@ -7,6 +7,7 @@ Every request body is one of these models with ``extra="forbid"``: a misspelt fi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -243,6 +244,14 @@ class ScreenshotQuery(_Body):
     full_page: bool = False
 
 
+def _whole_ms(value: timedelta) -> timedelta:
+    return timedelta(milliseconds=max(0, round(value.total_seconds() * 1000)))
+
+
+Duration = Annotated[timedelta, AfterValidator(_whole_ms)]
+"""A duration at millisecond precision; JSON shows it as ISO 8601 (``PT2M11.2S``)."""
+
+
 class SessionResponse(BaseModel):
     """One session as the API shows it."""
 
@@ -250,7 +259,7 @@ class SessionResponse(BaseModel):
     created_at: str
     last_accessed_at: str
     closed_at: str | None
-    duration: str
+    duration: Duration
     status: Status
     timeout_minutes: int
     keep_alive: bool
@@ -327,6 +336,7 @@ def merge_sources(query: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str
 
 def parse(model: type[M], data: Mapping[str, Any], context: dict[str, Any] | None = None) -> M:
     """Validate ``data`` into ``model``; a failure is an ``InvalidInput`` naming each field."""
+    _no_unknown_fields(model, data)
     try:
         return model.model_validate(dict(data), context=context)
     except ValidationError as exc:
@@ -335,15 +345,46 @@ def parse(model: type[M], data: Mapping[str, Any], context: dict[str, Any] | Non
 
 def parse_step(data: Mapping[str, Any], context: dict[str, Any] | None = None) -> StepRequest:
     """Validate a step body (one action, chosen by ``type``)."""
+    tag = data.get("type")
+    member = next(
+        (m for m in _STEP_MODELS if tag in m.model_fields["type"].annotation.__args__),  # type: ignore[union-attr]
+        None,
+    )
+    if member is not None:
+        _no_unknown_fields(member, data)
     try:
         return STEP_ADAPTER.validate_python(dict(data), context=context)
     except ValidationError as exc:
-        tag = data.get("type")
-        member = next(
-            (m for m in _STEP_MODELS if tag in m.model_fields["type"].annotation.__args__),  # type: ignore[union-attr]
-            None,
-        )
         raise invalid_input(exc, member, strip_tag=True) from None
+
+
+MAX_LISTED_UNKNOWN = 10
+
+
+def _no_unknown_fields(model: type[BaseModel], data: Mapping[str, Any]) -> None:
+    """Refuse unknown fields before validating: a body with 100,000 stray keys costs a set
+    lookup each and answers with the first few named, not an error per key."""
+    if model.model_config.get("extra") != "forbid":
+        return
+    unknown = [key for key in data if key not in model.model_fields]
+    if not unknown:
+        return
+    accepted = ", ".join(sorted({*model.model_fields, *_aliases_for(model)}))
+    listed = unknown[:MAX_LISTED_UNKNOWN]
+    more = len(unknown) - len(listed)
+    fields: list[dict[str, Any]] = [
+        {"field": _jsonable(key), "message": f"unknown field; accepted fields are: {accepted}"}
+        for key in listed
+    ]
+    names = ", ".join(str(f["field"]) for f in fields) + (f" and {more} more" if more else "")
+    extra: dict[str, Any] = {"fields": fields}
+    if more:
+        extra["unknown_fields_omitted"] = more
+    raise InvalidInput(
+        f"invalid request: {names}: unknown field{'s' if len(unknown) > 1 else ''}; "
+        f"accepted fields are: {accepted}",
+        **extra,
+    )
 
 
 _STEP_MODELS: tuple[type[BaseModel], ...] = (
