@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_excepti
 
 from . import logs, page_ops
 from .config import Settings
-from .errors import InvalidInput, SessionNotFound, SessionsError
+from .errors import BrowserUnavailable, InvalidInput, SessionNotFound, SessionsError
 from .metrics import CONTENT_TYPE
 from .schemas import (
     SESSION_ID_PATTERN,
@@ -68,6 +68,8 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         g.flask_sessions_t0 = time.perf_counter()
         # Our own body limit, whatever the host's MAX_CONTENT_LENGTH (Flask >= 3.1).
         request.max_content_length = settings.max_content_length
+        if request.environ.get("wsgi.multiprocess") and request.endpoint not in _ALWAYS_UP:
+            _refuse_multiprocess(state)
         if not state.warned_no_auth and not state.has_verifier():
             state.warned_no_auth = True
             log.warning(
@@ -275,6 +277,23 @@ _HTTP_MESSAGES = {
 }
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
+
+# Endpoints that answer even when the deployment is wrong (liveness and metrics).
+_ALWAYS_UP = frozenset({"flask_sessions.healthz", "flask_sessions.metrics"})
+
+MULTIPROCESS_FIX = (
+    "this app runs in several worker processes, but sessions live in the memory of one "
+    "process, so most calls would miss their session; run one worker with threads "
+    "(gunicorn -w 1 --threads 16, uwsgi --processes 1 --threads 16)"
+)
+
+
+def _refuse_multiprocess(state: SessionsState) -> None:
+    """Several workers and embedded sessions: one log line, then a 503 with the fix."""
+    if not state.warned_multiprocess:
+        state.warned_multiprocess = True
+        log.error("flask_sessions: %s", MULTIPROCESS_FIX)
+    raise BrowserUnavailable(MULTIPROCESS_FIX)
 
 
 def _known_id(session_id: str) -> None:

@@ -39,6 +39,7 @@ class SessionsState:
     verify_callback: Any = None  # the extension's @verify_token, read per request
     blueprint: Blueprint | None = None
     warned_no_auth: bool = field(default=False)
+    warned_multiprocess: bool = field(default=False)
 
     def has_verifier(self) -> bool:
         return bool(len(self.tokens) or self.verify_callback or self.settings.verify_token)

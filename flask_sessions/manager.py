@@ -163,6 +163,8 @@ class SessionManager:
 
     def ensure_started(self, launch_browser: bool = False) -> None:
         """Start the loop and the reaper; launch Chromium now if asked."""
+        if self.runtime.forked():
+            self.reset_after_fork()
         with self._start_lock:
             if not self._reaper_started:
                 self.runtime.spawn(self.reaper.run())
@@ -243,6 +245,28 @@ class SessionManager:
             except Exception:  # shutdown goes on
                 log.exception("flask_sessions: closing sessions at shutdown failed")
         self.runtime.stop(timeout)
+
+    def reset_after_fork(self) -> None:
+        """In a forked child (gunicorn ``--preload``): start over with nothing.
+
+        The parent's contexts, pool and reaper task live in the parent's Chromium and loop;
+        the child launches its own at first use. Sessions never cross a fork (they are
+        the parent's), so the child's registry starts empty.
+        """
+        self.runtime.reset_after_fork()
+        self._records.clear()
+        self._live.clear()
+        self._by_principal.clear()
+        self._status_counts = dict.fromkeys((s.value for s in Status), 0)
+        self._starting, self._starting_for = 0, {}
+        self._deadlines, self._ended = DeadlineQueue(), EndedQueue()
+        self._closing = set()
+        self.pool = WarmPool(
+            self.settings.warm_pool, self._open_for_pool, self._room, self.settings.pool_min_free_mb
+        )
+        self.reaper = Reaper(self, self.settings.reaper_interval_seconds)
+        self._reaper_started, self._start_lock = False, threading.Lock()
+        self._probe, self._launching = None, False
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         self.ensure_started()

@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -62,6 +63,7 @@ class BrowserRuntime:
         self.launch_error: str | None = None  # why the last launch failed, until one works
         self.launch_failed_at: float | None = None  # time.monotonic() of that failure
         self.stopping = False  # set at the first sign of shutdown (a signal, stop())
+        self._pid = os.getpid()  # the process whose loop thread and Chromium these are
 
     # ----------------------------------------------------------- thread side
 
@@ -70,6 +72,26 @@ class BrowserRuntime:
         self.start()
         assert self._loop is not None
         return self._loop
+
+    def forked(self) -> bool:
+        """Whether this process is a fork of the one the runtime was made in."""
+        return os.getpid() != self._pid
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the parent's thread, loop, Playwright and Chromium.
+
+        None of them crossed the fork (threads do not; the driver and Chromium are the
+        parent's children), so the child starts its own on first use. The parent's stay
+        the parent's: its shutdown closes them.
+        """
+        self._pid = os.getpid()
+        self._start_lock = threading.Lock()
+        self._loop = self._thread = None
+        self._playwright = self._browser = None
+        self._launch_lock = None
+        self._tasks = set()
+        self._closing_browser = False
+        self.stopping = False
 
     def start(self) -> None:
         """Start the loop thread (idempotent)."""
