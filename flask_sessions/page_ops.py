@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from markdownify import markdownify
+from markdownify import MarkdownConverter
 from playwright.async_api import Dialog, Locator, Page, Request, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
@@ -349,12 +349,35 @@ async def scrape_source(page: Page, selector: str | None) -> dict[str, str] | No
     return result
 
 
+class _Markdown(MarkdownConverter):
+    """markdownify, with table cells that cannot break their row: ``|`` escaped, line
+    breaks as ``<br>``. (markdownify's stubs leave out its ``convert_*`` methods.)"""
+
+    def convert_td(self, el: Any, text: str, parent_tags: Any) -> str:
+        return str(super().convert_td(el, _cell(text), parent_tags))  # type: ignore[misc]
+
+    def convert_th(self, el: Any, text: str, parent_tags: Any) -> str:
+        return str(super().convert_th(el, _cell(text), parent_tags))  # type: ignore[misc]
+
+    def convert_br(self, el: Any, text: str, parent_tags: Any) -> str:
+        if "td" in parent_tags or "th" in parent_tags:
+            return "\n"  # _cell turns it into <br>
+        return str(super().convert_br(el, text, parent_tags))  # type: ignore[misc]
+
+
+def _cell(text: str) -> str:
+    text = re.sub(r"(?<!\\)\|", r"\\|", text.strip())
+    return re.sub(r"[ \t]+", " ", re.sub(r"\s*\n\s*", "<br>", text))
+
+
 def convert(source: dict[str, str], fmt: str) -> str:
     """``markdown`` (markdownify: ATX headings, links and tables kept), ``text`` or ``html``."""
     if fmt == "html":
         return source["html"]
     if fmt == "text":
         return source["text"]
-    markdown = markdownify(source["html"], heading_style="ATX", bullets="-", escape_misc=False)
+    markdown = _Markdown(heading_style="ATX", bullets="-", escape_misc=False).convert(
+        source["html"]
+    )
     markdown = re.sub(r"[ \t]+\n", "\n", markdown)
     return re.sub(r"\n{3,}", "\n\n", markdown).strip() + "\n"
