@@ -33,6 +33,7 @@ from .errors import (
     SessionsError,
 )
 from .live import LiveSession, open_live
+from .page_state import NOT_RESPONDING
 from .pool import WarmPool
 from .reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
 from .runtime import BrowserRuntime, wrap_playwright_error
@@ -347,6 +348,9 @@ class SessionManager:
                 except PlaywrightError as exc:
                     self._require_active(record)  # it ended under us: 409, not 503
                     raise wrap_playwright_error(exc, doing) from None
+                finally:
+                    if record.status is Status.active:  # a hung page shows on the record
+                        record.error = NOT_RESPONDING if live.state.hung else None
         finally:
             if one_shot:
                 await self._end(record, Status.closed, None, wait=False)
@@ -355,9 +359,11 @@ class SessionManager:
         async def work(record: SessionRecord, live: LiveSession) -> SessionResponse:
             info = None
             if request.url is not None:
-                await page_ops.navigate(live.page, live.state, request.url, self.settings)
-                info = await page_ops.page_info(live.page, live.state)
-            shot = await page_ops.screenshot(live.page) if request.screenshot else None
+                await page_ops.open_url(live.state, request.url, self.settings)
+                info = await page_ops.page_info(live.state)
+            elif request.screenshot:
+                await live.state.check_responsive()
+            shot = await page_ops.screenshot(live.state) if request.screenshot else None
             response = record.to_response(self.clock(), shot)
             response.page = info
             return response
@@ -367,9 +373,15 @@ class SessionManager:
     async def _observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
         async def work(record: SessionRecord, live: LiveSession) -> Observation:
             if request.url is not None:
-                await page_ops.navigate(live.page, live.state, request.url, self.settings)
+                await page_ops.open_url(live.state, request.url, self.settings)
+            else:
+                await live.state.check_responsive()
             return await page_ops.observe(
-                live.page, live.state, self.settings, bool(request.screenshot)
+                live.state,
+                self.settings,
+                bool(request.screenshot),
+                offset=request.offset,
+                find=request.find,
             )
 
         record, observation = await self._with_session(principal, request, "observing", work)
@@ -377,12 +389,12 @@ class SessionManager:
 
     async def _step(self, principal: str, request: StepRequest) -> StepResponse:
         async def work(record: SessionRecord, live: LiveSession) -> StepResponse:
-            success, message = await page_ops.run_step(
-                live.page, live.state, request, self.settings
+            success, message = await page_ops.run_step(live.state, request, self.settings)
+            observation = await page_ops.observe_after_step(
+                live.state, self.settings, bool(request.screenshot)
             )
-            observation = await page_ops.observe(
-                live.page, live.state, self.settings, bool(request.screenshot)
-            )
+            if success and live.state.hung:
+                success, message = False, f"{message}; then {NOT_RESPONDING}"
             return StepResponse(
                 session=record.to_response(self.clock()),
                 success=success,
@@ -391,15 +403,17 @@ class SessionManager:
             )
 
         record, response = await self._with_session(principal, request, "running the step", work)
-        response.session = record.to_response(self.clock())  # one-shot: now closed
+        response.session = record.to_response(self.clock())  # one-shot: now closed; error
         return response
 
     async def _scrape(self, principal: str, request: ScrapeRequest) -> tuple[SessionResponse, Any]:
         async def work(record: SessionRecord, live: LiveSession) -> Any:
             if request.url is not None:
-                await page_ops.navigate(live.page, live.state, request.url, self.settings)
-            source = await page_ops.scrape_source(live.page, request.selector)
-            info = await page_ops.page_info(live.page, live.state)
+                await page_ops.open_url(live.state, request.url, self.settings)
+            else:
+                await live.state.check_responsive()
+            source = await page_ops.scrape_source(live.state, request.selector)
+            info = await page_ops.page_info(live.state)
             return source, info
 
         record, result = await self._with_session(principal, request, "scraping", work)
@@ -407,7 +421,8 @@ class SessionManager:
 
     async def _screenshot_only(self, principal: str, session_id: str, full_page: bool) -> bytes:
         async def work(record: SessionRecord, live: LiveSession) -> bytes:
-            return await page_ops.screenshot(live.page, full_page)
+            await live.state.check_responsive()
+            return await page_ops.screenshot(live.state, full_page)
 
         request = SessionFields(session_id=session_id)
         return (await self._with_session(principal, request, "taking the screenshot", work))[1]
@@ -519,7 +534,7 @@ class SessionManager:
         self._deadlines.push(record.created_at + lifetime, session_id)
         if not record.keep_alive:
             self._deadlines.push(record.idle_deadline, session_id)
-        live.page.on("crash", lambda _page: self._on_page_crash(session_id))
+        live.state.on_crash = lambda: self._on_page_crash(session_id)
 
     def _touch(self, record: SessionRecord, now: datetime) -> None:
         """Count an access: move the idle deadline (the old heap entry goes stale)."""
