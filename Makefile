@@ -8,16 +8,16 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test pytest lint install browser bench demo clean
+.PHONY: run test pytest lint install browser redis bench demo clean
 
 run: install browser
 	$(PY) -m flask_sessions --host $(HOST) --port $(PORT)
 
-test: install browser
+test: install browser redis
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
-pytest: install browser
+pytest: install browser redis
 	$(PY) -m pytest $(ARGS)
 
 lint: install
@@ -28,7 +28,7 @@ lint: install
 demo: install browser
 	$(PY) scripts/agent_demo.py $(ARGS)
 
-bench: install browser
+bench: install browser redis
 	$(PY) scripts/bench.py $(ARGS)
 
 install: $(STAMP)
@@ -43,6 +43,9 @@ $(STAMP): pyproject.toml | $(PY)
 
 browser: install
 	PYTHON=$(PY) scripts/install-browser
+
+redis:
+	scripts/install-redis
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -102,8 +102,13 @@ class SessionManager:
         runtime: BrowserRuntime,
         clock: Clock,
         events: Callable[[str], None] | None = None,
+        id_prefix: str = "",
     ) -> None:
         self.settings = settings
+        self.id_prefix = id_prefix  # a host's id: fronts route a session by its id's prefix
+        # Called on the loop with each record that changed (start, access, end): a host
+        # writes it through to the shared registry.
+        self.on_record: Callable[[SessionRecord], None] | None = None
         self.runtime = runtime
         self.clock = clock
         self._events = events or (lambda _event: None)
@@ -175,6 +180,24 @@ class SessionManager:
     async def _warm_up(self) -> None:
         await self.runtime.browser()
         self.pool.refill_soon()
+
+    def load(self) -> dict[str, int]:
+        """Capacity, sessions, free slots and the soonest expiry (s): for placement."""
+        return self._run(self._load())
+
+    async def _load(self) -> dict[str, int]:
+        return self.load_now()
+
+    def load_now(self) -> dict[str, int]:
+        """:meth:`load`, on the loop."""
+        active = self.active_count
+        free = self.settings.max_sessions - active - self._starting - len(self._closing)
+        return {
+            "capacity": self.settings.max_sessions,
+            "active": active,
+            "free": max(0, free),
+            "retry_after": self._retry_after(self.clock()),
+        }
 
     def status_counts(self) -> dict[str, int]:
         """Sessions this process knows (ended ones until purged), by status."""
@@ -431,7 +454,7 @@ class SessionManager:
             left = self._starting_for.pop(principal) - 1
             if left:
                 self._starting_for[principal] = left
-        session_id = secrets.token_urlsafe(16)
+        session_id = self.id_prefix + secrets.token_urlsafe(16)
         record = SessionRecord(
             session_id=session_id,
             principal=principal,
@@ -520,12 +543,22 @@ class SessionManager:
         if not record.keep_alive:
             self._deadlines.push(record.idle_deadline, session_id)
         live.page.on("crash", lambda _page: self._on_page_crash(session_id))
+        self._changed(record)
 
     def _touch(self, record: SessionRecord, now: datetime) -> None:
         """Count an access: move the idle deadline (the old heap entry goes stale)."""
         record.last_accessed_at = max(record.last_accessed_at, now)
         if not record.keep_alive:
             self._deadlines.push(record.idle_deadline, record.session_id)
+        self._changed(record)
+
+    def _changed(self, record: SessionRecord) -> None:
+        if self.on_record is not None:
+            self.on_record(record)
+
+    def records(self) -> list[SessionRecord]:
+        """Every record this manager holds (on the loop): a host re-publishes them."""
+        return list(self._records.values())
 
     async def _get(self, principal: str, session_id: str) -> SessionResponse:
         return self._lookup(principal, session_id).to_response(self.clock())
@@ -574,6 +607,7 @@ class SessionManager:
         self._status_counts[status.value] += 1
         record.status, record.error, record.closed_at = status, error, now
         self._ended.push(now, record.session_id)
+        self._changed(record)
         self._events(status.value)
         log.log(
             logging.WARNING if status is Status.error else logging.INFO,

@@ -1583,6 +1583,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warm-pool", type=_positive(0), help="SESSIONS_WARM_POOL for the server")
     p.add_argument("--quick", action="store_true", help="smoke run: 5 repeats, 2 s, no reaper")
     p.add_argument("--json", type=Path, help="write every number here as JSON")
+    p.add_argument(
+        "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
+    )
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
     return p
 
@@ -1619,6 +1622,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.raw_worker:
         return raw_worker_main(args.raw_worker)
     _stop_cleanly_on_signals()
+    if args.cluster:
+        from scripts import bench_cluster
+
+        return bench_cluster.main(quick=args.quick)
     try:
         return run(plan_from_args(args), args.json)
     except KeyboardInterrupt:
