@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from types import FrameType
@@ -26,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
     parser.add_argument("--threads", type=int, default=16, help="WSGI worker threads")
     parser.add_argument(
+        "--cdp-port",
+        type=int,
+        default=None,
+        help="port of the per-session CDP WebSocket (default SESSIONS_CDP_PORT, else ephemeral); "
+        "it listens on --host unless SESSIONS_CDP_HOST says otherwise",
+    )
+    parser.add_argument(
         "--find-browser",
         action="store_true",
         help="print the Chromium the server would launch (exit 1 if none) and exit",
@@ -36,8 +44,13 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    cdp: dict[str, object] = {}
+    if "SESSIONS_CDP_HOST" not in os.environ:
+        cdp["SESSIONS_CDP_HOST"] = args.host
+    if args.cdp_port is not None:
+        cdp["SESSIONS_CDP_PORT"] = args.cdp_port
     try:
-        app = create_app()
+        app = create_app(cdp)
     except ValueError as exc:
         print(f"flask_sessions: bad configuration: {exc}", file=sys.stderr)
         return 2
@@ -55,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("flask_sessions").error("flask_sessions: %s", exc.message)
     token = app.config.get("SESSIONS_GENERATED_TOKEN")
     base = f"http://{args.host}:{args.port}{state.settings.url_prefix}"
+    if state.cdp is not None and state.cdp.port is not None:
+        print(
+            f"flask_sessions: CDP WebSocket on ws://{args.host}:{state.cdp.port}/cdp/<session_id>"
+        )
     if token:
         print(f"flask_sessions: generated token (set SESSIONS_TOKENS to choose your own): {token}")
         print(

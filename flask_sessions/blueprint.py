@@ -18,12 +18,14 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from . import page_ops
 from .errors import InvalidInput, SessionsError
 from .schemas import (
+    CdpTicketResponse,
     CloseRequest,
     ListQuery,
     ObserveRequest,
     ScrapeRequest,
     ScrapeResponse,
     ScreenshotQuery,
+    SessionResponse,
     StartRequest,
     merge_sources,
     parse,
@@ -53,6 +55,13 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         user = auth.current_user()
         assert isinstance(user, str)
         return user
+
+    def _json(model: BaseModel) -> Response:
+        """The model as JSON, with each session record's ``cdp_url`` for this request."""
+        for record in (model, getattr(model, "session", None)):
+            if isinstance(record, SessionResponse) and state.cdp is not None:
+                record.cdp_url = state.cdp.url_for(record.session_id)
+        return jsonify(model.model_dump(mode="json"))
 
     @bp.post("/session/start")
     @login_required
@@ -127,7 +136,28 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     def list_sessions() -> Response:
         query = parse(ListQuery, _query())
         sessions = manager.list_sessions(principal(), query.status)
+        if state.cdp is not None:
+            for record in sessions:
+                record.cdp_url = state.cdp.url_for(record.session_id)
         return jsonify(sessions=[s.model_dump(mode="json") for s in sessions])
+
+    @bp.post("/session/<session_id>/cdp-ticket")
+    @login_required
+    def cdp_ticket(session_id: str) -> Response:
+        """A one-use ``?ticket=`` for clients that cannot send headers on the upgrade."""
+        cdp = state.cdp
+        if cdp is None:
+            raise InvalidInput("CDP is off on this server (SESSIONS_CDP=false)")
+        ticket, expires_at = cdp.ticket(principal(), session_id)
+        url = cdp.url_for(session_id) or ""
+        return _json(
+            CdpTicketResponse(
+                session_id=session_id,
+                ticket=ticket,
+                expires_at=expires_at,
+                cdp_url=f"{url}?ticket={ticket}",
+            )
+        )
 
     @bp.errorhandler(Exception)
     def on_error(exc: Exception) -> tuple[Response, int] | Response:
@@ -215,7 +245,3 @@ def _json_body() -> dict[str, Any]:
             fields=[{"field": "body", "message": "must be a JSON object"}],
         )
     return body
-
-
-def _json(model: BaseModel) -> Response:
-    return jsonify(model.model_dump(mode="json"))

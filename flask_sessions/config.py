@@ -55,6 +55,26 @@ DEFAULTS: dict[str, Any] = {
     "SESSIONS_WARM_POOL": 2,
     # Below this much available memory the warm pool empties and stops refilling.
     "SESSIONS_POOL_MIN_FREE_MB": 512,
+    # ---- CDP proxy (issue 9): a per-session Chrome DevTools Protocol WebSocket ------------
+    # Serve it (every record gets a cdp_url); false: no debugging port is opened at all.
+    "SESSIONS_CDP": True,
+    # Address of the CDP WebSocket server (runs on the runtime loop, beside the WSGI server);
+    # None: 127.0.0.1 (`python -m flask_sessions` passes its --host).
+    "SESSIONS_CDP_HOST": None,
+    # Its port; 0: an ephemeral one (printed by `python -m flask_sessions`).
+    "SESSIONS_CDP_PORT": 0,
+    # Base of the cdp_url handed out behind a reverse proxy, e.g. "wss://example.org/cdp";
+    # None: ws(s)://<the request's host>:<SESSIONS_CDP_PORT>.
+    "SESSIONS_CDP_PUBLIC_URL": None,
+    # WebSocket clients attached to one session at once.
+    "SESSIONS_MAX_CDP_CLIENTS_PER_SESSION": 2,
+    # Largest CDP message, either direction (MB).
+    "SESSIONS_CDP_MAX_MESSAGE_MB": 64,
+    # Unread messages queued for one client (MB) before it is disconnected as too slow.
+    "SESSIONS_CDP_MAX_BUFFER_MB": 64,
+    # Lifetime of a ?ticket= (single use, bound to one session) from POST /session/<id>/cdp-ticket.
+    "SESSIONS_CDP_TICKET_TTL_SECONDS": 60,
+    # ---- end of the CDP proxy block ---------------------------------------------------------
 }
 
 
@@ -84,6 +104,15 @@ class Settings:
     max_wait_ms: int = 10000
     warm_pool: int = 2
     pool_min_free_mb: float = 512
+    # ---- CDP proxy (issue 9) ----
+    cdp: bool = True
+    cdp_host: str = "127.0.0.1"
+    cdp_port: int = 0
+    cdp_public_url: str | None = None
+    max_cdp_clients_per_session: int = 2
+    cdp_max_message_mb: float = 64
+    cdp_max_buffer_mb: float = 64
+    cdp_ticket_ttl_seconds: float = 60
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
@@ -118,6 +147,15 @@ class Settings:
             max_wait_ms=int(get("MAX_WAIT_MS")),
             warm_pool=int(get("WARM_POOL")),
             pool_min_free_mb=float(get("POOL_MIN_FREE_MB")),
+            # ---- CDP proxy (issue 9) ----
+            cdp=_bool(get("CDP")),
+            cdp_host=str(get("CDP_HOST") or "127.0.0.1"),
+            cdp_port=int(get("CDP_PORT")),
+            cdp_public_url=str(get("CDP_PUBLIC_URL") or "").rstrip("/") or None,
+            max_cdp_clients_per_session=int(get("MAX_CDP_CLIENTS_PER_SESSION")),
+            cdp_max_message_mb=float(get("CDP_MAX_MESSAGE_MB")),
+            cdp_max_buffer_mb=float(get("CDP_MAX_BUFFER_MB")),
+            cdp_ticket_ttl_seconds=float(get("CDP_TICKET_TTL_SECONDS")),
         )
         settings.check()
         return settings
@@ -155,6 +193,22 @@ class Settings:
             raise ValueError("SESSIONS_WARM_POOL and SESSIONS_POOL_MIN_FREE_MB must be 0 or more")
         if self.retention_minutes < 0:
             raise ValueError("SESSIONS_RETENTION_MINUTES must be 0 or more")
+        # ---- CDP proxy (issue 9) ----
+        if not 0 <= self.cdp_port <= 65535:
+            raise ValueError(f"SESSIONS_CDP_PORT must be between 0 and 65535 (got {self.cdp_port})")
+        if self.cdp_public_url is not None and not self.cdp_public_url.startswith(
+            ("ws://", "wss://")
+        ):
+            raise ValueError("SESSIONS_CDP_PUBLIC_URL must start with ws:// or wss://")
+        cdp_positive = {
+            "SESSIONS_MAX_CDP_CLIENTS_PER_SESSION": self.max_cdp_clients_per_session,
+            "SESSIONS_CDP_MAX_MESSAGE_MB": self.cdp_max_message_mb,
+            "SESSIONS_CDP_MAX_BUFFER_MB": self.cdp_max_buffer_mb,
+            "SESSIONS_CDP_TICKET_TTL_SECONDS": self.cdp_ticket_ttl_seconds,
+        }
+        for key, value in cdp_positive.items():
+            if value <= 0:
+                raise ValueError(f"{key} must be greater than 0 (got {value})")
 
 
 def parse_tokens(value: Any) -> dict[str, str]:
@@ -191,7 +245,17 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return out
 
 
-_STRING_KEYS = {PREFIX + k for k in ("TOKENS", "URL_PREFIX", "BROWSER_PATH", "BROWSER_ARGS")}
+_STRING_KEYS = {
+    PREFIX + k
+    for k in (
+        "TOKENS",
+        "URL_PREFIX",
+        "BROWSER_PATH",
+        "BROWSER_ARGS",
+        "CDP_HOST",  # CDP proxy (issue 9)
+        "CDP_PUBLIC_URL",  # CDP proxy (issue 9)
+    )
+}
 
 
 def _str_list(value: Any) -> list[str]:

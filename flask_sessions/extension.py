@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from .auth import TokenRegistry, build_auth
 from .blueprint import json_http_errors, make_blueprint
+from .cdp import CdpProxy
 from .clock import Clock, system_clock
 from .config import DEFAULTS, Settings, TokenVerifier
 from .manager import SessionManager
@@ -30,6 +31,7 @@ class SessionsState:
     runtime: BrowserRuntime
     manager: SessionManager
     auth: HTTPTokenAuth
+    cdp: CdpProxy | None = None  # the per-session CDP WebSocket (SESSIONS_CDP)
 
 
 class FlaskSessions:
@@ -69,6 +71,9 @@ class FlaskSessions:
         tokens = TokenRegistry(settings.tokens)
         auth = build_auth(tokens, lambda: self._verify_callback or settings.verify_token)
         state = SessionsState(settings, runtime, manager, auth)
+        if settings.cdp:  # the same verifier as the REST routes checks the upgrade
+            verify = auth.verify_token_callback
+            state.cdp = CdpProxy(app, settings, manager, lambda token: verify(token))
         app.extensions[EXTENSION_KEY] = state
         app.register_blueprint(make_blueprint(state), url_prefix=settings.url_prefix or None)
         app.register_error_handler(

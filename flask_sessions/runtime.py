@@ -13,13 +13,16 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from playwright.async_api import Browser, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from .browser import BrowserChoice, find_browser, launch_args
 from .errors import BrowserUnavailable, OperationTimeout, SessionsError
+
+if TYPE_CHECKING:
+    from .cdp import DebuggingPort
 
 log = logging.getLogger("flask_sessions")
 
@@ -56,6 +59,7 @@ class BrowserRuntime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.choice: BrowserChoice | None = None
         self.launches = 0
+        self.debugging: DebuggingPort | None = None  # the CDP proxy's channel (cdp.py)
 
     # ----------------------------------------------------------- thread side
 
@@ -169,10 +173,13 @@ class BrowserRuntime:
             raise
         if self._playwright is None:
             self._playwright = await async_playwright().start()
+        extra = self._extra_args
+        if self.debugging is not None:
+            extra += self.debugging.launch_args()
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=choice.executable,
-                args=launch_args(self._extra_args),
+                args=launch_args(extra),
                 headless=True,
             )
         except PlaywrightError as exc:
@@ -186,6 +193,8 @@ class BrowserRuntime:
         self.launches += 1
         browser.on("disconnected", self._on_disconnected)
         log.info("flask_sessions: launched %s (Chromium %s)", choice.describe(), browser.version)
+        if self.debugging is not None:
+            await self.debugging.discover(browser)
         return browser
 
     def _on_disconnected(self, browser: Browser) -> None:
