@@ -8,16 +8,16 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test pytest lint install browser bench demo clean
+.PHONY: run test pytest lint install browser node-deps bench demo clean
 
 run: install browser
 	$(PY) -m flask_sessions --host $(HOST) --port $(PORT)
 
-test: install browser
+test: install browser node-deps
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
-pytest: install browser
+pytest: install browser node-deps
 	$(PY) -m pytest $(ARGS)
 
 lint: install
@@ -44,5 +44,8 @@ $(STAMP): pyproject.toml | $(PY)
 browser: install
 	PYTHON=$(PY) scripts/install-browser
 
+node-deps:
+	scripts/install-node-deps
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info node_modules

@@ -170,6 +170,7 @@ SESSION_DOMAINS = frozenset(
         "LayerTree", "Log", "Media", "Network", "Overlay", "Page", "Performance",
         "PerformanceTimeline", "Preload", "Profiler", "Runtime", "Schema", "Security",
         "ServiceWorker", "Storage", "WebAudio", "WebAuthn",
+        "WebMCP",  # Puppeteer enables it on every page: the page's own declared tools
     }
 )  # fmt: skip
 
@@ -392,7 +393,9 @@ class CdpProxy:
         self._server: Server | None = None
         self._clients: dict[str, set[_Client]] = {}
         self._targets: dict[str, tuple[str, str]] = {}  # session -> (page targetId, contextId)
-        self.log_traffic: Callable[[str, str, dict[str, Any]], None] | None = None  # tests
+        # Tests: called with (session_id, "client" | "browser" | "proxy", message) for what a
+        # client sends, what the browser answers, and what the proxy refuses.
+        self.log_traffic: Callable[[str, str, dict[str, Any]], None] | None = None
 
     # ------------------------------------------------------------ Flask side
 
@@ -580,9 +583,10 @@ class _Close:
 class CdpError(Exception):
     """A command refused or failed in the proxy: answered to the client as a CDP error."""
 
-    def __init__(self, message: str, code: int = -32000) -> None:
+    def __init__(self, message: str, code: int = -32000, echo: bool = True) -> None:
         super().__init__(message)
         self.message, self.code = message, code
+        self.echo = echo  # False: do not repeat the sessionId (one this client does not own)
 
 
 _Hook = Callable[[dict[str, Any]], None]
@@ -733,7 +737,7 @@ class _Client:
             try:
                 await self._command(message)
             except CdpError as exc:
-                self._reply_error(message, exc.message, exc.code)
+                self._reply_error(message, exc.message, exc.code, exc.echo)
 
     def _reply(self, message: dict[str, Any], result: dict[str, Any]) -> None:
         out: dict[str, Any] = {"id": message["id"], "result": result}
@@ -741,10 +745,14 @@ class _Client:
             out["sessionId"] = message["sessionId"]
         self._emit(json.dumps(out))
 
-    def _reply_error(self, message: dict[str, Any], text: str, code: int = -32000) -> None:
+    def _reply_error(
+        self, message: dict[str, Any], text: str, code: int = -32000, echo: bool = True
+    ) -> None:
         out: dict[str, Any] = {"id": message["id"], "error": {"code": code, "message": text}}
-        if "sessionId" in message:
+        if echo and "sessionId" in message:
             out["sessionId"] = message["sessionId"]
+        if self.proxy.log_traffic is not None:
+            self.proxy.log_traffic(self.session_id, "proxy", {**out, "method": message["method"]})
         self._emit(json.dumps(out))
 
     def _refuse(self, method: str, why: str) -> CdpError:
@@ -774,7 +782,7 @@ class _Client:
         domain = method.partition(".")[0]
         if session is not None:
             if session not in self.sessions:
-                raise CdpError(NO_SESSION, -32001)
+                raise CdpError(NO_SESSION, -32001, echo=False)
             if method in DENIED:
                 raise self._refuse(method, DENIED[method])
             action = SESSION_METHODS.get(method)
