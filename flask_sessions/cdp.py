@@ -129,6 +129,7 @@ CREATE = "create"  # Target.createTarget: in the session's context, URL checked
 CLOSE_TARGET = "close_target"  # Target.closeTarget: own targets but not the session's page
 WINDOW = "window"  # windowId must come from getWindowForTarget on an own target
 WINDOW_FOR = "window_for"  # Browser.getWindowForTarget: records the windowId it returns
+BROWSER_SESSION = "browser_session"  # a session of the browser target, under the same rules
 
 BROWSER_METHODS: dict[str, str] = {
     # Playwright connect_over_cdp (crBrowser.ts connect) and Puppeteer connect
@@ -141,6 +142,7 @@ BROWSER_METHODS: dict[str, str] = {
     "Target.attachToTarget": ATTACH,  # Puppeteer target.createCDPSession(), lazy page attach
     "Target.detachFromTarget": FORWARD,
     "Browser.close": DETACH,  # Puppeteer browser.close()
+    "Target.attachToBrowserTarget": BROWSER_SESSION,  # Playwright context.new_cdp_session()
     # what their context/browser APIs send at browser level
     "Target.createTarget": CREATE,  # context.new_page(), browser.newPage()
     "Target.closeTarget": CLOSE_TARGET,  # page.close()
@@ -610,6 +612,8 @@ class _Client:
         self.own_targets: set[str] = set()
         self.foreign_targets: set[str] = set()
         self.sessions: dict[str, str] = {}  # sessionId -> targetId, attached on this connection
+        self.browser_sessions: set[str] = set()  # sessions of the browser target: root rules
+        self._browser_attaching = 0  # Target.attachToBrowserTarget calls in flight
         self.windows: set[int] = set()
         self._next_id = 0
         self._pending: dict[int, tuple[int, str | None, _Hook | None]] = {}
@@ -780,9 +784,10 @@ class _Client:
         params: dict[str, Any] = dict(message.get("params") or {})
         session: str | None = message.get("sessionId")
         domain = method.partition(".")[0]
-        if session is not None:
-            if session not in self.sessions:
-                raise CdpError(NO_SESSION, -32001, echo=False)
+        if session is not None and session not in self.sessions:
+            raise CdpError(NO_SESSION, -32001, echo=False)
+        browser_level = session is None or session in self.browser_sessions
+        if not browser_level:
             if method in DENIED:
                 raise self._refuse(method, DENIED[method])
             action = SESSION_METHODS.get(method)
@@ -790,7 +795,7 @@ class _Client:
                 if domain in ("Target", "Browser") or domain not in SESSION_DOMAINS:
                     raise self._refuse(method, f"the {domain} domain reaches beyond the page")
                 action = FORWARD
-        else:
+        else:  # the root connection, or a session of the browser target (same rules)
             action = BROWSER_METHODS.get(method)
             if action is None:
                 raise self._refuse(method, "it is browser-wide or outside the allow-list")
@@ -833,7 +838,7 @@ class _Client:
         elif action == AUTO_ATTACH:
             if params.get("flatten") is not True:
                 raise self._refuse(method, "only flatten sessions are supported")
-            if session is None:  # never pause other contexts' new targets for this client
+            if browser_level:  # never pause other contexts' new targets for this client
                 params["waitForDebuggerOnStart"] = False
         elif action == ATTACH:
             if target is None:
@@ -848,8 +853,11 @@ class _Client:
             raise self._refuse(method, "the session's page closes with the session")
         elif action == WINDOW and params.get("windowId") not in self.windows:
             raise CdpError("Browser window not found", -32602)
+        elif action == BROWSER_SESSION:
+            self._browser_attaching += 1
+            hook = self._browser_attached
         elif action == WINDOW_FOR:
-            if session is None and target is None:
+            if browser_level and target is None:
                 raise CdpError(NO_TARGET, -32602)
             hook = self._window
         await self._forward(message, params, hook)
@@ -899,6 +907,13 @@ class _Client:
         session = result.get("sessionId")
         if isinstance(session, str) and session not in self.sessions:
             self.sessions[session] = ""  # its attachedToTarget event names the target
+
+    def _browser_attached(self, result: dict[str, Any]) -> None:
+        self._browser_attaching = max(0, self._browser_attaching - 1)
+        session = result.get("sessionId")
+        if isinstance(session, str):
+            self.sessions[session] = ""
+            self.browser_sessions.add(session)
 
     def _created(self, result: dict[str, Any]) -> None:
         target = result.get("targetId")
@@ -951,6 +966,7 @@ class _Client:
                     and tail is not None
                     and not event.group(1).startswith("Target.")
                     and tail.group(1) in self.sessions
+                    and tail.group(1) not in self.browser_sessions
                 ):
                     self._emit(text)  # an event of an own session: as it is
                     return
@@ -1000,29 +1016,37 @@ class _Client:
             return
         if session is not None and session not in self.sessions:
             return  # a session this client does not own (another context's, while detaching)
+        browser_level = session is None or session in self.browser_sessions
         if method == "Target.attachedToTarget":
             child = params.get("sessionId")
             if not isinstance(child, str):
                 return
-            if not self._learn(params.get("targetInfo")):
+            info = params.get("targetInfo")
+            if self._browser_attaching and isinstance(info, dict) and info.get("type") == "browser":
+                # the client's own Target.attachToBrowserTarget: a root-like session
+                self.sessions[child] = ""
+                self.browser_sessions.add(child)
+            elif not self._learn(info):
                 # Another context's target (browser-level auto-attach): let it go at once.
                 if params.get("waitingForDebugger"):
                     self._call_soon("Runtime.runIfWaitingForDebugger", {}, child)
                 self._call_soon("Target.detachFromTarget", {"sessionId": child}, session)
                 return
-            self.sessions[child] = str(params["targetInfo"].get("targetId", ""))
+            else:
+                self.sessions[child] = str(params["targetInfo"]["targetId"])  # _learn checked it
         elif method == "Target.detachedFromTarget":
             child = params.get("sessionId")
             if child not in self.sessions:
                 return
             del self.sessions[child]
+            self.browser_sessions.discard(child)
         elif method in ("Target.targetCreated", "Target.targetInfoChanged"):
             if not self._learn(params.get("targetInfo")):
                 return
         elif method in ("Target.targetDestroyed", "Target.targetCrashed"):
             if params.get("targetId") not in self.own_targets:
                 return
-        elif method.startswith("Target.") or session is None:
+        elif method.startswith("Target.") or browser_level:
             return  # anything else browser-wide (downloads, non-flat messages, ...)
         self._deliver(message)
 

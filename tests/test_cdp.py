@@ -415,8 +415,9 @@ def test_client_limit_message_size_and_slow_reader(make_app: AppFactory) -> None
 # ------------------------------------------------------- hostile tenant
 
 # What principal B, holding a valid socket to its own session, tries against A's. Each row:
-# (what, method, params, where) where "browser" is B's browser-level connection, "own" B's
-# own page session, and "A" a sessionId of A's (learned out of band). {A_TARGET}, {A_CTX},
+# (what, method, params, where) where "browser" is B's browser-level connection, "root" a
+# session B got with Target.attachToBrowserTarget (what Playwright's new_cdp_session uses),
+# "own" B's own page session, and "A" a sessionId of A's (learned out of band). {A_TARGET}, {A_CTX},
 # {A_SESSION} and {DEBUG_PORT} are filled in. Every one must be refused.
 HOSTILE_ATTEMPTS: list[tuple[str, str, dict[str, Any], str]] = [
     ("crash the browser", "Browser.crash", {}, "browser"),
@@ -468,7 +469,20 @@ HOSTILE_ATTEMPTS: list[tuple[str, str, dict[str, Any], str]] = [
         "browser",
     ),
     ("attach non-flat to A's page", "Target.attachToTarget", {"targetId": "{A_TARGET}"}, "browser"),
-    ("attach to the browser target", "Target.attachToBrowserTarget", {}, "browser"),
+    (
+        "via a browser-target session: attach to A",
+        "Target.attachToTarget",
+        {"targetId": "{A_TARGET}", "flatten": True},
+        "root",
+    ),
+    ("via a browser-target session: crash", "Browser.crash", {}, "root"),
+    (
+        "via a browser-target session: A's cookies",
+        "Storage.getCookies",
+        {"browserContextId": "{A_CTX}"},
+        "root",
+    ),
+    ("via a browser-target session: tracing", "Tracing.start", {}, "root"),
     ("info of A's page", "Target.getTargetInfo", {"targetId": "{A_TARGET}"}, "browser"),
     ("close A's page", "Target.closeTarget", {"targetId": "{A_TARGET}"}, "browser"),
     ("activate A's page", "Target.activateTarget", {"targetId": "{A_TARGET}"}, "browser"),
@@ -636,6 +650,9 @@ def test_hostile_tenant_is_refused_and_sees_nothing_of_a(cdp_app: Flask, page_se
         {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
     )
     b_session = b_client.attach_page()
+    b_root = b_client.call("Target.attachToBrowserTarget")["result"]["sessionId"]
+    via_root = b_client.call("Target.getTargets", {}, b_root)["result"]["targetInfos"]
+    assert {t["targetId"] for t in via_root} == {b_target}
     listed = b_client.call("Target.getTargets")["result"]["targetInfos"]
     assert {t["targetId"] for t in listed} == {b_target}
     contexts = b_client.call("Target.getBrowserContexts")["result"]["browserContextIds"]
@@ -654,7 +671,7 @@ def test_hostile_tenant_is_refused_and_sees_nothing_of_a(cdp_app: Flask, page_se
     }
     outcomes: list[tuple[str, str, str]] = []
     for what, method, params, where in HOSTILE_ATTEMPTS:
-        session = {"browser": "", "own": b_session, "A": a_session}[where]
+        session = {"browser": "", "root": b_root, "own": b_session, "A": a_session}[where]
         answer = b_client.call(method, _fill(params, names), session)
         assert "error" in answer, (what, method, answer)
         outcomes.append((what, method, answer["error"]["message"][:90]))
