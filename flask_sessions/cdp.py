@@ -680,7 +680,8 @@ class _Client:
         if at_once:  # even if a send waits on a client that does not read
             self._out.clear()
             self._out_bytes = 0
-            task = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+            close = self.ws.close(code, self._closing.reason)
+            task = asyncio.get_running_loop().create_task(close)
             task.add_done_callback(_ignore_failure)
         else:
             self._out.append(self._closing)

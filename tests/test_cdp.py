@@ -217,7 +217,6 @@ def test_allow_list_has_no_browser_wide_methods() -> None:
         "Target.createBrowserContext",
         "Target.disposeBrowserContext",
         "Target.exposeDevToolsProtocol",
-        "Target.attachToBrowserTarget",
         "Target.sendMessageToTarget",
         "Tracing.start",
         "SystemInfo.getInfo",
