@@ -8,16 +8,16 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test pytest lint install browser redis bench demo clean
+.PHONY: run test pytest lint install browser redis node-deps bench demo clean
 
 run: install browser
 	$(PY) -m flask_sessions --host $(HOST) --port $(PORT)
 
-test: install browser redis
+test: install browser redis node-deps
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
-pytest: install browser redis
+pytest: install browser redis node-deps
 	$(PY) -m pytest $(ARGS)
 
 lint: install
@@ -47,5 +47,8 @@ browser: install
 redis:
 	scripts/install-redis
 
+node-deps:
+	scripts/install-node-deps
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info node_modules

@@ -76,6 +76,13 @@ def parser(command: str = "serve") -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"flask_sessions {__version__}")
     p.add_argument(
+        "--cdp-port",
+        type=int,
+        default=None,
+        help="port of the per-session CDP WebSocket (default SESSIONS_CDP_PORT, else any free "
+        "one); it listens on --host unless SESSIONS_CDP_HOST says otherwise",
+    )
+    p.add_argument(
         "--find-browser",
         action="store_true",
         help="print the Chromium the server would launch (exit 1 if none) and exit",
@@ -143,8 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     if command == "host":
         assert settings is not None
         return _serve_host(prog, settings, sock, args.host, args.threads)
+    cdp: dict[str, object] = {}
+    if "SESSIONS_CDP_HOST" not in os.environ:
+        cdp["SESSIONS_CDP_HOST"] = args.host
+    if args.cdp_port is not None:
+        cdp["SESSIONS_CDP_PORT"] = args.cdp_port
     try:
-        app = create_app()
+        app = create_app(cdp)
     except ConfigError as exc:
         sock.close()
         return _config_problems(prog, exc)
@@ -179,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                 "-H 'Content-Type: application/json' -d '{\"screenshot\": true}'"
             )
         print(f"{prog}: serving on {base}")
+        if state.cdp is not None and state.cdp.port is not None:
+            print(f"{prog}: CDP WebSocket on ws://{shown_host}:{state.cdp.port}/cdp/<session_id>")
         sys.stdout.flush()
         serve(app, sockets=[sock], threads=args.threads, ident="flask_sessions")
     except KeyboardInterrupt:

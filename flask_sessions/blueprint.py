@@ -23,11 +23,13 @@ from .errors import BrowserUnavailable, InvalidInput, SessionNotFound, SessionsE
 from .metrics import CONTENT_TYPE
 from .schemas import (
     SESSION_ID_PATTERN,
+    CdpTicketResponse,
     CloseRequest,
     ListQuery,
     ObserveRequest,
     ScrapeRequest,
     ScreenshotQuery,
+    SessionResponse,
     StartRequest,
     merge_sources,
     parse,
@@ -97,6 +99,13 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         )
         return response
 
+    def _json(model: BaseModel) -> Response:
+        """The model as JSON, with each session record's ``cdp_url`` for this request."""
+        for record in (model, getattr(model, "session", None)):
+            if isinstance(record, SessionResponse) and state.cdp is not None:
+                record.cdp_url = state.cdp.url_for(record.session_id)
+        return _as_json(model)
+
     @bp.post("/session/start")
     @login_required
     def start() -> Response:
@@ -158,7 +167,29 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     def list_sessions() -> Response:
         query = parse(ListQuery, _query())
         sessions = backend.list_sessions(principal(), query.status)
+        if state.cdp is not None:
+            for record in sessions:
+                record.cdp_url = state.cdp.url_for(record.session_id)
         return jsonify(sessions=[s.model_dump(mode="json") for s in sessions])
+
+    @bp.post("/session/<session_id>/cdp-ticket")
+    @login_required
+    def cdp_ticket(session_id: str) -> Response:
+        """A one-use ``?ticket=`` for clients that cannot send headers on the upgrade."""
+        _known_id(session_id)
+        cdp = state.cdp
+        if cdp is None:
+            raise InvalidInput("CDP is off on this server (SESSIONS_CDP=false)")
+        ticket, expires_at = cdp.ticket(principal(), session_id)
+        url = cdp.url_for(session_id) or ""
+        return _json(
+            CdpTicketResponse(
+                session_id=session_id,
+                ticket=ticket,
+                expires_at=expires_at,
+                cdp_url=f"{url}?ticket={ticket}",
+            )
+        )
 
     _probes(bp, state, login_required)
 
@@ -350,7 +381,8 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _json(model: BaseModel) -> Response:
+def _as_json(model: BaseModel) -> Response:
+    """The model as JSON; notes its session id for the access log."""
     session_id = getattr(model, "session_id", None) or getattr(
         getattr(model, "session", None), "session_id", None
     )

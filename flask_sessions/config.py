@@ -132,6 +132,14 @@ def _redis_url(value: Any) -> Any:
     return value or None
 
 
+def _ws_url(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://, e.g. wss://example.org/cdp")
+    return value or None
+
+
 def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
@@ -141,6 +149,7 @@ Args = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_flags)]
 Prefix = Annotated[str, BeforeValidator(_prefix)]
 Urls = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_urls)]
 RedisUrl = Annotated[str | None, BeforeValidator(_redis_url)]
+WsUrl = Annotated[str | None, BeforeValidator(_ws_url)]
 ProbePath = Annotated[str, BeforeValidator(_path)]
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
@@ -240,6 +249,35 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(
         default=32, gt=0, le=500, description="deepest JSON nesting a body may have"
+    )
+    # --- CDP: a per-session Chrome DevTools Protocol WebSocket (cdp.py)
+    cdp: bool = Field(
+        default=True,
+        description="serve a CDP WebSocket per session (cdp_url); false: no debugging port at all",
+    )
+    cdp_host: str | None = Field(
+        default=None,
+        description="address of the CDP WebSocket server (default 127.0.0.1; the CLI uses --host)",
+    )
+    cdp_port: int = Field(
+        default=0, ge=0, le=65535, description="port of the CDP WebSocket server (0: any free one)"
+    )
+    cdp_public_url: WsUrl = Field(
+        default=None,
+        description="base of cdp_url behind a reverse proxy, e.g. wss://example.org/cdp "
+        "(default ws(s)://<the request's host>:<port>)",
+    )
+    max_cdp_clients_per_session: int = Field(
+        default=2, gt=0, description="CDP clients attached to one session at once"
+    )
+    cdp_max_message_mb: float = Field(
+        default=64, gt=0, description="largest CDP message either way, in MB"
+    )
+    cdp_max_buffer_mb: float = Field(
+        default=64, gt=0, description="unread CDP messages queued for a client before it is dropped"
+    )
+    cdp_ticket_ttl_seconds: float = Field(
+        default=60, gt=0, description="lifetime of a single-use ?ticket= for the CDP WebSocket"
     )
     # --- cluster (fronts and hosts)
     hosts: Urls = Field(

@@ -16,6 +16,7 @@ from . import logs
 from .auth import TokenRegistry, build_auth
 from .backend import LocalBackend, SessionBackend
 from .blueprint import error_response, make_blueprint, our_roots
+from .cdp import CdpProxy
 from .clock import Clock, system_clock
 from .config import Settings, TokenVerifier, load
 from .manager import SessionManager
@@ -42,6 +43,7 @@ class SessionsState:
     blueprint: Blueprint | None = None
     warned_no_auth: bool = field(default=False)
     warned_multiprocess: bool = field(default=False)
+    cdp: CdpProxy | None = None  # the per-session CDP WebSocket (SESSIONS_CDP)
 
     @property
     def manager(self) -> SessionManager:
@@ -120,6 +122,9 @@ class FlaskSessions:
         state = SessionsState(settings, backend, auth, tokens, metrics, local=manager)
         state.verify_callback = self._verify_callback
         state_ref.append(state)
+        if settings.cdp and manager is not None:  # the REST routes' verifier checks the upgrade
+            verify = auth.verify_token_callback
+            state.cdp = CdpProxy(app, settings, manager, lambda token: verify(token))
         app.extensions[EXTENSION_KEY] = state
         blueprint = make_blueprint(state)
         state.blueprint = blueprint

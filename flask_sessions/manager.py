@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from playwright.async_api import Error as PlaywrightError
 
@@ -49,6 +49,9 @@ from .schemas import (
     StepResponse,
 )
 from .timefmt import iso_datetime
+
+if TYPE_CHECKING:
+    from .cdp import CdpProxy
 
 log = logging.getLogger("flask_sessions")
 
@@ -131,6 +134,7 @@ class SessionManager:
         runtime.on_browser_lost = self._on_browser_lost
         self._reaper_started = False
         self._start_lock = threading.Lock()
+        self.cdp: CdpProxy | None = None  # the per-session CDP WebSocket, when SESSIONS_CDP is on
 
     # ------------------------------------------------------------ facade
 
@@ -167,11 +171,13 @@ class SessionManager:
         return self._run(self._list(principal, status))
 
     def ensure_started(self, launch_browser: bool = False) -> None:
-        """Start the loop and the reaper; launch Chromium now if asked."""
+        """Start the loop, the reaper and the CDP server; launch Chromium now if asked."""
         if self.runtime.forked():
             self.reset_after_fork()
         with self._start_lock:
             if not self._reaper_started:
+                if self.cdp is not None:  # listening before any record names its cdp_url
+                    self.runtime.submit(self.cdp.start(), self.settings.operation_timeout_seconds)
                 self.runtime.spawn(self.reaper.run())
                 self._reaper_started = True
         if launch_browser:
@@ -545,6 +551,24 @@ class SessionManager:
         live.page.on("crash", lambda _page: self._on_page_crash(session_id))
         self._changed(record)
 
+    def active_record(self, principal: str, session_id: str) -> SessionRecord:
+        """The principal's active session (loop side): 404 if not theirs, 409 if ended."""
+        record = self._lookup(principal, session_id)
+        self._require_active(record)
+        return record
+
+    def touch(self, session_id: str, min_interval: timedelta = timedelta(seconds=1)) -> None:
+        """Count an access from outside a request (CDP traffic), at most once a ``min_interval``
+
+        so a chatty client does not push a heap entry per message.
+        """
+        record = self._records.get(session_id)
+        if record is None or record.status is not Status.active:
+            return
+        now = self.clock()
+        if now - record.last_accessed_at >= min_interval:
+            self._touch(record, now)
+
     def _touch(self, record: SessionRecord, now: datetime) -> None:
         """Count an access: move the idle deadline (the old heap entry goes stale)."""
         record.last_accessed_at = max(record.last_accessed_at, now)
@@ -591,6 +615,8 @@ class SessionManager:
             return
         self._set_ended(record, status, error, self.clock())
         live = self._live.pop(record.session_id, None)
+        if self.cdp is not None:
+            self.cdp.session_ended(record)
         if live is not None:
             if wait:
                 await live.close()
@@ -684,6 +710,8 @@ class SessionManager:
             self.pool.close(), *(self._end(r, Status.closed, reason) for r in records)
         )
         await self.settled()
+        if self.cdp is not None:
+            await self.cdp.close()
 
     def _on_browser_lost(self, reason: str) -> None:
         now = self.clock()
@@ -692,6 +720,8 @@ class SessionManager:
             record = self._records[session_id]
             self._set_ended(record, Status.error, reason, now)
             self._live.pop(session_id).state.ended.set()
+            if self.cdp is not None:
+                self.cdp.session_ended(record)
 
     def _on_page_crash(self, session_id: str) -> None:
         record = self._records.get(session_id)
