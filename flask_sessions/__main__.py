@@ -210,6 +210,8 @@ def _serve_host(
     shown = socket.gethostname() if bound in ("0.0.0.0", "::", "") else bound
     shown = f"[{shown}]" if ":" in shown else shown
     url = settings.host_url or f"http://{shown}:{port}"
+    if settings.cdp_host is None:  # the CDP WebSocket listens where the host does
+        settings = settings.model_copy(update={"cdp_host": bound})
     try:
         host = Host.build(settings, url)
     except ValueError as exc:

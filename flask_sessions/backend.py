@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from . import page_ops
+from .errors import InvalidInput
 from .manager import SessionManager
 from .schemas import (
+    CdpTicketResponse,
     ObserveRequest,
     ObserveResponse,
     ScrapeRequest,
@@ -61,6 +63,10 @@ class SessionBackend(Protocol):
 
     def list_sessions(self, principal: str, status: Status | None) -> list[SessionResponse]:
         """The principal's sessions, oldest first."""
+        ...
+
+    def cdp_ticket(self, principal: str, session_id: str) -> CdpTicketResponse:
+        """A one-use ticket and the ``cdp_url`` that takes it."""
         ...
 
     def readiness(self) -> tuple[bool, str]:
@@ -122,6 +128,20 @@ class LocalBackend:
 
     def list_sessions(self, principal: str, status: Status | None) -> list[SessionResponse]:
         return self.manager.list_sessions(principal, status)
+
+    def cdp_ticket(self, principal: str, session_id: str) -> CdpTicketResponse:
+        """Needs a request context: the URL is built from the request's host."""
+        cdp = self.manager.cdp
+        if cdp is None:
+            raise InvalidInput("CDP is off on this server (SESSIONS_CDP=false)")
+        ticket, expires_at = cdp.ticket(principal, session_id)
+        url = cdp.url_for(session_id) or ""
+        return CdpTicketResponse(
+            session_id=session_id,
+            ticket=ticket,
+            expires_at=expires_at,
+            cdp_url=f"{url}?ticket={ticket}",
+        )
 
     def readiness(self) -> tuple[bool, str]:
         return self.manager.readiness()

@@ -23,7 +23,6 @@ from .errors import BrowserUnavailable, InvalidInput, SessionNotFound, SessionsE
 from .metrics import CONTENT_TYPE
 from .schemas import (
     SESSION_ID_PATTERN,
-    CdpTicketResponse,
     CloseRequest,
     ListQuery,
     ObserveRequest,
@@ -177,19 +176,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     def cdp_ticket(session_id: str) -> Response:
         """A one-use ``?ticket=`` for clients that cannot send headers on the upgrade."""
         _known_id(session_id)
-        cdp = state.cdp
-        if cdp is None:
-            raise InvalidInput("CDP is off on this server (SESSIONS_CDP=false)")
-        ticket, expires_at = cdp.ticket(principal(), session_id)
-        url = cdp.url_for(session_id) or ""
-        return _json(
-            CdpTicketResponse(
-                session_id=session_id,
-                ticket=ticket,
-                expires_at=expires_at,
-                cdp_url=f"{url}?ticket={ticket}",
-            )
-        )
+        return _json(backend.cdp_ticket(principal(), session_id))
 
     _probes(bp, state, login_required)
 

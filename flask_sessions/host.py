@@ -12,10 +12,13 @@ import logging
 import secrets
 import string
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import Flask
 
+from .auth import TokenRegistry
 from .backend import LocalBackend
+from .cdp import CdpProxy
 from .clock import Clock, system_clock
 from .config import Settings
 from .hostapi import create_host_app
@@ -55,11 +58,23 @@ class Host:
         manager = SessionManager(settings, runtime, clock or system_clock, id_prefix=host_id)
         backend = LocalBackend(manager)
         app = create_host_app(backend, settings.cluster_secret, host_id)
+        cdp = None
+        if settings.cdp:
+            # Clients attach here directly. A bearer token works when the host shares the
+            # fronts' SESSIONS_TOKENS; otherwise a ticket minted through a front does.
+            tokens = TokenRegistry(settings.tokens)
+            cdp = CdpProxy(app, settings, manager, tokens.principal)
+
+        def cdp_base() -> str | None:
+            if cdp is None or cdp.port is None:
+                return None
+            return settings.cdp_public_url or f"ws://{urlsplit(url).hostname}:{cdp.port}"
+
         publisher = None
         if settings.registry_url:
 
             def info() -> dict[str, object]:
-                return {"url": url, **manager.load_now()}
+                return {"url": url, "cdp_base": cdp_base(), **manager.load_now()}
 
             def snapshot() -> list[dict[str, object]]:
                 now = manager.clock()

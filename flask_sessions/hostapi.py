@@ -25,7 +25,9 @@ from .schemas import (
     ObserveRequest,
     ScrapeRequest,
     ScreenshotQuery,
+    SessionResponse,
     StartRequest,
+    Status,
     parse,
     parse_step,
 )
@@ -65,11 +67,25 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
         return data if isinstance(data, dict) else {}
 
     def answer(model: Any) -> Response:
+        """The public JSON, with each record's ``cdp_url`` on this host's CDP server."""
+        cdp = manager.cdp
+        for record in (model, getattr(model, "session", None)):
+            if not isinstance(record, SessionResponse) or cdp is None:
+                continue
+            if record.status is Status.active:
+                record.cdp_url = cdp.url_for(record.session_id)
         return jsonify(model.model_dump(mode="json"))
+
+    @bp.post("/sessions/<session_id>/cdp-ticket")
+    def cdp_ticket(session_id: str) -> Response:
+        return answer(backend.cdp_ticket(principal(), session_id))
 
     @bp.get("/info")
     def info() -> Response:
-        return jsonify(host_id=host_id, version=__version__, **manager.load())
+        cdp = manager.cdp
+        url = cdp.url_for("x") if cdp is not None else None
+        base = url.removesuffix("/cdp/x") if url else None
+        return jsonify(host_id=host_id, version=__version__, cdp_base=base, **manager.load())
 
     @bp.post("/start")
     def start() -> Response:
@@ -106,6 +122,10 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
     def list_sessions() -> Response:
         query = parse(ListQuery, {k: v for k, v in request.args.items() if k == "status"})
         found = backend.list_sessions(principal(), query.status)
+        if manager.cdp is not None:
+            for record in found:
+                if record.status is Status.active:
+                    record.cdp_url = manager.cdp.url_for(record.session_id)
         return jsonify(sessions=[s.model_dump(mode="json") for s in found])
 
     @bp.get("/readyz")

@@ -70,6 +70,7 @@ class HostInfo:
     active: int
     free: int
     retry_after: int
+    cdp_base: str | None = None  # ws(s)://… of the host's CDP WebSocket server, if it has one
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HostInfo:
@@ -80,6 +81,7 @@ class HostInfo:
             active=int(data["active"]),
             free=int(data["free"]),
             retry_after=int(data.get("retry_after", 1)),
+            cdp_base=data.get("cdp_base") or None,
         )
 
 

@@ -30,6 +30,7 @@ from .errors import (
 from .hostapi import API, PRINCIPAL_HEADER, SECRET_HEADER
 from .registry import HostInfo, RedisRegistry, RegistryUnavailable, response_from_record
 from .schemas import (
+    CdpTicketResponse,
     ObserveRequest,
     ObserveResponse,
     ScrapeRequest,
@@ -77,6 +78,7 @@ class RemoteBackend:
         self._read_at = 0.0
         self._urls: dict[str, str] = {}  # host id -> URL, kept while Redis is away
         self._fixed_ids: dict[str, str] = {}  # fixed list: URL -> host id
+        self._cdp_bases: dict[str, str] = {}  # host id -> ws://host:port of its CDP server
 
     # ------------------------------------------------------------ hosts
 
@@ -89,6 +91,7 @@ class RemoteBackend:
         with self._lock:
             self._hosts, self._read_at = hosts, time.monotonic()
             self._urls.update({h.host_id: h.url for h in hosts})
+            self._cdp_bases.update({h.host_id: h.cdp_base for h in hosts if h.cdp_base})
         return list(hosts)
 
     def _ask_fixed(self) -> list[HostInfo]:
@@ -263,9 +266,18 @@ class RemoteBackend:
             if record["host_id"] not in live:
                 dead = f"the host {record['host_id']} that held this session stopped answering"
             response = response_from_record(record, now, dead)
+            base = self._cdp_bases.get(record["host_id"])
+            if base and response.status is Status.active:
+                response.cdp_url = f"{base}/cdp/{response.session_id}"
             if status is None or response.status is status:
                 out.append(response)
         return out
+
+    def cdp_ticket(self, principal: str, session_id: str) -> CdpTicketResponse:
+        """Minted by the owner host: its CDP WebSocket takes the ticket."""
+        path = f"/sessions/{session_id}/cdp-ticket"
+        response = self._on_owner(principal, session_id, "POST", path)
+        return CdpTicketResponse.model_validate(response.json())
 
     def readiness(self) -> tuple[bool, str]:
         try:

@@ -176,6 +176,39 @@ def test_gunicorn_workers_share_one_host(procs: list[Proc], preload: bool) -> No
     assert status(fronts.base, sids[0], B).status_code == 404
 
 
+def test_cdp_through_a_front_reaches_the_owner_host(procs: list[Proc], page_server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    h = host(procs, "127.0.0.2")
+    h.up()
+    f = front(procs, SESSIONS_HOSTS=h.base)
+    f.up()
+    body = start(f.base)
+    sid = str(body["session_id"])
+    assert str(body["cdp_url"]).startswith("ws://127.0.0.2:")  # straight to the owner host
+    r = requests.post(f"{f.base}/session/{sid}/cdp-ticket", headers=A, timeout=30)
+    assert r.status_code == 200, r.text
+    ticket_url = r.json()["cdp_url"]
+    assert "?ticket=" in ticket_url and "tok-a" not in ticket_url
+    assert (
+        requests.post(f"{f.base}/session/{sid}/cdp-ticket", headers=B, timeout=30).status_code
+        == 404
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.connect_over_cdp(ticket_url)
+        page = browser.contexts[0].pages[0]
+        page.goto(page_server + "/second")
+        assert page.text_content("p") == "second page"
+        browser.close()
+    r = requests.post(f.base + "/env/observe", headers=A, json={"session_id": sid}, timeout=60)
+    assert r.json()["observation"]["url"] == page_server + "/second"
+    # A host sharing the fronts' tokens also takes the bearer token on the upgrade.
+    with sync_playwright() as p:
+        browser = p.chromium.connect_over_cdp(str(body["cdp_url"]), headers=A)
+        assert browser.contexts[0].pages[0].url == page_server + "/second"
+        browser.close()
+
+
 def test_a_host_refuses_calls_without_the_secret(procs: list[Proc]) -> None:
     h = host(procs, "127.0.0.2")
     h.up()
