@@ -8,16 +8,16 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test pytest lint install browser bench demo clean
+.PHONY: run test pytest lint install browser redis node-deps bench demo clean
 
 run: install browser
 	$(PY) -m flask_sessions --host $(HOST) --port $(PORT)
 
-test: install browser
+test: install browser redis node-deps
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
-pytest: install browser
+pytest: install browser redis node-deps
 	$(PY) -m pytest $(ARGS)
 
 lint: install
@@ -28,7 +28,7 @@ lint: install
 demo: install browser
 	$(PY) scripts/agent_demo.py $(ARGS)
 
-bench: install browser
+bench: install browser redis
 	$(PY) scripts/bench.py $(ARGS)
 
 install: $(STAMP)
@@ -44,5 +44,11 @@ $(STAMP): pyproject.toml | $(PY)
 browser: install
 	PYTHON=$(PY) scripts/install-browser
 
+redis:
+	scripts/install-redis
+
+node-deps:
+	scripts/install-node-deps
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info node_modules

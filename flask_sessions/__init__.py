@@ -7,6 +7,8 @@ Mount it in three lines::
     FlaskSessions(app)
 """
 
+__version__ = "0.1.0"  # first: modules below import it
+
 from .app import create_app
 from .clock import Clock, ManualClock, system_clock
 from .errors import (
@@ -44,4 +46,3 @@ __all__ = [
     "create_app",
     "system_clock",
 ]
-__version__ = "0.1.0"

@@ -1,7 +1,9 @@
-"""The standalone server: ``python -m flask_sessions`` or ``flask-sessions``.
+"""The command line: ``python -m flask_sessions [serve | host] [options]`` (or ``flask-sessions``).
 
-Serves ``create_app()`` with waitress: one process (sessions live in its memory) with
-threads for requests. SIGTERM and Ctrl-C close every session and Chromium before exiting.
+``serve`` (the default) serves ``create_app()`` with waitress: the API, with the browser in
+this process (or, with ``SESSIONS_HOSTS`` / ``SESSIONS_REGISTRY_URL``, a front for hosts).
+``host`` runs a browser host for fronts (``host.py``). Both bind their port before
+launching anything; SIGTERM and Ctrl-C close every session and Chromium before exiting.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .app import create_app
 from .config import PREFIX, ConfigError, Settings, load
 from .errors import SessionsError
 from .extension import FlaskSessions
+from .host import Host
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -40,16 +43,30 @@ def _environment_help() -> str:
     return "\n".join(lines)
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str = "serve") -> argparse.ArgumentParser:
+    if command == "host":
+        prog, port = f"{_prog()} host", 8765
+        about = (
+            "Run a browser host: Chromium, the sessions and the reaper, behind an internal API "
+            "that fronts call with SESSIONS_CLUSTER_SECRET (see the README's Deploying)."
+        )
+    else:
+        prog, port = _prog(), 8000
+        about = (
+            "Live headless Chromium sessions over HTTP. Serves the API with waitress in one "
+            "process; SIGTERM or Ctrl-C closes every session and Chromium. "
+            f"'{_prog()} host' runs a browser host for fronts instead."
+        )
     p = argparse.ArgumentParser(
-        prog=_prog(),
-        description="Live headless Chromium sessions over HTTP. Serves the API with waitress "
-        "in one process; SIGTERM or Ctrl-C closes every session and Chromium.",
+        prog=prog,
+        description=about,
         epilog=_environment_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument(
+        "--port", type=int, default=port, help=f"port (default {port}; 0 picks a free one)"
+    )
     p.add_argument("--threads", type=int, default=16, help="request threads (default 16)")
     p.add_argument(
         "--log-level",
@@ -58,6 +75,13 @@ def parser() -> argparse.ArgumentParser:
         help="log level (default: SESSIONS_LOG_LEVEL, else INFO)",
     )
     p.add_argument("--version", action="version", version=f"flask_sessions {__version__}")
+    p.add_argument(
+        "--cdp-port",
+        type=int,
+        default=None,
+        help="port of the per-session CDP WebSocket (default SESSIONS_CDP_PORT, else any free "
+        "one); it listens on --host unless SESSIONS_CDP_HOST says otherwise",
+    )
     p.add_argument(
         "--find-browser",
         action="store_true",
@@ -82,42 +106,65 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _bind_or_say(prog: str, host: str, port: int) -> socket.socket | None:
+    try:
+        return bind(host, port)
+    except OSError as exc:
+        why = "the address is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        print(
+            f"{prog}: cannot listen on {host}:{port}: {why}; "
+            "stop the other server or choose another --port",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _config_problems(prog: str, exc: ConfigError) -> int:
+    print(f"{prog}: bad configuration:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in ("serve", "host") else "serve"
+    args = parser(command).parse_args(argv)
     if args.find_browser:
         return browser.main()
-    prog = _prog()
+    prog = _prog() if command == "serve" else f"{_prog()} host"
     if args.log_level:
         os.environ[PREFIX + "LOG_LEVEL"] = args.log_level
     try:
         settings: Settings | None = load()
-    except ConfigError:  # create_app below reports it with every key named
-        settings = None
+    except ConfigError as exc:
+        if command == "host":
+            return _config_problems(prog, exc)
+        settings = None  # create_app below reports it with every key named
     logs.configure_root(
         settings.log_level if settings else "INFO", settings.log_format if settings else "text"
     )
-    try:
-        sock = bind(args.host, args.port)
-    except OSError as exc:
-        why = "the address is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        print(
-            f"{prog}: cannot listen on {args.host}:{args.port}: {why}; "
-            "stop the other server or choose another --port",
-            file=sys.stderr,
-        )
+    sock = _bind_or_say(prog, args.host, args.port)
+    if sock is None:
         return 2
+    if command == "host":
+        assert settings is not None
+        return _serve_host(prog, settings, sock, args.host, args.threads)
+    cdp: dict[str, object] = {}
+    if "SESSIONS_CDP_HOST" not in os.environ:
+        cdp["SESSIONS_CDP_HOST"] = args.host
+    if args.cdp_port is not None:
+        cdp["SESSIONS_CDP_PORT"] = args.cdp_port
     try:
-        app = create_app()
+        app = create_app(cdp)
     except ConfigError as exc:
         sock.close()
-        print(f"{prog}: bad configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
+        return _config_problems(prog, exc)
     state = FlaskSessions.state(app)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        state.runtime.begin_shutdown()  # Chromium may get the same signal: not a crash
+        if state.local is not None:  # Chromium may get the same signal: not a crash
+            state.local.runtime.begin_shutdown()
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(0)
@@ -131,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("flask_sessions")
     try:
         try:  # launch Chromium now so the first start is fast; 503s with a hint if absent
-            state.manager.ensure_started(launch_browser=True)
+            if state.local is not None:
+                state.local.ensure_started(launch_browser=True)
         except SessionsError as exc:
             log.error("flask_sessions: %s", exc.message)
         log.info("flask_sessions %s serving on %s", __version__, base)
@@ -143,12 +191,54 @@ def main(argv: list[str] | None = None) -> int:
                 "-H 'Content-Type: application/json' -d '{\"screenshot\": true}'"
             )
         print(f"{prog}: serving on {base}")
+        if state.cdp is not None and state.cdp.port is not None:
+            print(f"{prog}: CDP WebSocket on ws://{shown_host}:{state.cdp.port}/cdp/<session_id>")
         sys.stdout.flush()
         serve(app, sockets=[sock], threads=args.threads, ident="flask_sessions")
     except KeyboardInterrupt:
         pass
     finally:
-        state.manager.shutdown()
+        state.backend.shutdown()
+        sock.close()
+    return 0
+
+
+def _serve_host(
+    prog: str, settings: Settings, sock: socket.socket, bound: str, threads: int
+) -> int:
+    port = sock.getsockname()[1]
+    shown = socket.gethostname() if bound in ("0.0.0.0", "::", "") else bound
+    shown = f"[{shown}]" if ":" in shown else shown
+    url = settings.host_url or f"http://{shown}:{port}"
+    if settings.cdp_host is None:  # the CDP WebSocket listens where the host does
+        settings = settings.model_copy(update={"cdp_host": bound})
+    try:
+        host = Host.build(settings, url)
+    except ValueError as exc:
+        sock.close()
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        host.manager.runtime.begin_shutdown()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        try:
+            host.start()
+        except SessionsError as exc:
+            logging.getLogger("flask_sessions").error("flask_sessions: %s", exc.message)
+        print(f"{prog}: host {host.host_id} serving on {url}")
+        sys.stdout.flush()
+        serve(host.app, sockets=[sock], threads=threads, ident="flask_sessions_host")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        host.shutdown()
         sock.close()
     return 0
 

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_exceptions
 
-from . import logs, page_ops
+from . import logs
 from .config import Settings
 from .errors import BrowserUnavailable, InvalidInput, SessionNotFound, SessionsError
 from .metrics import CONTENT_TYPE
@@ -27,8 +27,8 @@ from .schemas import (
     ListQuery,
     ObserveRequest,
     ScrapeRequest,
-    ScrapeResponse,
     ScreenshotQuery,
+    SessionResponse,
     StartRequest,
     merge_sources,
     parse,
@@ -49,7 +49,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     settings = state.settings
     auth = state.auth
     login_required = cast(Callable[[View], View], auth.login_required)
-    manager = state.manager
+    backend = state.backend
     context = {
         "max_timeout_minutes": settings.max_timeout_minutes,
         "max_wait_ms": settings.max_wait_ms,
@@ -68,7 +68,8 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         g.flask_sessions_t0 = time.perf_counter()
         # Our own body limit, whatever the host's MAX_CONTENT_LENGTH (Flask >= 3.1).
         request.max_content_length = settings.max_content_length
-        if request.environ.get("wsgi.multiprocess") and request.endpoint not in _ALWAYS_UP:
+        multiprocess = request.environ.get("wsgi.multiprocess") and state.local is not None
+        if multiprocess and request.endpoint not in _ALWAYS_UP:
             _refuse_multiprocess(state)
         if not state.warned_no_auth and not state.has_verifier():
             state.warned_no_auth = True
@@ -97,51 +98,43 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         )
         return response
 
+    def _json(model: BaseModel) -> Response:
+        """The model as JSON, with each session record's ``cdp_url`` for this request."""
+        for record in (model, getattr(model, "session", None)):
+            if isinstance(record, SessionResponse) and state.cdp is not None:
+                record.cdp_url = state.cdp.url_for(record.session_id)
+        return _as_json(model)
+
     @bp.post("/session/start")
     @login_required
     def start() -> Response:
         req = parse(StartRequest, fields(), context)
-        return _json(manager.start(principal(), req))
+        return _json(backend.start(principal(), req))
 
     @bp.post("/env/observe")
     @login_required
     def observe() -> Response:
         req = parse(ObserveRequest, fields(), context)
-        return _json(manager.observe(principal(), req))
+        return _json(backend.observe(principal(), req))
 
     @bp.post("/env/step")
     @login_required
     def step() -> Response:
         req = parse_step(fields(), context)
-        return _json(manager.step(principal(), req))
+        return _json(backend.step(principal(), req))
 
     @bp.post("/env/scrape")
     @login_required
     def scrape() -> Response:
         req = parse(ScrapeRequest, fields(), context)
-        session, (source, info) = manager.scrape(principal(), req)
-        if source is None:
-            success, message, content = False, f"selector {req.selector!r} matched nothing", ""
-        else:
-            success, message = True, f"scraped {'the page' if not req.selector else req.selector}"
-            content = page_ops.convert(source, req.format)
-        result = ScrapeResponse(
-            session=session,
-            success=success,
-            message=message,
-            url=info.url,
-            title=info.title,
-            format=req.format,
-            content=content,
-        )
-        return _json(result)
+        return _json(backend.scrape(principal(), req))
 
     @bp.get("/session/<session_id>/screenshot")
     @login_required
     def session_screenshot(session_id: str) -> Response:
         _known_id(session_id)
         query = parse(ScreenshotQuery, _query())
-        png = manager.screenshot(principal(), session_id, query.full_page)
+        png = backend.screenshot(principal(), session_id, query.full_page)
         if request.accept_mimetypes.best_match(["image/png", "application/json"]) == (
             "application/json"
         ):
@@ -153,27 +146,37 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     def get_session(session_id: str) -> Response:
         _not_an_action(session_id)
         _known_id(session_id)
-        return _json(manager.get(principal(), session_id))
+        return _json(backend.get(principal(), session_id))
 
     @bp.post("/session/close")
     @login_required
     def close() -> Response:
         req = parse(CloseRequest, fields())
-        return _json(manager.close(principal(), req.session_id))
+        return _json(backend.close(principal(), req.session_id))
 
     @bp.delete("/session/<session_id>")
     @login_required
     def delete_session(session_id: str) -> Response:
         _not_an_action(session_id)
         _known_id(session_id)
-        return _json(manager.close(principal(), session_id))
+        return _json(backend.close(principal(), session_id))
 
     @bp.get("/sessions")
     @login_required
     def list_sessions() -> Response:
         query = parse(ListQuery, _query())
-        sessions = manager.list_sessions(principal(), query.status)
+        sessions = backend.list_sessions(principal(), query.status)
+        if state.cdp is not None:
+            for record in sessions:
+                record.cdp_url = state.cdp.url_for(record.session_id)
         return jsonify(sessions=[s.model_dump(mode="json") for s in sessions])
+
+    @bp.post("/session/<session_id>/cdp-ticket")
+    @login_required
+    def cdp_ticket(session_id: str) -> Response:
+        """A one-use ``?ticket=`` for clients that cannot send headers on the upgrade."""
+        _known_id(session_id)
+        return _json(backend.cdp_ticket(principal(), session_id))
 
     _probes(bp, state, login_required)
 
@@ -204,11 +207,7 @@ def _probes(
         @guard
         def healthz() -> Response:
             """Liveness: the process answers. 200 while it runs, whatever Chromium does."""
-            return jsonify(
-                status="ok",
-                browser_running=state.runtime.browser_connected,
-                active_sessions=state.manager.active_count,
-            )
+            return jsonify(status="ok", **state.backend.health())
 
     if settings.ready_path:
 
@@ -216,7 +215,7 @@ def _probes(
         @guard
         def readyz() -> Response:
             """Readiness: 200 once Chromium runs and opened a context within 2 s, else 503."""
-            ready, reason = state.manager.readiness()
+            ready, reason = state.backend.readiness()
             response = jsonify(status="ready" if ready else "unavailable", reason=reason)
             response.status_code = 200 if ready else 503
             if not ready:
@@ -284,7 +283,9 @@ _ALWAYS_UP = frozenset({"flask_sessions.healthz", "flask_sessions.metrics"})
 MULTIPROCESS_FIX = (
     "this app runs in several worker processes, but sessions live in the memory of one "
     "process, so most calls would miss their session; run one worker with threads "
-    "(gunicorn -w 1 --threads 16, uwsgi --processes 1 --threads 16)"
+    "(gunicorn -w 1 --threads 16, uwsgi --processes 1 --threads 16), or run a browser host "
+    "(python -m flask_sessions host) and set SESSIONS_HOSTS and SESSIONS_CLUSTER_SECRET in "
+    "the workers (see the README's Deploying section)"
 )
 
 
@@ -367,7 +368,8 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _json(model: BaseModel) -> Response:
+def _as_json(model: BaseModel) -> Response:
+    """The model as JSON; notes its session id for the access log."""
     session_id = getattr(model, "session_id", None) or getattr(
         getattr(model, "session", None), "session_id", None
     )

@@ -29,7 +29,7 @@ TokenVerifier = Callable[[str], Any]
 # Keys in app.config that share the prefix but are not settings (written by create_app).
 NOT_SETTINGS = frozenset({"SESSIONS_GENERATED_TOKEN"})
 # Values never echoed in full in an error message.
-SECRET_KEYS = frozenset({"SESSIONS_TOKENS"})
+SECRET_KEYS = frozenset({"SESSIONS_TOKENS", "SESSIONS_CLUSTER_SECRET"})
 
 
 class ConfigError(ValueError):
@@ -106,6 +106,40 @@ def _path(value: Any) -> str:
     return path
 
 
+def _urls(value: Any) -> Any:
+    """Host URLs: a JSON list, or comma-separated (a URL has no comma)."""
+    value = _json(value)
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        out = []
+        for url in value:
+            text = str(url).strip().rstrip("/")
+            if not text.startswith(("http://", "https://")) or text[-3:] == "://":
+                raise ValueError(f"{text!r} is not an http(s):// URL such as http://browser-1:8765")
+            out.append(text)
+        return out
+    return value
+
+
+def _redis_url(value: Any) -> Any:
+    if (
+        isinstance(value, str)
+        and value
+        and not value.startswith(("redis://", "rediss://", "unix://"))
+    ):
+        raise ValueError("must be a redis://host:port/db URL (or rediss://, unix://)")
+    return value or None
+
+
+def _ws_url(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://, e.g. wss://example.org/cdp")
+    return value or None
+
+
 def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
@@ -113,6 +147,9 @@ def _upper(value: Any) -> Any:
 Tokens = Annotated[dict[str, str], NoDecode, BeforeValidator(_tokens)]
 Args = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_flags)]
 Prefix = Annotated[str, BeforeValidator(_prefix)]
+Urls = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_urls)]
+RedisUrl = Annotated[str | None, BeforeValidator(_redis_url)]
+WsUrl = Annotated[str | None, BeforeValidator(_ws_url)]
 ProbePath = Annotated[str, BeforeValidator(_path)]
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
@@ -227,6 +264,59 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         default=32, gt=0, le=500, description="deepest JSON nesting a body may have"
     )
+    # --- CDP: a per-session Chrome DevTools Protocol WebSocket (cdp.py)
+    cdp: bool = Field(
+        default=True,
+        description="serve a CDP WebSocket per session (cdp_url); false: no debugging port at all",
+    )
+    cdp_host: str | None = Field(
+        default=None,
+        description="address of the CDP WebSocket server (default 127.0.0.1; the CLI uses --host)",
+    )
+    cdp_port: int = Field(
+        default=0, ge=0, le=65535, description="port of the CDP WebSocket server (0: any free one)"
+    )
+    cdp_public_url: WsUrl = Field(
+        default=None,
+        description="base of cdp_url behind a reverse proxy, e.g. wss://example.org/cdp "
+        "(default ws(s)://<the request's host>:<port>)",
+    )
+    max_cdp_clients_per_session: int = Field(
+        default=2, gt=0, description="CDP clients attached to one session at once"
+    )
+    cdp_max_message_mb: float = Field(
+        default=64, gt=0, description="largest CDP message either way, in MB"
+    )
+    cdp_max_buffer_mb: float = Field(
+        default=64, gt=0, description="unread CDP messages queued for a client before it is dropped"
+    )
+    cdp_ticket_ttl_seconds: float = Field(
+        default=60, gt=0, description="lifetime of a single-use ?ticket= for the CDP WebSocket"
+    )
+    # --- cluster (fronts and hosts)
+    hosts: Urls = Field(
+        default=(),
+        description="fronts: the hosts to use, e.g. http://browser-1:8765,http://browser-2:8765 "
+        "(no Redis needed)",
+    )
+    registry_url: RedisUrl = Field(
+        default=None,
+        description="fronts and hosts: a Redis URL; hosts register there and fronts find them",
+    )
+    cluster_secret: str | None = Field(
+        default=None,
+        min_length=16,
+        description="shared by fronts and hosts; a host refuses any call without it",
+    )
+    host_url: str | None = Field(
+        default=None,
+        description="hosts: the URL fronts reach this host at (default http://HOST:PORT)",
+    )
+    heartbeat_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="hosts renew their registration this often; one silent for two is gone",
+    )
     # --- operations
     log_level: LogLevel = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR for the flask_sessions logs"
@@ -261,6 +351,15 @@ class Settings(BaseSettings):
                 f"SESSIONS_OPERATION_TIMEOUT_SECONDS={self.operation_timeout_seconds:g} must be "
                 f"longer than SESSIONS_NAVIGATION_TIMEOUT_MS={self.navigation_timeout_ms} "
                 "(in seconds), or slow pages answer 504 instead of an error"
+            )
+        if (self.hosts or self.registry_url) and not self.cluster_secret:
+            raise ValueError(
+                "SESSIONS_HOSTS or SESSIONS_REGISTRY_URL needs SESSIONS_CLUSTER_SECRET (at least "
+                "16 characters, the same in fronts and hosts)"
+            )
+        if self.hosts and self.registry_url:
+            raise ValueError(
+                "set SESSIONS_HOSTS (a fixed list) or SESSIONS_REGISTRY_URL (Redis), not both"
             )
         paths = [p for p in (self.health_path, self.ready_path, self.metrics_path) if p]
         if len(paths) != len(set(paths)):

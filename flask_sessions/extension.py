@@ -14,11 +14,14 @@ from flask_httpauth import HTTPTokenAuth
 
 from . import logs
 from .auth import TokenRegistry, build_auth
+from .backend import LocalBackend, SessionBackend
 from .blueprint import error_response, make_blueprint, our_roots
+from .cdp import CdpProxy
 from .clock import Clock, system_clock
 from .config import Settings, TokenVerifier, load
 from .manager import SessionManager
 from .metrics import Metrics
+from .remote import RemoteBackend
 from .runtime import BrowserRuntime
 
 log = logging.getLogger("flask_sessions")
@@ -31,15 +34,30 @@ class SessionsState:
     """Everything one app's sessions need; lives in ``app.extensions["flask_sessions"]``."""
 
     settings: Settings
-    runtime: BrowserRuntime
-    manager: SessionManager
+    backend: SessionBackend  # where sessions live: the local host, or hosts over HTTP
     auth: HTTPTokenAuth
     tokens: TokenRegistry
     metrics: Metrics
+    local: SessionManager | None = None  # the in-process host (embedded mode only)
     verify_callback: Any = None  # the extension's @verify_token, read per request
     blueprint: Blueprint | None = None
     warned_no_auth: bool = field(default=False)
     warned_multiprocess: bool = field(default=False)
+    cdp: CdpProxy | None = None  # the per-session CDP WebSocket (SESSIONS_CDP)
+
+    @property
+    def manager(self) -> SessionManager:
+        """The in-process host's manager (embedded mode)."""
+        if self.local is None:
+            raise RuntimeError(
+                "this app is a front: its sessions live on the hosts of SESSIONS_HOSTS or "
+                "SESSIONS_REGISTRY_URL, not in this process"
+            )
+        return self.local
+
+    @property
+    def runtime(self) -> BrowserRuntime:
+        return self.manager.runtime
 
     def has_verifier(self) -> bool:
         return bool(len(self.tokens) or self.verify_callback or self.settings.verify_token)
@@ -89,15 +107,24 @@ class FlaskSessions:
         logs.configure(settings.log_level, settings.log_format)
         logs.access_log.disabled = not settings.access_log
         metrics = Metrics()
-        runtime = BrowserRuntime(settings.browser_path, settings.browser_args)
-        manager = SessionManager(settings, runtime, self.clock, events=metrics.session_event)
+        backend: SessionBackend
+        manager: SessionManager | None = None
+        if settings.hosts or settings.registry_url:  # a front: sessions live on hosts
+            backend = RemoteBackend(settings, self.clock)
+        else:  # embedded: the host is in this process
+            runtime = BrowserRuntime(settings.browser_path, settings.browser_args)
+            manager = SessionManager(settings, runtime, self.clock, events=metrics.session_event)
+            metrics.watch(manager)
+            backend = LocalBackend(manager)
         tokens = TokenRegistry(settings.tokens)
         state_ref: list[SessionsState] = []
         auth = build_auth(tokens, lambda: state_ref[0].verify_callback or settings.verify_token)
-        state = SessionsState(settings, runtime, manager, auth, tokens, metrics)
+        state = SessionsState(settings, backend, auth, tokens, metrics, local=manager)
         state.verify_callback = self._verify_callback
         state_ref.append(state)
-        metrics.watch(manager)
+        if settings.cdp and manager is not None:  # the REST routes' verifier checks the upgrade
+            verify = auth.verify_token_callback
+            state.cdp = CdpProxy(app, settings, manager, lambda token: verify(token))
         app.extensions[EXTENSION_KEY] = state
         blueprint = make_blueprint(state)
         state.blueprint = blueprint
@@ -107,9 +134,9 @@ class FlaskSessions:
             _exempt_from_csrf(app, blueprint)
         self._apps.append(weakref.ref(app))
         # An app dropped without shutdown() (a test that forgot) must not leave Chromium.
-        weakref.finalize(app, _shutdown_in_background, manager)
-        atexit.register(manager.shutdown)
-        if settings.launch_at_init:
+        weakref.finalize(app, _shutdown_in_background, backend)
+        atexit.register(backend.shutdown)
+        if settings.launch_at_init and manager is not None:
             manager.ensure_started(launch_browser=True)
 
     def verify_token(self, f: TokenVerifier) -> TokenVerifier:
@@ -150,12 +177,12 @@ class FlaskSessions:
         """
         apps = [app] if app is not None else [a for a in (r() for r in self._apps) if a]
         for one in apps:
-            self.state(one).manager.shutdown()
+            self.state(one).backend.shutdown()
 
 
-def _shutdown_in_background(manager: SessionManager) -> None:
+def _shutdown_in_background(backend: SessionBackend) -> None:
     # A finalizer can run on any thread, the runtime's own included: never wait there.
-    threading.Thread(target=manager.shutdown, name="flask-sessions-finalize", daemon=True).start()
+    threading.Thread(target=backend.shutdown, name="flask-sessions-finalize", daemon=True).start()
 
 
 def _scope_errors(app: Flask, state: SessionsState, everywhere: bool) -> None:

@@ -86,6 +86,7 @@ def configure_root(level: str, fmt: str) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per forwarded call
     for ours in [h for h in log.handlers if getattr(h, _HANDLER_MARK, False)]:
         log.removeHandler(ours)
     log.propagate = True

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from playwright.async_api import Error as PlaywrightError
 
@@ -50,6 +50,9 @@ from .schemas import (
     StepResponse,
 )
 from .timefmt import iso_datetime
+
+if TYPE_CHECKING:
+    from .cdp import CdpProxy
 
 log = logging.getLogger("flask_sessions")
 
@@ -103,8 +106,13 @@ class SessionManager:
         runtime: BrowserRuntime,
         clock: Clock,
         events: Callable[[str], None] | None = None,
+        id_prefix: str = "",
     ) -> None:
         self.settings = settings
+        self.id_prefix = id_prefix  # a host's id: fronts route a session by its id's prefix
+        # Called on the loop with each record that changed (start, access, end): a host
+        # writes it through to the shared registry.
+        self.on_record: Callable[[SessionRecord], None] | None = None
         self.runtime = runtime
         self.clock = clock
         self._events = events or (lambda _event: None)
@@ -127,6 +135,7 @@ class SessionManager:
         runtime.on_browser_lost = self._on_browser_lost
         self._reaper_started = False
         self._start_lock = threading.Lock()
+        self.cdp: CdpProxy | None = None  # the per-session CDP WebSocket, when SESSIONS_CDP is on
 
     # ------------------------------------------------------------ facade
 
@@ -163,11 +172,13 @@ class SessionManager:
         return self._run(self._list(principal, status))
 
     def ensure_started(self, launch_browser: bool = False) -> None:
-        """Start the loop and the reaper; launch Chromium now if asked."""
+        """Start the loop, the reaper and the CDP server; launch Chromium now if asked."""
         if self.runtime.forked():
             self.reset_after_fork()
         with self._start_lock:
             if not self._reaper_started:
+                if self.cdp is not None:  # listening before any record names its cdp_url
+                    self.runtime.submit(self.cdp.start(), self.settings.operation_timeout_seconds)
                 self.runtime.spawn(self.reaper.run())
                 self._reaper_started = True
         if launch_browser:
@@ -176,6 +187,24 @@ class SessionManager:
     async def _warm_up(self) -> None:
         await self.runtime.browser()
         self.pool.refill_soon()
+
+    def load(self) -> dict[str, int]:
+        """Capacity, sessions, free slots and the soonest expiry (s): for placement."""
+        return self._run(self._load())
+
+    async def _load(self) -> dict[str, int]:
+        return self.load_now()
+
+    def load_now(self) -> dict[str, int]:
+        """:meth:`load`, on the loop."""
+        active = self.active_count
+        free = self.settings.max_sessions - active - self._starting - len(self._closing)
+        return {
+            "capacity": self.settings.max_sessions,
+            "active": active,
+            "free": max(0, free),
+            "retry_after": self._retry_after(self.clock()),
+        }
 
     def status_counts(self) -> dict[str, int]:
         """Sessions this process knows (ended ones until purged), by status."""
@@ -446,7 +475,7 @@ class SessionManager:
             left = self._starting_for.pop(principal) - 1
             if left:
                 self._starting_for[principal] = left
-        session_id = secrets.token_urlsafe(16)
+        session_id = self.id_prefix + secrets.token_urlsafe(16)
         record = SessionRecord(
             session_id=session_id,
             principal=principal,
@@ -535,12 +564,40 @@ class SessionManager:
         if not record.keep_alive:
             self._deadlines.push(record.idle_deadline, session_id)
         live.state.on_crash = lambda: self._on_page_crash(session_id)
+        self._changed(record)
+
+    def active_record(self, principal: str, session_id: str) -> SessionRecord:
+        """The principal's active session (loop side): 404 if not theirs, 409 if ended."""
+        record = self._lookup(principal, session_id)
+        self._require_active(record)
+        return record
+
+    def touch(self, session_id: str, min_interval: timedelta = timedelta(seconds=1)) -> None:
+        """Count an access from outside a request (CDP traffic), at most once a ``min_interval``
+
+        so a chatty client does not push a heap entry per message.
+        """
+        record = self._records.get(session_id)
+        if record is None or record.status is not Status.active:
+            return
+        now = self.clock()
+        if now - record.last_accessed_at >= min_interval:
+            self._touch(record, now)
 
     def _touch(self, record: SessionRecord, now: datetime) -> None:
         """Count an access: move the idle deadline (the old heap entry goes stale)."""
         record.last_accessed_at = max(record.last_accessed_at, now)
         if not record.keep_alive:
             self._deadlines.push(record.idle_deadline, record.session_id)
+        self._changed(record)
+
+    def _changed(self, record: SessionRecord) -> None:
+        if self.on_record is not None:
+            self.on_record(record)
+
+    def records(self) -> list[SessionRecord]:
+        """Every record this manager holds (on the loop): a host re-publishes them."""
+        return list(self._records.values())
 
     async def _get(self, principal: str, session_id: str) -> SessionResponse:
         return self._lookup(principal, session_id).to_response(self.clock())
@@ -573,6 +630,8 @@ class SessionManager:
             return
         self._set_ended(record, status, error, self.clock())
         live = self._live.pop(record.session_id, None)
+        if self.cdp is not None:
+            self.cdp.session_ended(record)
         if live is not None:
             if wait:
                 await live.close()
@@ -589,6 +648,7 @@ class SessionManager:
         self._status_counts[status.value] += 1
         record.status, record.error, record.closed_at = status, error, now
         self._ended.push(now, record.session_id)
+        self._changed(record)
         self._events(status.value)
         log.log(
             logging.WARNING if status is Status.error else logging.INFO,
@@ -665,6 +725,8 @@ class SessionManager:
             self.pool.close(), *(self._end(r, Status.closed, reason) for r in records)
         )
         await self.settled()
+        if self.cdp is not None:
+            await self.cdp.close()
 
     def _on_browser_lost(self, reason: str) -> None:
         now = self.clock()
@@ -673,6 +735,8 @@ class SessionManager:
             record = self._records[session_id]
             self._set_ended(record, Status.error, reason, now)
             self._live.pop(session_id).state.ended.set()
+            if self.cdp is not None:
+                self.cdp.session_ended(record)
 
     def _on_page_crash(self, session_id: str) -> None:
         record = self._records.get(session_id)

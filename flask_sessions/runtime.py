@@ -16,13 +16,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from playwright.async_api import Browser, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from .browser import BrowserChoice, find_browser, launch_args
 from .errors import BrowserUnavailable, OperationTimeout, SessionsError
+
+if TYPE_CHECKING:
+    from .cdp import DebuggingPort
 
 log = logging.getLogger("flask_sessions")
 
@@ -64,6 +67,7 @@ class BrowserRuntime:
         self.launch_failed_at: float | None = None  # time.monotonic() of that failure
         self.stopping = False  # set at the first sign of shutdown (a signal, stop())
         self._pid = os.getpid()  # the process whose loop thread and Chromium these are
+        self.debugging: DebuggingPort | None = None  # the CDP proxy's channel (cdp.py)
 
     # ----------------------------------------------------------- thread side
 
@@ -211,10 +215,13 @@ class BrowserRuntime:
             raise
         if self._playwright is None:
             self._playwright = await async_playwright().start()
+        extra = self._extra_args
+        if self.debugging is not None:
+            extra += self.debugging.launch_args()
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=choice.executable,
-                args=launch_args(self._extra_args),
+                args=launch_args(extra),
                 headless=True,
             )
         except PlaywrightError as exc:
@@ -231,6 +238,8 @@ class BrowserRuntime:
         self.launch_error = self.launch_failed_at = None
         browser.on("disconnected", self._on_disconnected)
         log.info("flask_sessions: launched %s (Chromium %s)", choice.describe(), browser.version)
+        if self.debugging is not None:
+            await self.debugging.discover(browser)
         return browser
 
     def _launch_failed(self, message: str) -> None:

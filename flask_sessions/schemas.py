@@ -359,6 +359,8 @@ class SessionResponse(BaseModel):
     error: str | None
     screenshot: str | None = None
     page: PageInfo | None = None
+    # ws(s):// URL to attach Playwright/Puppeteer over CDP (null when SESSIONS_CDP is off)
+    cdp_url: str | None = None
 
 
 class ObserveResponse(BaseModel):
@@ -550,3 +552,12 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value if not isinstance(value, str) or len(value) <= 200 else value[:200] + "…"
     return repr(value)[:200]
+
+
+class CdpTicketResponse(BaseModel):
+    """``POST /session/<id>/cdp-ticket``: a one-use credential for the CDP WebSocket URL."""
+
+    session_id: str
+    ticket: str
+    expires_at: str
+    cdp_url: str

@@ -19,7 +19,13 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
    largest N with ``--scale``); lag = ``closed_at - (last_accessed_at + 1 min)`` from the
    server's own records, beside the reaper interval.
 
-Run from the repo root: ``python scripts/bench.py [--quick] [--scale] [--json PATH]``
+5. ``--cdp`` (instead of 1-4): the per-session CDP WebSocket beside Playwright's own
+   ``connect_over_cdp`` to a raw Chromium started with ``--remote-debugging-port`` (same
+   executable and flags): attach-to-first-page p50, ``Runtime.evaluate('1')`` round trip p50
+   (through Playwright's CDPSession and through a bare WebSocket client), and PSS per session at
+   N sessions each with a connected Playwright client, beside N plain sessions.
+
+Run from the repo root: ``python scripts/bench.py [--quick] [--scale] [--cdp] [--json PATH]``
 (``make bench ARGS=...``). Progress goes to stderr, tables to stdout. Every process it
 starts is stopped before it exits, on failure and Ctrl-C too.
 """
@@ -56,6 +62,8 @@ from typing import IO, Any, TypeVar
 import psutil
 import requests
 from playwright.async_api import Browser, BrowserContext, ViewportSize, async_playwright
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 
 # ``python scripts/bench.py`` puts scripts/ first on sys.path, not the repo root; add the root
 # so the demo site imports as ``scripts.demo_site`` (the name mypy checks it by).
@@ -244,6 +252,7 @@ class Plan:
     reaper_sessions: int  # 0: no reaper section
     warm_pool: int | None
     site: str = ""
+    cdp: bool = False  # only the CDP section
 
     @property
     def pause_s(self) -> float:
@@ -1525,9 +1534,12 @@ def run(plan: Plan, json_path: Path | None) -> int:
         print(load_line("at start", load))
         pool = "server default" if plan.warm_pool is None else str(plan.warm_pool)
         print(f"SESSIONS_WARM_POOL: {pool}; demo site {site_url}\n", flush=True)
-        with report.phase("raw worker"):
-            report.data["raw"] = run_raw_worker(plan)
-        _run_server_side(plan, report)
+        if plan.cdp:
+            cdp_bench(plan, report)
+        else:
+            with report.phase("raw worker"):
+                report.data["raw"] = run_raw_worker(plan)
+            _run_server_side(plan, report)
         failure = None
     except BenchError as exc:
         failure = str(exc)
@@ -1539,6 +1551,253 @@ def run(plan: Plan, json_path: Path | None) -> int:
         print(load_line("at end", load))
         report.finish(failure)
     return 1 if failure else 0
+
+
+# -------------------------------------------------------------------- CDP (--cdp)
+
+CDP_ATTACHES = 20  # timed connect_over_cdp → first page
+CDP_EVALS = 300  # timed Runtime.evaluate('1') round trips
+CDP_SESSIONS = 50  # sessions for the memory comparison
+
+
+async def _attach_times(url: str, headers: dict[str, str], repeats: int) -> list[float]:
+    """connect_over_cdp until ``contexts[0].pages[0]`` is there, then disconnect; ms each."""
+    times = []
+    async with async_playwright() as p:
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            browser = await p.chromium.connect_over_cdp(url, headers=headers)
+            page = browser.contexts[0].pages[0]
+            took = _ms(t0)
+            if not page.url:
+                raise BenchError("connect_over_cdp gave a page without a URL")
+            await browser.close()
+            if i:  # the first one warms the driver up
+                times.append(took)
+    return times
+
+
+async def _eval_times(url: str, headers: dict[str, str], repeats: int) -> dict[str, list[float]]:
+    """Runtime.evaluate('1') round trips: through Playwright's CDPSession, and a bare socket."""
+    out: dict[str, list[float]] = {"playwright": [], "websocket": []}
+    async with async_playwright() as p:
+        browser = await p.chromium.connect_over_cdp(url, headers=headers)
+        context = browser.contexts[0]
+        cdp = await context.new_cdp_session(context.pages[0])
+        for i in range(repeats + 10):
+            t0 = time.perf_counter()
+            await cdp.send("Runtime.evaluate", {"expression": "1"})
+            if i >= 10:
+                out["playwright"].append(_ms(t0))
+        await browser.close()
+    ws: ClientConnection = await ws_connect(
+        url, additional_headers=headers, proxy=None, max_size=None, compression=None
+    )
+    try:
+        next_id = 0
+
+        async def call(method: str, params: Json, session: str | None = None) -> Json:
+            nonlocal next_id
+            next_id += 1
+            message: Json = {"id": next_id, "method": method, "params": params}
+            if session:
+                message["sessionId"] = session
+            await ws.send(json.dumps(message))
+            while True:
+                answer: Json = json.loads(await ws.recv())
+                if answer.get("id") == next_id:
+                    return answer
+
+        targets = (await call("Target.getTargets", {}))["result"]["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        attached = await call(
+            "Target.attachToTarget", {"targetId": page["targetId"], "flatten": True}
+        )
+        session = attached["result"]["sessionId"]
+        for i in range(repeats + 10):
+            t0 = time.perf_counter()
+            await call("Runtime.evaluate", {"expression": "1"}, session)
+            if i >= 10:
+                out["websocket"].append(_ms(t0))
+    finally:
+        await ws.close()
+    return out
+
+
+@contextmanager
+def raw_cdp_chromium() -> Iterator[tuple[str, int]]:
+    """Chromium started by hand with ``--remote-debugging-port`` (one about:blank page)."""
+    choice = find_browser()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-cdp-") as profile:
+        cmd = [
+            choice.executable,
+            *launch_args(),
+            "--headless",
+            f"--remote-debugging-port={port}",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ]
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        tree = Descendants(proc.pid)
+        try:
+            deadline = time.monotonic() + HEALTH_TIMEOUT_S
+            while True:
+                with suppress(requests.RequestException):
+                    if requests.get(f"http://127.0.0.1:{port}/json/version", timeout=2).ok:
+                        break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise BenchError(f"raw Chromium did not open its debugging port: {cmd}")
+                time.sleep(0.1)
+            tree.snapshot()
+            yield f"http://127.0.0.1:{port}", proc.pid
+        finally:
+            stop_process(proc, tree, "raw chromium")
+
+
+def _tree_with_root(pid: int) -> Json:
+    """PSS of ``pid`` itself (if Chromium) plus its Chromium descendants."""
+    tree = chromium_tree(pid)
+    with suppress(psutil.Error, OSError):
+        if _is_chromium(psutil.Process(pid)):
+            tree = {"pss_kb": tree["pss_kb"] + _pss_kb(pid), "processes": tree["processes"] + 1}
+    return tree
+
+
+def _server_pss_kb(pid: int) -> int:
+    with suppress(OSError):
+        return _pss_kb(pid)
+    return 0
+
+
+async def _hold_clients(
+    urls: list[str], headers: dict[str, str], ready: Callable[[], None]
+) -> None:
+    async with async_playwright() as p:
+        browsers = [await p.chromium.connect_over_cdp(url, headers=headers) for url in urls]
+        for browser in browsers:
+            await browser.contexts[0].pages[0].evaluate("1")
+        await asyncio.to_thread(ready)
+        for browser in browsers:
+            await browser.close()
+
+
+def cdp_bench(plan: Plan, report: Report) -> None:
+    repeats = 5 if plan.repeats <= 5 else CDP_ATTACHES
+    evals = 50 if plan.repeats <= 5 else CDP_EVALS
+    n = 10 if plan.repeats <= 5 else CDP_SESSIONS
+    raw: Json = {}
+    with report.phase("raw cdp"), raw_cdp_chromium() as (endpoint, pid):
+        time.sleep(SETTLE_S)
+        raw["one_page_tree"] = _tree_with_root(pid)
+        log("raw: attach")
+        raw["attach_ms"] = asyncio.run(_attach_times(endpoint, {}, repeats))
+        version = requests.get(endpoint + "/json/version", timeout=5).json()
+        log("raw: Runtime.evaluate round trips")
+        raw["eval_ms"] = asyncio.run(_eval_times(version["webSocketDebuggerUrl"], {}, evals))
+    ours: Json = {}
+    with report.phase("server cdp"), run_server(n + 10, 0) as server:
+        client = server.client()
+        headers = {"Authorization": f"Bearer {server.token}"}
+        record = client.post("/session/start", {"url": plan.site + "/report"})
+        log("server: attach")
+        ours["attach_ms"] = asyncio.run(_attach_times(record["cdp_url"], headers, repeats))
+        log("server: Runtime.evaluate round trips")
+        ours["eval_ms"] = asyncio.run(_eval_times(record["cdp_url"], headers, evals))
+        client.call("DELETE", f"/session/{record['session_id']}")
+        time.sleep(SETTLE_S * 2)
+        base, base_py = chromium_tree(server.pid), _server_pss_kb(server.pid)
+        log(f"server: {n} plain sessions")
+        records = [client.post("/session/start", {}) for _ in range(n)]
+        time.sleep(SETTLE_S)
+        plain, plain_py = chromium_tree(server.pid), _server_pss_kb(server.pid)
+        log(f"server: a Playwright client attached to each of the {n}")
+        seen: Json = {}
+
+        def measure() -> None:
+            time.sleep(SETTLE_S)
+            seen["tree"], seen["py"] = chromium_tree(server.pid), _server_pss_kb(server.pid)
+
+        asyncio.run(_hold_clients([r["cdp_url"] for r in records], headers, measure))
+        for r in records:
+            client.call("DELETE", f"/session/{r['session_id']}")
+        ours["memory"] = {
+            "n": n,
+            "base": base,
+            "plain": plain,
+            "attached": seen["tree"],
+            "server_py_pss_kb": {"base": base_py, "plain": plain_py, "attached": seen["py"]},
+        }
+    report.data["cdp"] = {"raw": raw, "flask_sessions": ours}
+    report.show(cdp_section(raw, ours))
+
+
+def cdp_section(raw: Json, ours: Json) -> str:
+    def row(name: str, mine: list[float], theirs: list[float], goal: str) -> list[str]:
+        a, b = summary(mine), summary(theirs)
+        return [name, _pcts(a), _pcts(b), _x(ratio(_p50(a), _p50(b))), goal]
+
+    lat = format_table(
+        ["CDP", "proxy p50/p95/p99 ms", "raw p50/p95/p99 ms", "ratio p50", "goal"],
+        [
+            row("attach to first page", ours["attach_ms"], raw["attach_ms"], "≤ 1.5x"),
+            row(
+                "Runtime.evaluate (Playwright CDPSession)",
+                ours["eval_ms"]["playwright"],
+                raw["eval_ms"]["playwright"],
+                "≤ 1.3x",
+            ),
+            row(
+                "Runtime.evaluate (bare WebSocket)",
+                ours["eval_ms"]["websocket"],
+                raw["eval_ms"]["websocket"],
+                "-",
+            ),
+        ],
+    )
+    mem = ours["memory"]
+    n = mem["n"]
+    plain = per_session_mib(mem["plain"], mem["base"], n)
+    attached = per_session_mib(mem["attached"], mem["base"], n)
+    py = mem["server_py_pss_kb"]
+    py_plain = (py["plain"] - py["base"]) / 1024 / n
+    py_attached = (py["attached"] - py["base"]) / 1024 / n
+    one_browser = raw["one_page_tree"]["pss_kb"] / 1024
+    memory = format_table(
+        ["PSS per session", "Chromium MiB", "+ server process MiB", "total MiB", "ratio"],
+        [
+            [
+                f"plain (N={n})",
+                f"{plain:.1f}",
+                f"{py_plain:.2f}",
+                f"{plain + py_plain:.1f}",
+                "1.00x",
+            ],
+            [
+                f"CDP client attached (N={n})",
+                f"{attached:.1f}",
+                f"{py_attached:.2f}",
+                f"{attached + py_attached:.1f}",
+                _x(ratio(attached + py_attached, plain + py_plain)),
+            ],
+            [
+                "a dedicated browser (raw Chromium, 1 page)",
+                f"{one_browser:.1f}",
+                "-",
+                f"{one_browser:.1f}",
+                _x(ratio(one_browser, plain + py_plain)),
+            ],
+        ],
+    )
+    return (
+        "5. CDP: our per-session WebSocket (auth + allow-list proxy) beside Playwright's "
+        "connect_over_cdp to a raw Chromium with --remote-debugging-port\n"
+        + lat
+        + f"\n\nMemory at N={n} sessions (goal: attached ≤ 1.2x plain; Chromium processes "
+        f"{mem['plain']['processes']} plain, {mem['attached']['processes']} attached):\n" + memory
+    )
 
 
 def _positive(minimum: int) -> Callable[[str], int]:
@@ -1582,7 +1841,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-n", type=_n_list, default=(50, 200, 500), help="N list (50,200,500)")
     p.add_argument("--warm-pool", type=_positive(0), help="SESSIONS_WARM_POOL for the server")
     p.add_argument("--quick", action="store_true", help="smoke run: 5 repeats, 2 s, no reaper")
+    p.add_argument("--cdp", action="store_true", help="only the CDP section (see 5. above)")
     p.add_argument("--json", type=Path, help="write every number here as JSON")
+    p.add_argument(
+        "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
+    )
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
     return p
 
@@ -1599,6 +1862,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         scale_n=args.scale_n if args.scale else (),
         reaper_sessions=0 if args.quick else reaper,
         warm_pool=args.warm_pool,
+        cdp=args.cdp,
     )
 
 
@@ -1619,6 +1883,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.raw_worker:
         return raw_worker_main(args.raw_worker)
     _stop_cleanly_on_signals()
+    if args.cluster:
+        from scripts import bench_cluster
+
+        return bench_cluster.main(quick=args.quick)
     try:
         return run(plan_from_args(args), args.json)
     except KeyboardInterrupt:

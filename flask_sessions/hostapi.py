@@ -1,0 +1,164 @@
+"""A host's internal HTTP API: what fronts call, never clients.
+
+Every route needs ``X-Sessions-Secret`` equal to ``SESSIONS_CLUSTER_SECRET`` (compared in
+constant time); the caller's principal travels in ``X-Sessions-Principal``, already
+authenticated by the front, so a client's token never reaches a host. Bodies are the
+public API's (validated again here: the host's settings are the authority), answers are
+the public API's JSON, and errors add ``error_type`` so the front raises the same error.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+
+from . import __version__
+from .backend import LocalBackend
+from .blueprint import error_response
+from .errors import SessionsError, Unauthorized
+from .schemas import (
+    CloseRequest,
+    ListQuery,
+    ObserveRequest,
+    ScrapeRequest,
+    ScreenshotQuery,
+    SessionResponse,
+    StartRequest,
+    Status,
+    parse,
+    parse_step,
+)
+
+log = logging.getLogger("flask_sessions")
+
+API = "/internal/v1"
+SECRET_HEADER = "X-Sessions-Secret"
+PRINCIPAL_HEADER = "X-Sessions-Principal"
+
+
+def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprint:
+    """The internal routes of one host."""
+    bp = Blueprint("flask_sessions_host", __name__, url_prefix=API)
+    manager = backend.manager
+    settings = manager.settings
+    context = {
+        "max_timeout_minutes": settings.max_timeout_minutes,
+        "max_wait_ms": settings.max_wait_ms,
+    }
+    expected = secret.encode("utf-8")
+
+    @bp.before_request
+    def check_secret() -> None:
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8")
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized("this is a host's internal API; calls need the cluster secret")
+
+    def principal() -> str:
+        who = request.headers.get(PRINCIPAL_HEADER, "")
+        if not who:
+            raise Unauthorized(f"no {PRINCIPAL_HEADER} header")
+        return who
+
+    def body() -> dict[str, Any]:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+
+    def answer(model: Any) -> Response:
+        """The public JSON, with each record's ``cdp_url`` on this host's CDP server."""
+        cdp = manager.cdp
+        for record in (model, getattr(model, "session", None)):
+            if not isinstance(record, SessionResponse) or cdp is None:
+                continue
+            if record.status is Status.active:
+                record.cdp_url = cdp.url_for(record.session_id)
+        return jsonify(model.model_dump(mode="json"))
+
+    @bp.post("/sessions/<session_id>/cdp-ticket")
+    def cdp_ticket(session_id: str) -> Response:
+        return answer(backend.cdp_ticket(principal(), session_id))
+
+    @bp.get("/info")
+    def info() -> Response:
+        cdp = manager.cdp
+        url = cdp.url_for("x") if cdp is not None else None
+        base = url.removesuffix("/cdp/x") if url else None
+        return jsonify(host_id=host_id, version=__version__, cdp_base=base, **manager.load())
+
+    @bp.post("/start")
+    def start() -> Response:
+        return answer(backend.start(principal(), parse(StartRequest, body(), context)))
+
+    @bp.post("/observe")
+    def observe() -> Response:
+        return answer(backend.observe(principal(), parse(ObserveRequest, body(), context)))
+
+    @bp.post("/step")
+    def step() -> Response:
+        return answer(backend.step(principal(), parse_step(body(), context)))
+
+    @bp.post("/scrape")
+    def scrape() -> Response:
+        return answer(backend.scrape(principal(), parse(ScrapeRequest, body(), context)))
+
+    @bp.get("/sessions/<session_id>")
+    def get(session_id: str) -> Response:
+        return answer(backend.get(principal(), session_id))
+
+    @bp.post("/close")
+    def close() -> Response:
+        req = parse(CloseRequest, body())
+        return answer(backend.close(principal(), req.session_id))
+
+    @bp.get("/sessions/<session_id>/screenshot")
+    def screenshot(session_id: str) -> Response:
+        query = parse(ScreenshotQuery, request.args.to_dict())
+        png = backend.screenshot(principal(), session_id, query.full_page)
+        return Response(png, mimetype="image/png")
+
+    @bp.get("/sessions")
+    def list_sessions() -> Response:
+        query = parse(ListQuery, {k: v for k, v in request.args.items() if k == "status"})
+        found = backend.list_sessions(principal(), query.status)
+        if manager.cdp is not None:
+            for record in found:
+                if record.status is Status.active:
+                    record.cdp_url = manager.cdp.url_for(record.session_id)
+        return jsonify(sessions=[s.model_dump(mode="json") for s in found])
+
+    @bp.get("/readyz")
+    def readyz() -> Response:
+        ready, reason = backend.readiness()
+        response = jsonify(status="ready" if ready else "unavailable", reason=reason)
+        response.status_code = 200 if ready else 503
+        return response
+
+    def internal_error(exc: Exception) -> Response:
+        response = error_response(exc)
+        kind = type(exc).__name__ if isinstance(exc, SessionsError) else None
+        if kind and response.is_json:
+            payload = response.get_json()
+            if isinstance(payload, dict):
+                payload["error_type"] = kind
+                response.set_data(jsonify(payload).get_data())
+        return response
+
+    bp.register_error_handler(Exception, internal_error)
+    return bp
+
+
+def create_host_app(
+    backend: LocalBackend, secret: str, host_id: str, name: str = "flask_sessions_host"
+) -> Flask:
+    """A host's WSGI app: the internal API, a liveness probe, JSON for every error."""
+    app = Flask(name)
+    app.register_blueprint(host_blueprint(backend, secret, host_id))
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok", host_id=host_id, **backend.health())
+
+    app.register_error_handler(Exception, error_response)
+    return app

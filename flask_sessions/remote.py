@@ -1,0 +1,314 @@
+"""``RemoteBackend``: the front's side of cluster mode, hosts over HTTP.
+
+A start goes to the host with the most free slots (ties: fewest sessions); every other
+call goes to the host that owns the session, named by the first ``HOST_ID_LENGTH``
+characters of its id, so routing needs no lookup. Hosts come from a fixed list
+(``SESSIONS_HOSTS``: asked for their load, cached briefly) or from the Redis registry
+(``SESSIONS_REGISTRY_URL``: one round trip, cached briefly). Calls carry the cluster secret
+and the principal; connections are pooled (httpx).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from . import errors
+from .config import Settings
+from .errors import (
+    BrowserUnavailable,
+    CapacityReached,
+    SessionNotActive,
+    SessionNotFound,
+    SessionsError,
+)
+from .hostapi import API, PRINCIPAL_HEADER, SECRET_HEADER
+from .registry import HostInfo, RedisRegistry, RegistryUnavailable, response_from_record
+from .schemas import (
+    CdpTicketResponse,
+    ObserveRequest,
+    ObserveResponse,
+    ScrapeRequest,
+    ScrapeResponse,
+    SessionFields,
+    SessionResponse,
+    StartRequest,
+    Status,
+    StepRequest,
+    StepResponse,
+)
+
+HOST_ID_LENGTH = 8
+DIRECTORY_TTL_SECONDS = 0.5  # how long a front trusts what it read of the hosts' load
+
+M = TypeVar("M", SessionResponse, ObserveResponse, StepResponse, ScrapeResponse)
+
+_KINDS: dict[str, type[SessionsError]] = {
+    name: cls
+    for name, cls in vars(errors).items()
+    if isinstance(cls, type) and issubclass(cls, SessionsError)
+}
+
+
+def host_of(session_id: str) -> str:
+    return session_id[:HOST_ID_LENGTH]
+
+
+class RemoteBackend:
+    """A :class:`~flask_sessions.backend.SessionBackend` over hosts."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
+        assert settings.cluster_secret
+        self.settings = settings
+        self.clock = clock or (lambda: datetime.now(UTC))
+        timeout = settings.operation_timeout_seconds + 5
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=2.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={SECRET_HEADER: settings.cluster_secret},
+        )
+        self.registry = RedisRegistry(settings.registry_url) if settings.registry_url else None
+        self._lock = threading.Lock()
+        self._hosts: list[HostInfo] = []
+        self._read_at = 0.0
+        self._urls: dict[str, str] = {}  # host id -> URL, kept while Redis is away
+        self._fixed_ids: dict[str, str] = {}  # fixed list: URL -> host id
+        self._cdp_bases: dict[str, str] = {}  # host id -> ws://host:port of its CDP server
+
+    # ------------------------------------------------------------ hosts
+
+    def hosts(self, fresh: bool = False) -> list[HostInfo]:
+        """The live hosts and their load (cached for ``DIRECTORY_TTL_SECONDS``)."""
+        with self._lock:
+            if not fresh and time.monotonic() - self._read_at < DIRECTORY_TTL_SECONDS:
+                return list(self._hosts)
+        hosts = self.registry.hosts() if self.registry is not None else self._ask_fixed()
+        with self._lock:
+            self._hosts, self._read_at = hosts, time.monotonic()
+            self._urls.update({h.host_id: h.url for h in hosts})
+            self._cdp_bases.update({h.host_id: h.cdp_base for h in hosts if h.cdp_base})
+        return list(hosts)
+
+    def _ask_fixed(self) -> list[HostInfo]:
+        found = []
+        for url in self.settings.hosts:
+            try:
+                data = self.http.get(f"{url}{API}/info", timeout=2.0).json()
+            except (httpx.HTTPError, ValueError):
+                continue  # down: not a candidate for starts
+            self._fixed_ids[url] = str(data["host_id"])
+            found.append(HostInfo.from_json({**data, "url": url}))
+        return found
+
+    def _url_for(self, session_id: str) -> str:
+        host_id = host_of(session_id)
+        url = self._urls.get(host_id)
+        if url is None:
+            self.hosts(fresh=True)
+            url = self._urls.get(host_id)
+        if url is None:
+            raise self._gone(session_id)
+        return url
+
+    def _gone(self, session_id: str) -> SessionsError:
+        """No live host owns ``session_id``: its record if the registry has one, else 404."""
+        if self.registry is not None:
+            try:
+                record = self.registry.record(session_id)
+            except RegistryUnavailable:
+                record = None
+            if record is not None:
+                reason = f"the host {record['host_id']} that held this session stopped answering"
+                response = response_from_record(record, self.clock(), reason)
+                return SessionNotActive(
+                    f"session {session_id} is {response.status.value} ({response.error}); "
+                    "start a new one with POST /session/start",
+                    status=response.status.value,
+                )
+        return SessionNotFound(
+            f"no session {session_id!r} for you; it never existed, belongs to someone "
+            "else, or its host is gone. Start one with POST /session/start"
+        )
+
+    # ------------------------------------------------------------ calls
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        principal: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        session_id: str | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self.http.request(
+                method,
+                f"{url}{API}{path}",
+                json=body,
+                params=params,
+                headers={PRINCIPAL_HEADER: principal},
+            )
+        except httpx.HTTPError as exc:
+            if session_id is not None and self.registry is not None:
+                with self._lock:
+                    self._read_at = 0.0
+                try:
+                    alive = self.registry.host_alive(host_of(session_id))
+                except RegistryUnavailable:
+                    alive = True
+                if not alive:
+                    raise self._gone(session_id) from None
+            raise BrowserUnavailable(f"the browser host at {url} is unreachable: {exc}") from None
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response
+
+    def _on_owner(
+        self, principal: str, session_id: str, method: str, path: str, **kw: Any
+    ) -> httpx.Response:
+        return self._send(
+            method, self._url_for(session_id), principal, path, session_id=session_id, **kw
+        )
+
+    def _placed(self, principal: str, path: str, request: SessionFields, model: type[M]) -> M:
+        """A call that may create a session: on the owner, or placed on the freest host."""
+        body = request.model_dump(mode="json", exclude_unset=True)
+        if request.session_id is not None:
+            response = self._on_owner(principal, request.session_id, "POST", path, body=body)
+            return model.model_validate(response.json())
+        try:
+            hosts = self.hosts()
+        except RegistryUnavailable as exc:
+            raise BrowserUnavailable(f"{exc}; starts resume when it is back") from None
+        if not hosts:
+            raise BrowserUnavailable(
+                "no browser host is available; start one with python -m flask_sessions host"
+            )
+        full: list[int] = []
+        for host in sorted(hosts, key=lambda h: (-h.free, h.active)):
+            try:
+                response = self._send("POST", host.url, principal, path, body=body)
+            except CapacityReached as exc:
+                full.append(exc.retry_after)
+                continue
+            except BrowserUnavailable:
+                continue
+            with self._lock:  # count it, so the next start before a refresh spreads out
+                host.free, host.active = host.free - 1, host.active + 1
+            return model.model_validate(response.json())
+        if full:
+            raise CapacityReached(
+                "every browser host is full; close a session (POST /session/close) or retry "
+                "after Retry-After seconds",
+                retry_after=min(full),
+            )
+        raise BrowserUnavailable("no browser host answered; retry shortly")
+
+    # ------------------------------------------------------ the protocol
+
+    def start(self, principal: str, request: StartRequest) -> SessionResponse:
+        return self._placed(principal, "/start", request, SessionResponse)
+
+    def observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
+        return self._placed(principal, "/observe", request, ObserveResponse)
+
+    def step(self, principal: str, request: StepRequest) -> StepResponse:
+        return self._placed(principal, "/step", request, StepResponse)
+
+    def scrape(self, principal: str, request: ScrapeRequest) -> ScrapeResponse:
+        return self._placed(principal, "/scrape", request, ScrapeResponse)
+
+    def screenshot(self, principal: str, session_id: str, full_page: bool) -> bytes:
+        params = {"full_page": "true" if full_page else "false"}
+        path = f"/sessions/{session_id}/screenshot"
+        return self._on_owner(principal, session_id, "GET", path, params=params).content
+
+    def get(self, principal: str, session_id: str) -> SessionResponse:
+        response = self._on_owner(principal, session_id, "GET", f"/sessions/{session_id}")
+        return SessionResponse.model_validate(response.json())
+
+    def close(self, principal: str, session_id: str) -> SessionResponse:
+        body = {"session_id": session_id}
+        response = self._on_owner(principal, session_id, "POST", "/close", body=body)
+        return SessionResponse.model_validate(response.json())
+
+    def list_sessions(self, principal: str, status: Status | None) -> list[SessionResponse]:
+        """Across every host, oldest first."""
+        if self.registry is not None:
+            return self._list_from_registry(principal, status)
+        found: list[SessionResponse] = []
+        params = {"status": status.value} if status else None
+        for host in self.hosts(fresh=True):
+            try:
+                response = self._send("GET", host.url, principal, "/sessions", params=params)
+            except BrowserUnavailable:
+                continue
+            found += [SessionResponse.model_validate(s) for s in response.json()["sessions"]]
+        return sorted(found, key=lambda s: s.created_at)
+
+    def _list_from_registry(self, principal: str, status: Status | None) -> list[SessionResponse]:
+        try:
+            records = self.registry.records(principal) if self.registry else []
+            live = {h.host_id for h in self.hosts(fresh=True)}
+        except RegistryUnavailable as exc:
+            raise BrowserUnavailable(str(exc)) from None
+        now = self.clock()
+        out = []
+        for record in records:
+            dead = None
+            if record["host_id"] not in live:
+                dead = f"the host {record['host_id']} that held this session stopped answering"
+            response = response_from_record(record, now, dead)
+            base = self._cdp_bases.get(record["host_id"])
+            if base and response.status is Status.active:
+                response.cdp_url = f"{base}/cdp/{response.session_id}"
+            if status is None or response.status is status:
+                out.append(response)
+        return out
+
+    def cdp_ticket(self, principal: str, session_id: str) -> CdpTicketResponse:
+        """Minted by the owner host: its CDP WebSocket takes the ticket."""
+        path = f"/sessions/{session_id}/cdp-ticket"
+        response = self._on_owner(principal, session_id, "POST", path)
+        return CdpTicketResponse.model_validate(response.json())
+
+    def readiness(self) -> tuple[bool, str]:
+        try:
+            hosts = self.hosts(fresh=True)
+        except RegistryUnavailable as exc:
+            return False, str(exc)
+        if not hosts:
+            return False, "no browser host is registered or answering"
+        return True, f"{len(hosts)} browser host(s) answering"
+
+    def health(self) -> dict[str, Any]:
+        return {"mode": "front", "hosts": len(self._hosts)}
+
+    def shutdown(self) -> None:
+        self.http.close()
+        if self.registry is not None:
+            self.registry.close()
+
+
+def _error_from(response: httpx.Response) -> SessionsError:
+    """The host's JSON error as the same exception, so the front answers the same."""
+    try:
+        data = dict(response.json())
+    except ValueError:
+        return BrowserUnavailable(f"the browser host answered HTTP {response.status_code}")
+    kind = data.pop("error_type", None)
+    message = str(data.pop("error", "error"))
+    cls = _KINDS.get(str(kind), SessionsError)
+    if cls is CapacityReached:
+        return CapacityReached(message, retry_after=int(response.headers.get("Retry-After", "1")))
+    exc = cls(message, **data)
+    if cls is SessionsError:
+        exc.status_code = response.status_code
+    return exc

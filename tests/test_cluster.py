@@ -1,0 +1,338 @@
+"""Fronts and hosts: gunicorn workers on a fixed host list, and several hosts and fronts
+on a real Redis server (Debian's redis-server, started here on a free loopback port).
+
+Hosts listen on distinct loopback addresses (127.0.0.2, .3, .4); nothing leaves 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from .conftest import alive, wait_for
+from .test_server import ROOT, descendants, free_port, server_env
+
+SECRET = "cluster-secret-for-tests-0123456789"
+TOKENS = {"tok-a": "alice", "tok-b": "bob"}
+A = {"Authorization": "Bearer tok-a"}
+B = {"Authorization": "Bearer tok-b"}
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+@dataclass
+class Proc:
+    proc: subprocess.Popen[str]
+    base: str
+    seen: set[int] = field(default_factory=set)
+
+    def up(self, path: str = "/healthz", timeout: float = 45) -> None:
+        def ok() -> bool:
+            self.seen |= descendants(self.proc.pid)
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.base} exited: {self.proc.communicate()[1][-3000:]}")
+            try:
+                return requests.get(self.base + path, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        assert wait_for(ok, timeout, 0.2), f"{self.base}{path} never answered 200"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.seen |= descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for pid in alive(self.seen):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+        with contextlib.suppress(ValueError, OSError):
+            self.proc.communicate(timeout=5)
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    running: list[Proc] = []
+    yield running
+    for proc in reversed(running):
+        proc.stop()
+
+
+def spawn(procs: list[Proc], args: list[str], base: str, **env: str) -> Proc:
+    full_env = server_env(json.dumps(TOKENS), SESSIONS_CLUSTER_SECRET=SECRET, **env)
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = Proc(proc, base)
+    procs.append(started)
+    return started
+
+
+def host(procs: list[Proc], address: str, **env: str) -> Proc:
+    port = free_port()
+    args = [sys.executable, "-m", "flask_sessions", "host", "--host", address, "--port", str(port)]
+    return spawn(procs, args, f"http://{address}:{port}", SESSIONS_WARM_POOL="1", **env)
+
+
+def front(procs: list[Proc], **env: str) -> Proc:
+    port = free_port()
+    args = [sys.executable, "-m", "flask_sessions", "--port", str(port)]
+    return spawn(procs, args, f"http://127.0.0.1:{port}", **env)
+
+
+@pytest.fixture
+def redis_url(procs: list[Proc]) -> str:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail(
+            "redis-server is missing: `make test` installs it (apt-get install redis-server)"
+        )
+    port = free_port()
+    args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    procs.append(Proc(proc, f"redis://127.0.0.1:{port}"))
+    import redis
+
+    client = redis.Redis(port=port)
+    assert wait_for(lambda: _pings(client), 10)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _pings(client: object) -> bool:
+    import redis
+
+    try:
+        return bool(client.ping())  # type: ignore[attr-defined]
+    except redis.RedisError:
+        return False
+
+
+def start(base: str, headers: dict[str, str] = A) -> dict[str, object]:
+    r = requests.post(base + "/session/start", headers=headers, json={}, timeout=60)
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+def status(base: str, sid: str, headers: dict[str, str] = A) -> requests.Response:
+    return requests.get(f"{base}/session/{sid}", headers=headers, timeout=30)
+
+
+# --------------------------------------------------------- fixed hosts
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["workers", "preload"])
+def test_gunicorn_workers_share_one_host(procs: list[Proc], preload: bool) -> None:
+    h = host(procs, "127.0.0.2")
+    h.up()
+    port = free_port()
+    args = [str(GUNICORN), "-w", "4", "-b", f"127.0.0.1:{port}"]
+    if preload:
+        args.append("--preload")
+    fronts = spawn(
+        procs,
+        [*args, "flask_sessions:create_app()"],
+        f"http://127.0.0.1:{port}",
+        SESSIONS_HOSTS=h.base,
+        SESSIONS_LAUNCH_AT_INIT="true" if preload else "false",
+    )
+    fronts.up()
+    sids = [str(start(fronts.base)["session_id"]) for _ in range(5)]
+    codes: Counter[int] = Counter()
+    for i in range(100):  # a fresh connection each time: any worker may answer
+        sid = sids[i % 5]
+        if i % 2:
+            r = status(fronts.base, sid)
+        else:
+            r = requests.post(
+                fronts.base + "/env/observe", headers=A, json={"session_id": sid}, timeout=60
+            )
+        codes[r.status_code] += 1
+    assert codes == Counter({200: 100}), codes
+    listed = requests.get(fronts.base + "/sessions", headers=A, timeout=30).json()["sessions"]
+    assert [s["session_id"] for s in listed] == sids  # oldest first
+    assert status(fronts.base, sids[0], B).status_code == 404
+
+
+def test_cdp_through_a_front_reaches_the_owner_host(procs: list[Proc], page_server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    h = host(procs, "127.0.0.2")
+    h.up()
+    f = front(procs, SESSIONS_HOSTS=h.base)
+    f.up()
+    body = start(f.base)
+    sid = str(body["session_id"])
+    assert str(body["cdp_url"]).startswith("ws://127.0.0.2:")  # straight to the owner host
+    r = requests.post(f"{f.base}/session/{sid}/cdp-ticket", headers=A, timeout=30)
+    assert r.status_code == 200, r.text
+    ticket_url = r.json()["cdp_url"]
+    assert "?ticket=" in ticket_url and "tok-a" not in ticket_url
+    assert (
+        requests.post(f"{f.base}/session/{sid}/cdp-ticket", headers=B, timeout=30).status_code
+        == 404
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.connect_over_cdp(ticket_url)
+        page = browser.contexts[0].pages[0]
+        page.goto(page_server + "/second")
+        assert page.text_content("p") == "second page"
+        browser.close()
+    r = requests.post(f.base + "/env/observe", headers=A, json={"session_id": sid}, timeout=60)
+    assert r.json()["observation"]["url"] == page_server + "/second"
+    # A host sharing the fronts' tokens also takes the bearer token on the upgrade.
+    with sync_playwright() as p:
+        browser = p.chromium.connect_over_cdp(str(body["cdp_url"]), headers=A)
+        assert browser.contexts[0].pages[0].url == page_server + "/second"
+        browser.close()
+
+
+def test_a_host_refuses_calls_without_the_secret(procs: list[Proc]) -> None:
+    h = host(procs, "127.0.0.2")
+    h.up()
+    for headers in ({}, {"X-Sessions-Secret": "wrong"}, A):
+        r = requests.post(h.base + "/internal/v1/start", headers=headers, json={}, timeout=10)
+        assert r.status_code == 401 and "secret" in r.json()["error"]
+
+
+# ---------------------------------------------------------------- Redis
+
+
+def test_hosts_and_fronts_on_redis(procs: list[Proc], redis_url: str) -> None:
+    hosts = [host(procs, f"127.0.0.{i}", SESSIONS_REGISTRY_URL=redis_url) for i in (2, 3, 4)]
+    for h in hosts:
+        h.up()
+    fronts = [front(procs, SESSIONS_REGISTRY_URL=redis_url) for _ in range(2)]
+    for f in fronts:
+        f.up()
+    assert wait_for(
+        lambda: "3 browser host" in requests.get(fronts[0].base + "/readyz", timeout=5).text, 15
+    )
+
+    # 30 starts through both fronts spread over the three hosts.
+    sessions = [start(fronts[i % 2].base) for i in range(30)]
+    per_host = Counter(str(s["session_id"])[:8] for s in sessions)
+    assert len(per_host) == 3 and max(per_host.values()) / min(per_host.values()) <= 1.5, per_host
+
+    # Tenancy holds through any front.
+    sid = str(sessions[0]["session_id"])
+    for f in fronts:
+        assert status(f.base, sid, B).status_code == 404
+        r = requests.post(
+            f.base + "/session/close", headers=B, json={"session_id": sid}, timeout=30
+        )
+        assert r.status_code == 404
+        r = requests.post(f.base + "/env/observe", headers=B, json={"session_id": sid}, timeout=30)
+        assert r.status_code == 404
+        assert (
+            requests.get(f"{f.base}/session/{sid}/screenshot", headers=B, timeout=30).status_code
+            == 404
+        )
+        assert sid not in {
+            s["session_id"]
+            for s in requests.get(f.base + "/sessions", headers=B, timeout=30).json()["sessions"]
+        }
+
+    # SIGKILL one host: its sessions turn error within 5 s; the others keep answering.
+    victim_id = str(sessions[0]["session_id"])[:8]
+    victim = next(h for h in hosts if _host_id(h) == victim_id)
+    mine = [str(s["session_id"]) for s in sessions if str(s["session_id"]).startswith(victim_id)]
+    others = [
+        str(s["session_id"]) for s in sessions if not str(s["session_id"]).startswith(victim_id)
+    ]
+    killed_at = time.monotonic()
+    victim.stop(signal.SIGKILL)
+
+    def all_error() -> bool:
+        return all(status(fronts[1].base, sid).json().get("status") == "error" for sid in mine)
+
+    assert wait_for(all_error, 6, 0.2)
+    assert time.monotonic() - killed_at <= 6.0
+    body = status(fronts[0].base, mine[0]).json()
+    assert victim_id in body["error"]
+    five_xx = 0
+    for sid in others:
+        r = status(fronts[0].base, sid)
+        five_xx += r.status_code >= 500
+        assert r.status_code == 200 and r.json()["status"] == "active"
+    assert five_xx == 0
+    new = [str(start(fronts[i % 2].base)["session_id"])[:8] for i in range(6)]
+    assert victim_id not in new
+    listed = requests.get(fronts[0].base + "/sessions", headers=A, timeout=30).json()["sessions"]
+    assert len(listed) == 36 and [s["created_at"] for s in listed] == sorted(
+        s["created_at"] for s in listed
+    )
+    assert {s["status"] for s in listed if s["session_id"] in mine} == {"error"}
+
+    # A host started again takes starts again.
+    back = host(procs, victim.base.split("//")[1].split(":")[0], SESSIONS_REGISTRY_URL=redis_url)
+    back.up()
+    assert wait_for(
+        lambda: "3 browser host" in requests.get(fronts[0].base + "/readyz", timeout=5).text, 15
+    )
+    landed = Counter(str(start(fronts[0].base)["session_id"])[:8] for _ in range(9))
+    assert _host_id(back) in landed
+
+    # Restart Redis (no persistence): hosts re-publish, no session is lost.
+    before = {
+        s["session_id"]: s["status"]
+        for s in requests.get(fronts[1].base + "/sessions", headers=A, timeout=30).json()[
+            "sessions"
+        ]
+    }
+    redis_proc = next(p for p in procs if p.base.startswith("redis://"))
+    port = redis_url.rsplit(":", 1)[1].split("/")[0]
+    redis_proc.stop()
+    # While Redis is down, live sessions still answer through a front that knows the owner;
+    # starts answer 503 once the front's half-second view of the hosts has aged out.
+    assert status(fronts[0].base, others[0]).status_code == 200
+    time.sleep(0.6)
+    assert (
+        requests.post(fronts[0].base + "/session/start", headers=A, json={}, timeout=30).status_code
+        == 503
+    )
+    server = shutil.which("redis-server")
+    assert server
+    again = subprocess.Popen(
+        [server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    procs.append(Proc(again, redis_url))  # type: ignore[arg-type]
+
+    def restored() -> bool:
+        now = requests.get(fronts[1].base + "/sessions", headers=A, timeout=30)
+        if now.status_code != 200:
+            return False
+        after = {s["session_id"]: s["status"] for s in now.json()["sessions"]}
+        live = {sid for sid, st in before.items() if st == "active"}
+        return live <= set(after) and all(after[sid] == "active" for sid in live)
+
+    assert wait_for(restored, 15, 0.3)
+
+
+def _host_id(h: Proc) -> str:
+    info = requests.get(h.base + "/healthz", timeout=5).json()
+    return str(info["host_id"])
