@@ -150,12 +150,15 @@ async def navigate(state: PageState, url: str, settings: Settings) -> None:
 
 
 async def open_url(state: PageState, url: str, settings: Settings) -> None:
-    """Navigate the current tab (a page that stopped responding is replaced first), settle."""
-    await state.ensure_page()
-    if not await state.responsive():
+    """Navigate the current tab and settle; a page that stopped responding is replaced."""
+    if await state.still_hung():
         await state.replace_page()
     since = asyncio.get_running_loop().time()
-    await state.guarded(navigate(state, url, settings))
+    try:
+        await state.guarded(navigate(state, url, settings))
+    except PageNotResponding:  # it hung while we navigated away: a new page does it
+        await state.replace_page()
+        await state.guarded(navigate(state, url, settings))
     await state.guarded(settle(state, settings, since))
 
 
@@ -500,25 +503,47 @@ async def _check_fresh(locator: Locator, step: Targeted) -> None:
         )
 
 
-async def _before_click(locator: Locator, label: str, timeout: int) -> tuple[str | None, bool]:
-    """Why a click on ``locator`` would land elsewhere (an overlay), or None; and whether
-    the click opens a new tab (a ``target=_blank`` link).
+FIRST_TRY_MS = 750
+"""A click or hover first tries this long; if Playwright says another element intercepts
+the pointer by then, the step fails at once (naming the cover) instead of retrying for
+the whole action timeout."""
 
-    Looked at twice, 250 ms apart, so an overlay on its way out does not count; a covered
-    element then fails at once, not after the whole action timeout.
+
+async def _pointer_action(locator: Locator, label: str, hover: bool, timeout: int) -> str | None:
+    """Click (or hover over) ``locator``; why it landed nowhere (covered), or None.
+
+    Other failures (not visible yet, detached…) keep retrying until ``timeout`` and raise
+    as usual. A first try that timed out after the click was performed (waiting for the
+    navigation it started) counts as done: the step's settling waits for that load.
     """
-    hit: dict[str, Any] = {}
-    for attempt in range(2):
-        hit = await locator.evaluate(HIT_JS, timeout=timeout)
-        if not hit["covered"]:
-            return None, bool(hit["newTab"])
-        if attempt == 0:
-            await asyncio.sleep(0.25)
-    inside = f" (actions inside it: {', '.join(hit['ids'])})" if hit.get("ids") else ""
-    return (
-        f"{label} is covered by {hit['by']}{inside}: a click at its centre would land on that "
-        "instead; close or answer it first, or scroll"
-    ), False
+    act = locator.hover if hover else locator.click
+    first = min(FIRST_TRY_MS, timeout)
+    try:
+        await act(timeout=first)
+        return None
+    except PlaywrightTimeoutError as exc:
+        log, detail = str(exc), describe_error(exc)
+        if "action done" in log or "performing click action" in log:
+            return None
+        if "intercepts pointer events" not in log:
+            await act(timeout=max(timeout - first, 1))
+            return None
+    return await _covered(locator, label, timeout) or (
+        f"{label} is covered: {detail}; close or answer what covers it first"
+    )
+
+
+async def _covered(locator: Locator, label: str, timeout: int) -> str | None:
+    """What covers ``locator`` at its centre (hit.js), in words; None if nothing now."""
+    with contextlib.suppress(PlaywrightError):
+        hit: dict[str, Any] = await locator.evaluate(HIT_JS, timeout=timeout)
+        if hit["covered"]:
+            inside = f" (actions inside it: {', '.join(hit['ids'])})" if hit.get("ids") else ""
+            return (
+                f"{label} is covered by {hit['by']}{inside}: a click at its centre would land "
+                "on that instead; close or answer it first, or scroll"
+            )
+    return None
 
 
 NEW_TAB_SECONDS = 2.0
@@ -531,29 +556,39 @@ async def run_step(state: PageState, step: StepRequest, settings: Settings) -> t
     The action and the settling after it are probed (see :meth:`PageState.guarded`): a page
     that stops responding answers within seconds. goto and reload replace such a page.
     """
-    await state.ensure_page()
     replaced = False
-    if not isinstance(step, (WaitStep, SwitchTabStep, CloseTabStep)):
-        if not await state.responsive():
-            if isinstance(step, GotoStep) or (
-                isinstance(step, HistoryStep) and step.type == "reload"
-            ):
-                url = state.page.url
-                await state.replace_page()
-                replaced = True
-                if isinstance(step, HistoryStep):
-                    step = GotoStep(type="goto", url=url, dialog=step.dialog)
-            else:
-                state.hung = True
-                return False, (
-                    f"{NOT_RESPONDING}: its main thread did not answer within "
-                    f"{state.probe_ms} ms; step goto or reload to replace it (cookies are kept)"
-                )
-        state.hung = False
+    reload = isinstance(step, HistoryStep) and step.type == "reload"
+    recovers = isinstance(step, GotoStep) or reload
+
+    def in_a_new_page() -> GotoStep:  # goto, or reload as a goto of the same URL
+        if isinstance(step, GotoStep):
+            return step
+        return GotoStep(type="goto", url=state.page.url, dialog=step.dialog)
+
+    touches_page = not isinstance(step, (WaitStep, SwitchTabStep, CloseTabStep))
+    if touches_page and await state.still_hung():
+        if not recovers:
+            return False, (
+                f"{NOT_RESPONDING}: its main thread did not answer within "
+                f"{state.probe_ms} ms; step goto or reload to replace it (cookies are kept)"
+            )
+        step = in_a_new_page()
+        await state.replace_page()
+        replaced = True
     state.begin_step(step.dialog, step.prompt_text)
     since = asyncio.get_running_loop().time()
     try:
-        ok, message = await state.guarded(_act(state, step, settings))
+        try:
+            ok, message = await state.guarded(_act(state, step, settings))
+        except PageNotResponding:
+            if not recovers or replaced:
+                raise
+            step = in_a_new_page()
+            await state.replace_page()  # it hung while we navigated away: a new page does it
+            replaced = True
+            ok, message = await state.guarded(_act(state, step, settings))
+        if ok and reload and replaced:
+            message = f"reload: now at {state.page.url}"
         if ok:
             new_tab = await _follow_new_tab(state)
             after_scroll = isinstance(step, ScrollStep)
@@ -618,19 +653,12 @@ async def _act(state: PageState, step: StepRequest, settings: Settings) -> tuple
             known_disabled = step.id is not None and not state.ids[step.id].action.enabled
             if known_disabled and not await locator.is_enabled(timeout=timeout):
                 return False, f"{label} is disabled; pick another action or wait for it"
-            new_tab = False
             if isinstance(step, (ClickStep, HoverStep)):
-                covered, new_tab = await _before_click(locator, label, timeout)
+                hover = isinstance(step, HoverStep)
+                covered = await _pointer_action(locator, label, hover, timeout)
                 if covered:
                     return False, covered
-            if isinstance(step, ClickStep):
-                await locator.click(timeout=timeout)
-                if new_tab:
-                    state.window_opened = True
-                return True, f"clicked {label}"
-            if isinstance(step, HoverStep):
-                await locator.hover(timeout=timeout)
-                return True, f"hovered over {label}"
+                return True, f"{'hovered over' if hover else 'clicked'} {label}"
             if isinstance(step, FillStep):
                 if step.clear_before_fill:
                     await locator.fill(step.value, timeout=timeout)

@@ -376,11 +376,17 @@ class PageState:
                 task.cancel()
                 task.add_done_callback(_retrieve)
 
-    async def check_responsive(self) -> None:
-        """Probe the current page; :class:`PageNotResponding` (and ``hung``) if it fails."""
+    async def still_hung(self) -> bool:
+        """Whether a page found hung before still fails its probe (a healthy page is not
+        probed: the watchdog of :meth:`guarded` notices a new hang)."""
         await self.ensure_page()
-        self.hung = not await self.responsive()
         if self.hung:
+            self.hung = not await self.responsive()
+        return self.hung
+
+    async def check_responsive(self) -> None:
+        """:class:`PageNotResponding` if the page is known hung and still fails its probe."""
+        if await self.still_hung():
             raise PageNotResponding(self.probe_ms)
 
 
