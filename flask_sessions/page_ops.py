@@ -523,8 +523,8 @@ async def _pointer_action(locator: Locator, label: str, hover: bool, timeout: in
         return None
     except PlaywrightTimeoutError as exc:
         log, detail = str(exc), describe_error(exc)
-        if "action done" in log or "performing click action" in log:
-            return None
+        if "action done" in log or "performing " in log:
+            return None  # it did click (hover): the rest was waiting for a navigation
         if "intercepts pointer events" not in log:
             await act(timeout=max(timeout - first, 1))
             return None

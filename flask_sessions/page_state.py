@@ -31,6 +31,9 @@ NOT_RESPONDING = "the page is not responding"
 DATA_TYPES = frozenset({"fetch", "xhr", "script", "eventsource"})
 """Requests whose end usually changes the page right after (a render, a script run)."""
 
+MAX_INFLIGHT = 1000
+"""Running requests remembered per tab (settling only looks at those a step started)."""
+
 T = TypeVar("T")
 
 
@@ -289,6 +292,9 @@ class PageState:
         if tab is None:
             return
         now = asyncio.get_running_loop().time()
+        if len(tab.inflight) >= MAX_INFLIGHT:  # streams that never end: forget the oldest
+            for old in sorted(tab.inflight, key=tab.inflight.__getitem__)[: MAX_INFLIGHT // 2]:
+                del tab.inflight[old]
         tab.inflight[request] = now
         tab.last_network = now
         if request.redirected_from is not None:
