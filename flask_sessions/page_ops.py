@@ -522,15 +522,23 @@ async def _pointer_action(locator: Locator, label: str, hover: bool, timeout: in
         await act(timeout=first)
         return None
     except PlaywrightTimeoutError as exc:
-        log, detail = str(exc), describe_error(exc)
+        log = str(exc)
         if "action done" in log or "performing " in log:
             return None  # it did click (hover): the rest was waiting for a navigation
-        if "intercepts pointer events" not in log:
-            await act(timeout=max(timeout - first, 1))
-            return None
-    return await _covered(locator, label, timeout) or (
-        f"{label} is covered: {detail}; close or answer what covers it first"
-    )
+        covered = "intercepts pointer events" in log
+    if covered:
+        cover = await _covered(locator, label, timeout)
+        if cover is not None:
+            return cover  # still covered: say by what, now
+    # not visible or enabled yet, or the cover went away: go on for the rest of the time
+    try:
+        await act(timeout=max(timeout - first, 1))
+    except PlaywrightTimeoutError as exc:
+        if "intercepts pointer events" in str(exc):
+            detail = describe_error(exc)
+            return f"{label} is covered: {detail}; close or answer what covers it first"
+        raise
+    return None
 
 
 async def _covered(locator: Locator, label: str, timeout: int) -> str | None:
