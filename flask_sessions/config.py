@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import egress
+
 PREFIX = "SESSIONS_"
 
 TokenVerifier = Callable[[str], Any]
@@ -55,6 +57,18 @@ DEFAULTS: dict[str, Any] = {
     "SESSIONS_WARM_POOL": 2,
     # Below this much available memory the warm pool empties and stops refilling.
     "SESSIONS_POOL_MIN_FREE_MB": 512,
+    # ---- egress policy (issue 8; egress.py) ------------------------------------------
+    # CIDR networks pages may not reach (list or comma-separated), e.g. "10.0.0.0/8".
+    # Link-local (169.254.0.0/16, fe80::/10: cloud metadata) is blocked whatever this says.
+    "SESSIONS_BLOCKED_NETWORKS": [],
+    # CIDR networks pages may always reach: an address in one is allowed over every block,
+    # link-local and the private shorthand included.
+    "SESSIONS_ALLOWED_NETWORKS": [],
+    # Also block loopback, RFC 1918, CGNAT, link-local and IPv6 ULA (egress.PRIVATE).
+    "SESSIONS_BLOCK_PRIVATE_NETWORKS": False,
+    # Fixed {name: address or [addresses]} the egress proxy uses instead of DNS.
+    "SESSIONS_EGRESS_HOSTS": {},
+    # ---- end of egress policy --------------------------------------------------------
 }
 
 
@@ -84,6 +98,12 @@ class Settings:
     max_wait_ms: int = 10000
     warm_pool: int = 2
     pool_min_free_mb: float = 512
+    # ---- egress policy (issue 8) ----
+    blocked_networks: tuple[egress.Network, ...] = ()
+    allowed_networks: tuple[egress.Network, ...] = ()
+    block_private_networks: bool = False
+    egress_hosts: dict[str, tuple[egress.Address, ...]] = field(default_factory=dict)
+    # ---- end of egress policy ----
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
@@ -118,6 +138,11 @@ class Settings:
             max_wait_ms=int(get("MAX_WAIT_MS")),
             warm_pool=int(get("WARM_POOL")),
             pool_min_free_mb=float(get("POOL_MIN_FREE_MB")),
+            # ---- egress policy (issue 8) ----
+            blocked_networks=egress.parse_networks(egress.BLOCKED_KEY, get("BLOCKED_NETWORKS")),
+            allowed_networks=egress.parse_networks(egress.ALLOWED_KEY, get("ALLOWED_NETWORKS")),
+            block_private_networks=_bool(get("BLOCK_PRIVATE_NETWORKS")),
+            egress_hosts=egress.parse_hosts(egress.HOSTS_KEY, get("EGRESS_HOSTS")),
         )
         settings.check()
         return settings
@@ -155,6 +180,14 @@ class Settings:
             raise ValueError("SESSIONS_WARM_POOL and SESSIONS_POOL_MIN_FREE_MB must be 0 or more")
         if self.retention_minutes < 0:
             raise ValueError("SESSIONS_RETENTION_MINUTES must be 0 or more")
+        if not self.egress_policy().blocks_nothing:  # egress policy (issue 8)
+            egress.check_browser_args(self.browser_args)
+
+    def egress_policy(self) -> egress.EgressPolicy:
+        """The egress policy these settings describe (issue 8)."""
+        return egress.EgressPolicy(
+            self.blocked_networks, self.allowed_networks, self.block_private_networks
+        )
 
 
 def parse_tokens(value: Any) -> dict[str, str]:
@@ -192,6 +225,7 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 _STRING_KEYS = {PREFIX + k for k in ("TOKENS", "URL_PREFIX", "BROWSER_PATH", "BROWSER_ARGS")}
+_STRING_KEYS |= {egress.BLOCKED_KEY, egress.ALLOWED_KEY, egress.HOSTS_KEY}  # egress (issue 8)
 
 
 def _str_list(value: Any) -> list[str]:
