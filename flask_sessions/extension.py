@@ -14,6 +14,7 @@ from .auth import TokenRegistry, build_auth
 from .blueprint import json_http_errors, make_blueprint
 from .clock import Clock, system_clock
 from .config import DEFAULTS, Settings, TokenVerifier
+from .egress import proxy_for
 from .manager import SessionManager
 from .runtime import BrowserRuntime
 
@@ -64,7 +65,8 @@ class FlaskSessions:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         settings = Settings.from_mapping(app.config)
-        runtime = BrowserRuntime(settings.browser_path, settings.browser_args)
+        egress = proxy_for(settings.egress_policy(), settings.egress_hosts)
+        runtime = BrowserRuntime(settings.browser_path, settings.browser_args, egress=egress)
         manager = SessionManager(settings, runtime, self.clock)
         tokens = TokenRegistry(settings.tokens)
         auth = build_auth(tokens, lambda: self._verify_callback or settings.verify_token)
