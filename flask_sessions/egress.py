@@ -37,8 +37,10 @@ Why a proxy, compared with the alternatives:
 
 - Playwright ``context.route("**/*")`` sees URLs, not addresses: to check the address it
   would have to resolve the name itself, and Chromium resolves it again when it connects,
-  so rebinding races the check. Routes miss what service workers fetch and WebRTC, cost a
-  round trip through the driver for every request, and switch off Chromium's HTTP cache.
+  so rebinding races the check. Routes miss what service workers fetch (Playwright's
+  support is experimental) and WebRTC, need a second API for WebSockets
+  (``route_web_socket``), cost a round trip through the driver for every request, and
+  switch off Chromium's HTTP cache.
 - ``--host-resolver-rules`` maps host names, not resolved addresses: it cannot express
   "any name that resolves into 10.0.0.0/8", and it does not apply to IP literals at all.
 - The proxy costs one loopback hop per connection, the bytes copied once through Python,

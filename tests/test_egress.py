@@ -806,6 +806,17 @@ def test_private_shorthand_with_an_allowed_exception(
     assert "::1 is in SESSIONS_BLOCK_PRIVATE_NETWORKS (::1/128)" in obs["error"]
 
 
+def test_localhost_goes_through_the_proxy_too(make_app: AppFactory, targets: Targets) -> None:
+    """Chromium never sends loopback direct: ``localhost`` is resolved (from /etc/hosts, no
+    DNS query) and refused by the proxy like any name."""
+    client = make_app(SESSIONS_BLOCK_PRIVATE_NETWORKS=True).test_client()
+    for url in (targets.ok + "/", f"http://localhost:{targets.port}/"):
+        obs = observe(client, url=url)["observation"]
+        assert "SESSIONS_BLOCK_PRIVATE_NETWORKS (127.0.0.0/8)" in obs["error"], obs
+    assert "localhost resolves to 127.0.0.1" in obs["error"]
+    assert targets.allowed.connections == 0
+
+
 def test_the_proxy_itself_and_unreachable_hosts(client: FlaskClient, targets: Targets) -> None:
     proxy = FlaskSessions.state(client.application).runtime.egress
     assert proxy is not None
