@@ -18,6 +18,10 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
 4. Reaper lag (not with ``--quick``): sessions with ``session_timeout_minutes: 1`` (20, or the
    largest N with ``--scale``); lag = ``closed_at - (last_accessed_at + 1 min)`` from the
    server's own records, beside the reaper interval.
+5. Egress policy cost (``--no-egress`` skips it, ``--egress-only`` runs only it): two servers
+   at once, one with the default policy (every connection through the egress proxy) and one
+   whose policy blocks nothing (``SESSIONS_ALLOWED_NETWORKS`` covers link-local, so there is
+   no proxy); start, observe, step and scrape timed on each in turn, p50 and the ratio.
 
 Run from the repo root: ``python scripts/bench.py [--quick] [--scale] [--json PATH]``
 (``make bench ARGS=...``). Progress goes to stderr, tables to stdout. Every process it
@@ -244,6 +248,8 @@ class Plan:
     reaper_sessions: int  # 0: no reaper section
     warm_pool: int | None
     site: str = ""
+    egress: bool = True  # section 5: the egress proxy's cost
+    egress_only: bool = False  # only section 5 (no raw worker, no sections 1-4)
 
     @property
     def pause_s(self) -> float:
@@ -387,7 +393,9 @@ def per_session_mib(tree: Json, base: Json, n: int) -> float:
 # ------------------------------------------------------------------ server
 
 
-def _server_env(token: str, max_sessions: int, warm_pool: int | None) -> dict[str, str]:
+def _server_env(
+    token: str, max_sessions: int, warm_pool: int | None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     # Inherited SESSIONS_* settings (extra browser flags, viewport …) would make the two sides
     # differ; only the browser path is kept, and both sides honour it through find_browser().
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONS_")}
@@ -398,6 +406,7 @@ def _server_env(token: str, max_sessions: int, warm_pool: int | None) -> dict[st
     env["SESSIONS_REAPER_INTERVAL_SECONDS"] = str(REAPER_INTERVAL_S)
     if warm_pool is not None:
         env["SESSIONS_WARM_POOL"] = str(warm_pool)
+    env.update(extra or {})
     return env
 
 
@@ -438,7 +447,9 @@ def _wait_healthy(proc: subprocess.Popen[bytes], base: str, logfile: IO[bytes]) 
 
 
 @contextmanager
-def run_server(max_sessions: int, warm_pool: int | None) -> Iterator[Server]:
+def run_server(
+    max_sessions: int, warm_pool: int | None, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """``python -m flask_sessions`` on a free port, healthy; stopped (SIGTERM) on exit."""
     token = secrets.token_urlsafe(24)
     port = free_port()
@@ -448,7 +459,7 @@ def run_server(max_sessions: int, warm_pool: int | None) -> Iterator[Server]:
         proc = subprocess.Popen(
             cmd,
             cwd=_REPO_ROOT,
-            env=_server_env(token, max_sessions, warm_pool),
+            env=_server_env(token, max_sessions, warm_pool, extra_env),
             stdin=subprocess.DEVNULL,
             stdout=logfile,
             stderr=subprocess.STDOUT,
@@ -1413,6 +1424,106 @@ def reaper_section(r: Json) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------- egress cost
+
+EGRESS_ROWS = (
+    "start",
+    "start+screenshot",
+    "observe",
+    "observe+screenshot",
+    "step click",
+    "scrape",
+    "observe /gallery",
+)
+# A policy that blocks nothing (the allowed networks cover the always-blocked link-local
+# ones) runs no proxy: Chromium connects directly, as before issue 8.
+NO_PROXY_ENV = {"SESSIONS_ALLOWED_NETWORKS": "169.254.0.0/16,fe80::/10"}
+
+
+def _time_once(op: Op, pause_s: float) -> float:
+    state = op.setup()
+    time.sleep(pause_s)
+    t0 = time.perf_counter()
+    result = op.timed(state)
+    elapsed = _ms(t0)
+    op.teardown(result)
+    return elapsed
+
+
+def _gallery(ops: ServerOps) -> Callable[[Any], Any]:
+    return lambda _: ops.observe("/gallery")
+
+
+def egress_cost(plan: Plan) -> Json:
+    """The egress proxy's cost: the same operations on a server with the default policy
+    (proxy on) and one without a proxy, both running, each repeat alternating which goes
+    first, so load from elsewhere on the machine hits both sides alike."""
+    samples: dict[str, dict[str, list[float]]] = {"proxy": {}, "direct": {}}
+    with (
+        run_server(50, plan.warm_pool) as proxied,
+        run_server(50, plan.warm_pool, NO_PROXY_ENV) as direct,
+    ):
+        sides = {"proxy": ServerOps(proxied.client(), plan.site)}
+        sides["direct"] = ServerOps(direct.client(), plan.site)
+        try:
+            ops = {side: {op.name: op for op in o.ops()} for side, o in sides.items()}
+            for side, o in sides.items():  # a page with 20 uncached images: 21 requests
+                ops[side]["observe /gallery"] = Op("observe /gallery", _gallery(o))
+            for name in EGRESS_ROWS:
+                with Progress(f"egress cost: {name}", plan.warmup + plan.repeats) as bar:
+                    for i in range(plan.warmup + plan.repeats):
+                        order = ("proxy", "direct") if i % 2 == 0 else ("direct", "proxy")
+                        for side in order:
+                            elapsed = _time_once(ops[side][name], plan.pause_s)
+                            if i >= plan.warmup:
+                                samples[side].setdefault(name, []).append(elapsed)
+                        bar.advance()
+        finally:
+            for o in sides.values():
+                with suppress(BenchError):
+                    o.release()
+                o.client.close()
+    logs = {"proxy": proxied.log_text, "direct": direct.log_text}
+    checks = {
+        "proxy": "egress proxy on 127.0.0.1" in logs["proxy"],
+        "direct": "egress policy blocks nothing" in logs["direct"],
+    }
+    if not all(checks.values()):
+        raise BenchError(f"egress cost: the servers did not run as intended: {checks}")
+    return {
+        "proxy": _summaries(samples["proxy"]),
+        "direct": _summaries(samples["direct"]),
+        "samples_ms": samples,
+        "direct_env": NO_PROXY_ENV,
+    }
+
+
+def egress_section(plan: Plan, result: Json) -> str:
+    title = (
+        "5. Egress policy cost: two servers at once, the default policy (every connection "
+        "through the egress proxy) and one without a proxy (SESSIONS_ALLOWED_NETWORKS="
+        f"{NO_PROXY_ENV['SESSIONS_ALLOWED_NETWORKS']}: nothing blocked); {plan.repeats} repeats "
+        f"each after {plan.warmup} warm-up, alternating which side goes first"
+    )
+    headers = ("operation", "proxy p50/p95/p99 ms", "direct p50/p95/p99 ms", "ratio p50")
+    rows = [
+        (
+            name,
+            _pcts(result["proxy"].get(name)),
+            _pcts(result["direct"].get(name)),
+            _x(_p50_ratio(result["proxy"], result["direct"], name)),
+        )
+        for name in EGRESS_ROWS
+    ]
+    return "\n".join([title, format_table(headers, rows)])
+
+
+def run_egress_phase(plan: Plan, report: Report) -> None:
+    with report.phase("egress cost"):
+        report.data["egress"] = egress_cost(plan)
+    report.show(egress_section(plan, report.data["egress"]))
+
+
 # ----------------------------------------------------------------------- run
 
 
@@ -1525,9 +1636,12 @@ def run(plan: Plan, json_path: Path | None) -> int:
         print(load_line("at start", load))
         pool = "server default" if plan.warm_pool is None else str(plan.warm_pool)
         print(f"SESSIONS_WARM_POOL: {pool}; demo site {site_url}\n", flush=True)
-        with report.phase("raw worker"):
-            report.data["raw"] = run_raw_worker(plan)
-        _run_server_side(plan, report)
+        if not plan.egress_only:
+            with report.phase("raw worker"):
+                report.data["raw"] = run_raw_worker(plan)
+            _run_server_side(plan, report)
+        if plan.egress or plan.egress_only:
+            run_egress_phase(plan, report)
         failure = None
     except BenchError as exc:
         failure = str(exc)
@@ -1583,6 +1697,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warm-pool", type=_positive(0), help="SESSIONS_WARM_POOL for the server")
     p.add_argument("--quick", action="store_true", help="smoke run: 5 repeats, 2 s, no reaper")
     p.add_argument("--json", type=Path, help="write every number here as JSON")
+    p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
+    p.add_argument("--egress-only", action="store_true", help="run only the egress section")
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
     return p
 
@@ -1599,6 +1715,8 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         scale_n=args.scale_n if args.scale else (),
         reaper_sessions=0 if args.quick else reaper,
         warm_pool=args.warm_pool,
+        egress=not args.no_egress,
+        egress_only=args.egress_only,
     )
 
 
