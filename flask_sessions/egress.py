@@ -660,6 +660,7 @@ class EgressProxy:
             await self._answer(writer, refused.status, refused.reason, refused.message)
             return
         self.forwarded += 1
+        self._recent.pop((request.host, request.port), None)  # reachable now: forget failures
         if request.method == "CONNECT":
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             rewrite = False
