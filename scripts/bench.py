@@ -1440,14 +1440,29 @@ EGRESS_ROWS = (
 NO_PROXY_ENV = {"SESSIONS_ALLOWED_NETWORKS": "169.254.0.0/16,fe80::/10"}
 
 
-def _time_once(op: Op, pause_s: float) -> float:
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds used so far by ``root`` and its descendants, reaped ones included."""
+    total = 0.0
+    with suppress(psutil.Error):
+        parent = psutil.Process(root)
+        for proc in [parent, *parent.children(recursive=True)]:
+            with suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _time_once(op: Op, pause_s: float, pid: int) -> tuple[float, float]:
+    """Wall ms of one timed run, and the CPU ms the server's process tree used for it."""
     state = op.setup()
     time.sleep(pause_s)
+    cpu0 = tree_cpu_s(pid)
     t0 = time.perf_counter()
     result = op.timed(state)
     elapsed = _ms(t0)
+    cpu = (tree_cpu_s(pid) - cpu0) * 1000.0
     op.teardown(result)
-    return elapsed
+    return elapsed, cpu
 
 
 def _gallery(ops: ServerOps) -> Callable[[Any], Any]:
@@ -1457,14 +1472,18 @@ def _gallery(ops: ServerOps) -> Callable[[Any], Any]:
 def egress_cost(plan: Plan) -> Json:
     """The egress proxy's cost: the same operations on a server with the default policy
     (proxy on) and one without a proxy, both running, each repeat alternating which goes
-    first, so load from elsewhere on the machine hits both sides alike."""
+    first, so load from elsewhere on the machine hits both sides alike. Besides wall time,
+    the CPU each server's process tree (Python + Chromium) used per operation, which other
+    people's load on the machine hardly changes."""
     samples: dict[str, dict[str, list[float]]] = {"proxy": {}, "direct": {}}
+    cpu: dict[str, dict[str, list[float]]] = {"proxy": {}, "direct": {}}
     with (
         run_server(50, plan.warm_pool) as proxied,
         run_server(50, plan.warm_pool, NO_PROXY_ENV) as direct,
     ):
         sides = {"proxy": ServerOps(proxied.client(), plan.site)}
         sides["direct"] = ServerOps(direct.client(), plan.site)
+        pids = {"proxy": proxied.pid, "direct": direct.pid}
         try:
             ops = {side: {op.name: op for op in o.ops()} for side, o in sides.items()}
             for side, o in sides.items():  # a page with 20 uncached images: 21 requests
@@ -1474,9 +1493,10 @@ def egress_cost(plan: Plan) -> Json:
                     for i in range(plan.warmup + plan.repeats):
                         order = ("proxy", "direct") if i % 2 == 0 else ("direct", "proxy")
                         for side in order:
-                            elapsed = _time_once(ops[side][name], plan.pause_s)
+                            wall, used = _time_once(ops[side][name], plan.pause_s, pids[side])
                             if i >= plan.warmup:
-                                samples[side].setdefault(name, []).append(elapsed)
+                                samples[side].setdefault(name, []).append(wall)
+                                cpu[side].setdefault(name, []).append(used)
                         bar.advance()
         finally:
             for o in sides.values():
@@ -1490,10 +1510,19 @@ def egress_cost(plan: Plan) -> Json:
     }
     if not all(checks.values()):
         raise BenchError(f"egress cost: the servers did not run as intended: {checks}")
+    paired = {
+        name: percentile([a - b for a, b in zip(p, samples["direct"][name], strict=True)], 50)
+        for name, p in samples["proxy"].items()
+    }
     return {
         "proxy": _summaries(samples["proxy"]),
         "direct": _summaries(samples["direct"]),
+        "paired_diff_p50_ms": paired,
+        "cpu_ms_mean": {
+            side: {name: sum(v) / len(v) for name, v in ops.items()} for side, ops in cpu.items()
+        },
         "samples_ms": samples,
+        "cpu_samples_ms": cpu,
         "direct_env": NO_PROXY_ENV,
     }
 
@@ -1505,17 +1534,32 @@ def egress_section(plan: Plan, result: Json) -> str:
         f"{NO_PROXY_ENV['SESSIONS_ALLOWED_NETWORKS']}: nothing blocked); {plan.repeats} repeats "
         f"each after {plan.warmup} warm-up, alternating which side goes first"
     )
-    headers = ("operation", "proxy p50/p95/p99 ms", "direct p50/p95/p99 ms", "ratio p50")
+    headers = (
+        "operation",
+        "proxy p50/p95/p99 ms",
+        "direct p50/p95/p99 ms",
+        "ratio p50",
+        "paired Δ p50 ms",
+        "CPU ms/op proxy / direct",
+    )
+    cpu = result["cpu_ms_mean"]
     rows = [
         (
             name,
             _pcts(result["proxy"].get(name)),
             _pcts(result["direct"].get(name)),
             _x(_p50_ratio(result["proxy"], result["direct"], name)),
+            f"{result['paired_diff_p50_ms'][name]:+.1f}",
+            f"{cpu['proxy'][name]:.1f} / {cpu['direct'][name]:.1f}",
         )
         for name in EGRESS_ROWS
     ]
-    return "\n".join([title, format_table(headers, rows)])
+    note = (
+        "paired Δ: median over repeats of (proxy - direct), the two runs of one repeat being "
+        "back to back; CPU: mean user+system time of each server's process tree (Python and "
+        "Chromium) during the timed call, which other load on the machine hardly changes"
+    )
+    return "\n".join([title, format_table(headers, rows), note])
 
 
 def run_egress_phase(plan: Plan, report: Report) -> None:
