@@ -645,11 +645,14 @@ Promise.all([
   tryXhr('blocked xhr', '@BAD@/data'),
   new Promise(done => { const s = new EventSource('@BAD@/events');
     s.onerror = () => { out('blocked eventsource failed'); s.close(); done(); }; }),
+  new Promise(done => { const w = new Worker(URL.createObjectURL(new Blob([
+      "fetch('@BAD@/data').then(r => postMessage('ok'), e => postMessage('failed'))"])));
+    w.onmessage = (e) => { out('blocked worker fetch ' + e.data); done(); }; }),
 ]).then(() => out('ALL DONE'));
 </script>"""
 
 
-def test_fetch_xhr_beacon_and_eventsource(client: FlaskClient, targets: Targets) -> None:
+def test_fetch_xhr_beacon_eventsource_and_worker(client: FlaskClient, targets: Targets) -> None:
     sid, _ = open_session(client, targets.page(FETCHES))
     obs = observe_until(client, sid, "ALL DONE")
     text = obs["text"]
@@ -657,7 +660,7 @@ def test_fetch_xhr_beacon_and_eventsource(client: FlaskClient, targets: Targets)
     assert "same-origin xhr ok: data from allowed" in text
     for label in ("blocked fetch", "blocked https fetch", "blocked name fetch", "blocked xhr"):
         assert f"{label} failed" in text, text
-    assert "blocked eventsource failed" in text
+    assert "blocked eventsource failed" in text and "blocked worker fetch failed" in text
     assert "data from blocked" not in text
     close(client, sid)
 
