@@ -21,6 +21,7 @@ from .backend import LocalBackend
 from .cdp import CdpProxy
 from .clock import Clock, system_clock
 from .config import Settings
+from .egress import proxy_for
 from .hostapi import create_host_app
 from .manager import SessionManager, SessionRecord
 from .registry import RedisPublisher, record_json
@@ -54,7 +55,8 @@ class Host:
                 "a host needs SESSIONS_CLUSTER_SECRET (16+ characters, the same in its fronts)"
             )
         host_id = new_host_id()
-        runtime = BrowserRuntime(settings.browser_path, settings.browser_args)
+        egress = proxy_for(settings.egress_policy(), settings.egress_hosts)
+        runtime = BrowserRuntime(settings.browser_path, settings.browser_args, egress=egress)
         manager = SessionManager(settings, runtime, clock or system_clock, id_prefix=host_id)
         backend = LocalBackend(manager)
         app = create_host_app(backend, settings.cluster_secret, host_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from playwright.async_api import Browser, BrowserContext, Page
@@ -33,8 +34,13 @@ class LiveSession:
             await self.context.close()
 
 
-async def open_live(browser: Browser, settings: Settings) -> LiveSession:
-    """A new isolated context (own cookies, storage, cache) and its page, ready to use."""
+async def open_live(
+    browser: Browser, settings: Settings, egress: Callable[[str], str | None] | None = None
+) -> LiveSession:
+    """A new isolated context (own cookies, storage, cache) and its page, ready to use.
+
+    ``egress(url)`` says why the egress proxy refused a load, so errors can name the rule.
+    """
     context = await browser.new_context(
         viewport={"width": settings.viewport_width, "height": settings.viewport_height}
     )
@@ -47,5 +53,6 @@ async def open_live(browser: Browser, settings: Settings) -> LiveSession:
             await context.close()
         raise
     live = LiveSession(context, page)
+    live.state.egress = egress
     live.state.watch(page)
     return live

@@ -531,7 +531,8 @@ class SessionManager:
         return live
 
     async def _open_for_pool(self) -> LiveSession:
-        return await open_live(await self.runtime.browser(), self.settings)
+        browser = await self.runtime.browser()
+        return await open_live(browser, self.settings, self.runtime.explain_egress)
 
     def _room(self) -> int:
         """How many more contexts capacity allows (the pool's own count included)."""

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -21,6 +22,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from .config import Settings
+from .egress import EGRESS_HEADER, TUNNEL_FAILED
 from .errors import InvalidInput, SessionNotActive
 from .schemas import (
     Action,
@@ -47,13 +49,24 @@ class PageState:
     """Per-session page memory: the last observation's ids and the last load's outcome.
 
     :meth:`watch` keeps ``http_status`` / ``error`` current for every main-frame load,
-    whether a goto, a click on a link or a form submit started it.
+    whether a goto, a click on a link or a form submit started it. A load the egress proxy
+    refused gets its reason (``egress(url)``, the rule that blocked it) instead of a bare
+    ``net::ERR_TUNNEL_CONNECTION_FAILED`` or the proxy's 403.
     """
 
     ids: dict[str, Action] = field(default_factory=dict)
     http_status: int | None = None
     error: str | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    egress: Callable[[str], str | None] | None = None
+    egress_error: str | None = None  # the current main-frame load's, once the proxy refused it
+
+    def refused(self, url: str) -> None:
+        """The egress proxy answered for ``url`` itself: record why, in its words."""
+        reason = self.egress(url) if self.egress is not None else None
+        if reason:
+            self.http_status = None
+            self.error = self.egress_error = f"loading {url} failed: {reason}"
 
     def watch(self, page: Page) -> None:
         def is_main_load(request: Request) -> bool:
@@ -64,15 +77,19 @@ class PageState:
 
         def on_request(request: Request) -> None:
             if is_main_load(request):
-                self.http_status, self.error = None, None
+                self.http_status, self.error, self.egress_error = None, None, None
 
         def on_response(response: Response) -> None:
             if is_main_load(response.request):
                 record_response_status(self, response.status)
+                if response.status >= 400 and EGRESS_HEADER.lower() in response.headers:
+                    self.refused(response.request.url)
 
         def on_failed(request: Request) -> None:
             if is_main_load(request):
                 self.error = f"loading {request.url} failed: {request.failure or 'unknown error'}"
+                if TUNNEL_FAILED in (request.failure or ""):
+                    self.refused(request.url)
 
         async def on_dialog(dialog: Dialog) -> None:
             # alert/confirm/prompt would block every later call on the page
@@ -106,7 +123,9 @@ async def navigate(page: Page, state: PageState, url: str, settings: Settings) -
     except PlaywrightError as exc:
         if page.is_closed():
             raise
-        state.error = f"loading {url} failed: {first_line(exc)}"
+        if TUNNEL_FAILED in str(exc) and not state.egress_error:
+            state.refused(url)
+        state.error = state.egress_error or f"loading {url} failed: {first_line(exc)}"
 
 
 def record_response_status(state: PageState, status: int | None) -> None:

@@ -22,6 +22,7 @@ from playwright.async_api import Browser, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from .browser import BrowserChoice, find_browser, launch_args
+from .egress import EgressProxy
 from .errors import BrowserUnavailable, OperationTimeout, SessionsError
 
 if TYPE_CHECKING:
@@ -47,8 +48,10 @@ class BrowserRuntime:
         browser_path: str | None = None,
         extra_args: tuple[str, ...] = (),
         on_browser_lost: Callable[[str], None] | None = None,
+        egress: EgressProxy | None = None,
     ) -> None:
         self._browser_path = browser_path
+        self.egress = egress  # the proxy every connection of Chromium goes through, if any
         self._extra_args = extra_args
         self.on_browser_lost = on_browser_lost
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -213,15 +216,21 @@ class BrowserRuntime:
             log.error("flask_sessions: %s", exc.message)
             self._launch_failed(exc.message)
             raise
+        args = launch_args(self._extra_args)
+        if self.egress is not None:
+            try:
+                await self.egress.start()
+            except OSError as exc:
+                raise BrowserUnavailable(f"the egress proxy could not start: {exc}") from None
+            args += self.egress.browser_args()
         if self._playwright is None:
             self._playwright = await async_playwright().start()
-        extra = self._extra_args
         if self.debugging is not None:
-            extra += self.debugging.launch_args()
+            args += self.debugging.launch_args()
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=choice.executable,
-                args=launch_args(extra),
+                args=args,
                 headless=True,
             )
         except PlaywrightError as exc:
@@ -269,6 +278,12 @@ class BrowserRuntime:
         if self._playwright is not None:
             await self._playwright.stop()
             self._playwright = None
+        if self.egress is not None:
+            await self.egress.stop()
+
+    def explain_egress(self, url: str) -> str | None:
+        """Why the egress proxy just refused (or could not reach) ``url``; None if it did not."""
+        return self.egress.explain(url) if self.egress is not None else None
 
     @property
     def browser_connected(self) -> bool:
