@@ -19,6 +19,7 @@ from . import __version__
 from .backend import LocalBackend
 from .blueprint import error_response
 from .errors import SessionsError, Unauthorized
+from .metrics import CONTENT_TYPE, Metrics
 from .schemas import (
     CloseRequest,
     ListQuery,
@@ -150,15 +151,26 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
 
 
 def create_host_app(
-    backend: LocalBackend, secret: str, host_id: str, name: str = "flask_sessions_host"
+    backend: LocalBackend,
+    secret: str,
+    host_id: str,
+    metrics: Metrics | None = None,
+    name: str = "flask_sessions_host",
 ) -> Flask:
-    """A host's WSGI app: the internal API, a liveness probe, JSON for every error."""
+    """A host's WSGI app: the internal API, liveness, metrics, JSON for every error."""
     app = Flask(name)
     app.register_blueprint(host_blueprint(backend, secret, host_id))
 
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok", host_id=host_id, **backend.health())
+
+    if metrics is not None:
+
+        @app.get("/metrics")
+        def metrics_view() -> Response:
+            """The host's sessions, pool and browser (Prometheus); no per-session labels."""
+            return Response(metrics.render(), content_type=CONTENT_TYPE)
 
     app.register_error_handler(Exception, error_response)
     return app
