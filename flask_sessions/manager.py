@@ -293,7 +293,7 @@ class SessionManager:
         async def work(record: SessionRecord, live: LiveSession) -> Any:
             if request.url is not None:
                 await page_ops.navigate(live.page, live.state, request.url, self.settings)
-            source = await page_ops.scrape_source(live.page, request.selector)
+            source = await page_ops.scrape_source(live.page, request.selector, self.settings)
             info = await page_ops.page_info(live.page, live.state)
             return source, info
 

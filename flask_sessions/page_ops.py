@@ -141,6 +141,19 @@ async def stop_loading(page: Page) -> None:
         await cdp.detach()
 
 
+async def evaluate_retrying(page: Page, settings: Settings, script: str, arg: Any) -> Any:
+    """``page.evaluate``, tried again (three tries in all) when a navigation replaced the
+    document under it (a meta refresh, a JS redirect): observe and scrape both use it."""
+    for attempt in range(3):
+        try:
+            return await page.evaluate(script, arg)
+        except PlaywrightError as exc:
+            if page.is_closed() or attempt == 2 or "context was destroyed" not in str(exc):
+                raise
+            await settle(page, settings)
+    raise AssertionError("unreachable")
+
+
 async def page_info(page: Page, state: PageState) -> PageInfo:
     return PageInfo(
         url=page.url, title=await _title(page), http_status=state.http_status, error=state.error
@@ -160,22 +173,12 @@ async def observe(
     page: Page, state: PageState, settings: Settings, screenshot: bool
 ) -> Observation:
     """Describe the page: interactive elements (ids in document order), visible text."""
-    data: dict[str, Any] | None = None
-    for attempt in range(3):  # a navigation may replace the document under us
-        try:
-            data = await page.evaluate(
-                OBSERVE_JS,
-                {
-                    "maxActions": settings.observe_max_actions,
-                    "maxText": settings.observe_max_text,
-                },
-            )
-            break
-        except PlaywrightError as exc:
-            if page.is_closed() or attempt == 2 or "context was destroyed" not in str(exc):
-                raise
-            await settle(page, settings)
-    assert data is not None
+    data: dict[str, Any] = await evaluate_retrying(
+        page,
+        settings,
+        OBSERVE_JS,
+        {"maxActions": settings.observe_max_actions, "maxText": settings.observe_max_text},
+    )
     actions = [Action(**{k: v for k, v in raw.items() if k != "tag"}) for raw in data["actions"]]
     state.ids = {a.id: a for a in actions}
     shot = await page.screenshot(type="png") if screenshot else None
@@ -335,10 +338,17 @@ async def screenshot(page: Page, full_page: bool = False) -> bytes:
     return await page.screenshot(type="png", full_page=full_page)
 
 
-async def scrape_source(page: Page, selector: str | None) -> dict[str, str] | None:
+async def scrape_source(
+    page: Page, selector: str | None, settings: Settings
+) -> dict[str, str] | None:
     """Cleaned HTML and visible text of the page or ``selector`` (None: no match)."""
     try:
-        result: dict[str, str] | None = await page.evaluate(SCRAPE_JS, selector)
+        result: dict[str, str] | None = await evaluate_retrying(page, settings, SCRAPE_JS, selector)
+        if result is None and selector is None:
+            # no root element: a new document that has not started to parse (a redirect
+            # is under way); wait for it to load, then read it
+            await settle(page, settings)
+            result = await evaluate_retrying(page, settings, SCRAPE_JS, selector)
     except PlaywrightError as exc:
         if selector is not None and "is not a valid selector" in str(exc):
             raise InvalidInput(

@@ -1,0 +1,159 @@
+"""Bounded pages and status codes that mean what the README says (issue 8).
+
+One case of each kind, against real Chromium through Flask's test client; pages come from
+a local server on 127.0.0.1 only. The heavy versions (200 popups, a memory bomb left to
+run, 50 MB downloads, a fuzz of every route, a soak) are in ``test_stress.py`` behind
+``make stress``. Nothing here asserts a duration: waits poll a state with a generous bound.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from .conftest import AUTH_A, AppFactory
+
+MB = 1 << 20
+
+# ------------------------------------------------------------------ the local site
+
+HTML: dict[str, str] = {
+    "/second": "<!doctype html><title>Second</title><p>second page</p>",
+    # ten popups at once, as soon as the page runs
+    "/popups": (
+        "<!doctype html><title>Popups</title><body><p>popups</p><script>"
+        "for (let i = 0; i < 10; i++) window.open('/second?' + i, '_blank');</script>"
+    ),
+    # downloads started by the page itself: <a download> clicked from script
+    "/download-3x5": (
+        "<!doctype html><title>Downloads</title><body><script>"
+        "for (let i = 0; i < 3; i++) { const a = document.createElement('a');"
+        " a.href = '/file?mb=5&n=' + i; a.download = 'f' + i; document.body.appendChild(a);"
+        " a.click(); }</script>"
+    ),
+    "/download-small": (
+        "<!doctype html><title>Small</title><body><a id=a href='/file?mb=1' download>f</a>"
+        "<script>document.getElementById('a').click()</script>"
+    ),
+    "/download-slow": (
+        "<!doctype html><title>Slow</title><body><a id=a href='/slow?mb=40' download>f</a>"
+        "<script>document.getElementById('a').click()</script>"
+    ),
+    # 10,000 px tall
+    "/tall": (
+        "<!doctype html><title>Tall</title><body style='margin:0'>"
+        "<div style='height:10000px;background:linear-gradient(#f00,#00f)'></div>"
+    ),
+    "/short": "<!doctype html><title>Short</title><body style='margin:0'><p>short</p>",
+    # grows ArrayBuffers (outside the V8 heap) by 32 MB every 20 ms, up to 1.5 GB at most
+    "/bomb": (
+        "<!doctype html><title>Bomb</title><body><script>window.keep = [];"
+        "const t = setInterval(() => { if (keep.length >= 48) return clearInterval(t);"
+        " const b = new Uint8Array(32 << 20); b.fill(7); keep.push(b); }, 20);</script>"
+    ),
+    # leaves the document right after it has loaded
+    "/meta-refresh": (
+        "<!doctype html><meta http-equiv='refresh' content='0;url=/second'>"
+        "<title>Refresh</title><p>moving on</p>"
+    ),
+    "/js-redirect": (
+        "<!doctype html><title>Redirect</title><p>moving on</p><script>"
+        "addEventListener('load', () => setTimeout(() => location.replace('/second'), 0));"
+        "</script>"
+    ),
+    # a key press keeps its main thread busy for 20 s
+    "/hang": (
+        "<!doctype html><title>Hang</title><p>hang</p><script>addEventListener('keydown', () =>"
+        " setTimeout(() => { const end = Date.now() + 20000; while (Date.now() < end) {} },"
+        " 0));</script>"
+    ),
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+        if path == "/file":  # an attachment with a Content-Length, sent at once
+            self._attachment(int(params.get("mb", "1")), length=True, delay=0.0)
+        elif path == "/slow":  # an attachment without a length, 64 KiB every 10 ms
+            self._attachment(int(params.get("mb", "1")), length=False, delay=0.01)
+        else:
+            body = HTML.get(path, "<!doctype html><title>Not found</title>").encode()
+            self.send_response(200 if path in HTML else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def _attachment(self, mb: int, length: bool, delay: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Disposition", "attachment; filename=data.bin")
+        chunk = b"\0" * (64 << 10)
+        chunks = (mb << 20) // len(chunk)
+        if length:
+            self.send_header("Content-Length", str(chunks * len(chunk)))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            for _ in range(chunks):
+                self.wfile.write(chunk)
+                if delay:
+                    time.sleep(delay)
+        except OSError:  # the browser cancelled it
+            pass
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def post(client: FlaskClient, path: str, expect: int = 200, **body: Any) -> Any:
+    response = client.post(path, json=body, headers=AUTH_A)
+    assert response.status_code == expect, (path, body, response.status_code, response.data)
+    assert response.is_json
+    return response.get_json()
+
+
+def open_session(client: FlaskClient, url: str) -> tuple[str, Any]:
+    body = post(client, "/env/observe", url=url, keep_alive=True)
+    return body["session"]["session_id"], body["observation"]
+
+
+# ------------------------------------------------------------------- status codes
+
+
+@pytest.mark.parametrize("page", ["/meta-refresh", "/js-redirect"])
+def test_scrape_retries_a_document_replaced_by_navigation(
+    make_app: AppFactory, site: str, page: str
+) -> None:
+    client = make_app().test_client()
+    sid, _ = open_session(client, site + "/second")
+    for _ in range(6):
+        body = post(client, "/env/scrape", session_id=sid, url=site + page, format="text")
+        assert body["success"] is True
+        assert body["title"] in ("Refresh", "Redirect", "Second"), body
