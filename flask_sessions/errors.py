@@ -64,12 +64,18 @@ class CapacityReached(SessionsError):
 
 
 class BrowserUnavailable(SessionsError):
-    """503: no Chromium could be found or launched."""
+    """503: no Chromium could be found or launched, or it is gone."""
 
     status_code = 503
 
 
+class PageFailed(SessionsError):
+    """502: the browser is up, but the page failed the operation (not a timeout)."""
+
+    status_code = 502
+
+
 class OperationTimeout(SessionsError):
-    """504: the browser runtime did not answer within the operation timeout."""
+    """504: the browser runtime, or the page, did not answer in time."""
 
     status_code = 504

@@ -27,7 +27,7 @@ from .errors import CapacityReached, SessionNotActive, SessionNotFound
 from .live import LiveSession, open_live
 from .pool import WarmPool
 from .reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
-from .runtime import BrowserRuntime, wrap_playwright_error
+from .runtime import BrowserRuntime, target_gone, wrap_playwright_error
 from .schemas import (
     Observation,
     ObserveRequest,
@@ -241,7 +241,15 @@ class SessionManager:
                     raise
                 except PlaywrightError as exc:
                     self._require_active(record)  # it ended under us: 409, not 503
-                    raise wrap_playwright_error(exc, doing) from None
+                    connected = self.runtime.browser_connected
+                    if connected and (live.page.is_closed() or target_gone(exc)):
+                        # the page crashed before its crash event arrived: the session
+                        # ends now, and says why (409)
+                        await self._end(
+                            record, Status.error, "the page crashed; start a new session"
+                        )
+                        self._require_active(record)
+                    raise wrap_playwright_error(exc, doing, connected) from None
         finally:
             if one_shot:
                 await self._end(record, Status.closed, None, wait=False)
@@ -357,7 +365,9 @@ class SessionManager:
         try:
             live = await self._open_for_pool()
         except PlaywrightError as exc:
-            raise wrap_playwright_error(exc, "creating the session's page") from None
+            raise wrap_playwright_error(
+                exc, "creating the session's page", self.runtime.browser_connected
+            ) from None
         finally:
             self._starting -= 1
         self.pool.refill_soon()  # e.g. the first start, which launched the browser

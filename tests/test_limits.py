@@ -16,6 +16,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from flask_sessions.errors import BrowserUnavailable, OperationTimeout, PageFailed
+from flask_sessions.runtime import wrap_playwright_error
 
 from .conftest import AUTH_A, AppFactory
 
@@ -157,3 +162,37 @@ def test_scrape_retries_a_document_replaced_by_navigation(
         body = post(client, "/env/scrape", session_id=sid, url=site + page, format="text")
         assert body["success"] is True
         assert body["title"] in ("Refresh", "Redirect", "Second"), body
+
+
+def test_page_timeouts_are_504_never_503(make_app: AppFactory, site: str) -> None:
+    app = make_app(
+        SESSIONS_ACTION_TIMEOUT_MS=1,  # no screenshot is that fast: a Playwright timeout
+        SESSIONS_NAVIGATION_TIMEOUT_MS=1000,
+        SESSIONS_OPERATION_TIMEOUT_SECONDS=5,
+    )
+    client = app.test_client()
+    sid, _ = open_session(client, site + "/hang")
+    r = client.get(f"/session/{sid}/screenshot", headers=AUTH_A)
+    assert r.status_code == 504 and r.is_json, (r.status_code, r.data)
+    assert "the page did not answer in time while taking the screenshot" in r.get_json()["error"]
+
+    # now the page hangs: the step's own observation may or may not come before that
+    r = client.post(
+        "/env/step", json={"session_id": sid, "type": "press_key", "key": "a"}, headers=AUTH_A
+    )
+    assert r.status_code in (200, 504) and r.is_json, r.data
+    r = client.get(f"/session/{sid}/screenshot?full_page=true", headers=AUTH_A)
+    assert r.status_code == 504 and r.is_json, (r.status_code, r.data)
+    r = client.post("/env/observe", json={"session_id": sid}, headers=AUTH_A)
+    assert r.status_code == 504 and r.is_json, r.data  # a hung evaluate
+    assert client.get(f"/session/{sid}", headers=AUTH_A).get_json()["status"] == "active"
+    post(client, "/session/close", session_id=sid)  # ends the busy renderer
+
+
+def test_playwright_errors_map_to_whose_fault_it_is() -> None:
+    timeout = wrap_playwright_error(PlaywrightTimeoutError("Timeout 5000ms exceeded"), "x", True)
+    assert isinstance(timeout, OperationTimeout) and timeout.status_code == 504
+    gone = wrap_playwright_error(PlaywrightError("Browser closed"), "x", False)
+    assert isinstance(gone, BrowserUnavailable) and gone.status_code == 503
+    page = wrap_playwright_error(PlaywrightError("Protocol error"), "x", True)
+    assert isinstance(page, PageFailed) and page.status_code == 502
