@@ -55,6 +55,20 @@ DEFAULTS: dict[str, Any] = {
     "SESSIONS_WARM_POOL": 2,
     # Below this much available memory the warm pool empties and stops refilling.
     "SESSIONS_POOL_MIN_FREE_MB": 512,
+    # --- Bounds on what a page may use (issue 8) --------------------------------------
+    # Pages (the session's own + popups/new tabs) open at once; extra ones are closed.
+    "SESSIONS_MAX_PAGES_PER_SESSION": 5,
+    # Bytes of downloads a session may keep on disk, in MB; 0: downloads are refused.
+    "SESSIONS_MAX_DOWNLOAD_MB": 0,
+    # Pixels of a full-page screenshot (width x height); a taller page is clipped.
+    "SESSIONS_MAX_SCREENSHOT_PIXELS": 1280 * 16384,
+    # Resident memory of one of a session's renderer processes, in MB (0: no limit).
+    "SESSIONS_MAX_PAGE_MEMORY_MB": 1024,
+    # Below this much available memory on the host, new sessions answer 503 (0: off).
+    "SESSIONS_MIN_FREE_MEMORY_MB": 256,
+    # How often the watchdog reads the renderers' memory.
+    "SESSIONS_WATCHDOG_INTERVAL_SECONDS": 0.5,
+    # --- end of issue 8 bounds --------------------------------------------------------
 }
 
 
@@ -84,6 +98,13 @@ class Settings:
     max_wait_ms: int = 10000
     warm_pool: int = 2
     pool_min_free_mb: float = 512
+    # --- issue 8 bounds (see DEFAULTS) ---
+    max_pages_per_session: int = 5
+    max_download_mb: float = 0
+    max_screenshot_pixels: int = 1280 * 16384
+    max_page_memory_mb: float = 1024
+    min_free_memory_mb: float = 256
+    watchdog_interval_seconds: float = 0.5
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
@@ -118,6 +139,13 @@ class Settings:
             max_wait_ms=int(get("MAX_WAIT_MS")),
             warm_pool=int(get("WARM_POOL")),
             pool_min_free_mb=float(get("POOL_MIN_FREE_MB")),
+            # --- issue 8 bounds ---
+            max_pages_per_session=int(get("MAX_PAGES_PER_SESSION")),
+            max_download_mb=float(get("MAX_DOWNLOAD_MB")),
+            max_screenshot_pixels=int(get("MAX_SCREENSHOT_PIXELS")),
+            max_page_memory_mb=float(get("MAX_PAGE_MEMORY_MB")),
+            min_free_memory_mb=float(get("MIN_FREE_MEMORY_MB")),
+            watchdog_interval_seconds=float(get("WATCHDOG_INTERVAL_SECONDS")),
         )
         settings.check()
         return settings
@@ -155,6 +183,23 @@ class Settings:
             raise ValueError("SESSIONS_WARM_POOL and SESSIONS_POOL_MIN_FREE_MB must be 0 or more")
         if self.retention_minutes < 0:
             raise ValueError("SESSIONS_RETENTION_MINUTES must be 0 or more")
+        # --- issue 8 bounds ---
+        bounds_positive = {
+            "SESSIONS_MAX_PAGES_PER_SESSION": self.max_pages_per_session,
+            "SESSIONS_MAX_SCREENSHOT_PIXELS": self.max_screenshot_pixels,
+            "SESSIONS_WATCHDOG_INTERVAL_SECONDS": self.watchdog_interval_seconds,
+        }
+        for key, value in bounds_positive.items():
+            if value <= 0:
+                raise ValueError(f"{key} must be greater than 0 (got {value})")
+        bounds_zero_or_more = {
+            "SESSIONS_MAX_DOWNLOAD_MB": self.max_download_mb,
+            "SESSIONS_MAX_PAGE_MEMORY_MB": self.max_page_memory_mb,
+            "SESSIONS_MIN_FREE_MEMORY_MB": self.min_free_memory_mb,
+        }
+        for key, value in bounds_zero_or_more.items():
+            if value < 0:
+                raise ValueError(f"{key} must be 0 or more (got {value}; 0 turns it off)")
 
 
 def parse_tokens(value: Any) -> dict[str, str]:

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 
 from . import page_ops
 from .clock import Clock
 from .config import Settings
 from .errors import CapacityReached, SessionNotActive, SessionNotFound
+from .limits import BrowserGuard
 from .live import LiveSession, open_live
 from .pool import WarmPool
 from .reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
@@ -103,6 +105,8 @@ class SessionManager:
         runtime.on_browser_lost = self._on_browser_lost
         self._reaper_started = False
         self._start_lock = threading.Lock()
+        self.guard: BrowserGuard | None = None  # the limits' hold on the current Chromium
+        self._guard_lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------ facade
 
@@ -271,9 +275,10 @@ class SessionManager:
         async def work(record: SessionRecord, live: LiveSession) -> Observation:
             if request.url is not None:
                 await page_ops.navigate(live.page, live.state, request.url, self.settings)
-            return await page_ops.observe(
+            observation = await page_ops.observe(
                 live.page, live.state, self.settings, bool(request.screenshot)
             )
+            return _with_warnings(observation, live)
 
         record, observation = await self._with_session(principal, request, "observing", work)
         return ObserveResponse(session=record.to_response(self.clock()), observation=observation)
@@ -290,7 +295,7 @@ class SessionManager:
                 session=record.to_response(self.clock()),
                 success=success,
                 message=message,
-                observation=observation,
+                observation=_with_warnings(observation, live),
             )
 
         record, response = await self._with_session(principal, request, "running the step", work)
@@ -374,7 +379,21 @@ class SessionManager:
         return live
 
     async def _open_for_pool(self) -> LiveSession:
-        return await open_live(await self.runtime.browser(), self.settings)
+        browser = await self.runtime.browser()
+        return await open_live(browser, self.settings, await self._guard_for(browser))
+
+    async def _guard_for(self, browser: Browser) -> BrowserGuard:
+        """The limits' hold on ``browser`` (made once per launch)."""
+        if self.guard is not None and self.guard.browser is browser:
+            return self.guard
+        if self._guard_lock is None:
+            self._guard_lock = asyncio.Lock()
+        async with self._guard_lock:
+            if self.guard is None or self.guard.browser is not browser:
+                if self.guard is not None:
+                    self.guard.forget()
+                self.guard = await BrowserGuard.attach(browser, self.settings.max_download_mb > 0)
+            return self.guard
 
     def _room(self) -> int:
         """How many more contexts capacity allows (the pool's own count included)."""
@@ -390,7 +409,9 @@ class SessionManager:
         self._deadlines.push(record.created_at + lifetime, session_id)
         if not record.keep_alive:
             self._deadlines.push(record.idle_deadline, session_id)
-        live.page.on("crash", lambda _page: self._on_page_crash(session_id))
+        live.limits.on_crash = lambda main: self._on_page_crash(session_id, main)
+        if live.limits.crashed:  # it crashed between the hand-over and now
+            self._on_page_crash(session_id, True)
 
     def _touch(self, record: SessionRecord, now: datetime) -> None:
         """Count an access: move the idle deadline (the old heap entry goes stale)."""
@@ -504,21 +525,33 @@ class SessionManager:
             self.pool.close(), *(self._end(r, Status.closed, reason) for r in records)
         )
         await self.settled()
+        if self.guard is not None:
+            await self.guard.close()
         for record in records:  # the hot path logs at DEBUG; a shutdown is worth a line each
             log.info("flask_sessions: session %s closed (%s)", record.session_id, reason)
 
     def _on_browser_lost(self, reason: str) -> None:
         now = self.clock()
         self.pool.forget()
+        if self.guard is not None:
+            self.guard.forget()  # Chromium is gone: delete what its downloads left
         for session_id in list(self._live):
             record = self._records[session_id]
             record.status, record.error, record.closed_at = Status.error, reason, now
             self._live.pop(session_id).state.ended.set()
             self._ended.push(now, session_id)
 
-    def _on_page_crash(self, session_id: str) -> None:
+    def _on_page_crash(self, session_id: str, main: bool) -> None:
+        """One of the session's pages crashed; the session ends if it was its own page."""
         record = self._records.get(session_id)
-        if record is not None and record.status is Status.active:
+        if record is not None and record.status is Status.active and main:
             self.runtime.spawn(
                 self._end(record, Status.error, "the page crashed; start a new session")
             )
+
+
+def _with_warnings(observation: Observation, live: LiveSession) -> Observation:
+    """The observation, with what the session's limits did since the last one."""
+    observation.warnings = live.limits.take_warnings()
+    observation.popups_blocked = live.limits.popups_blocked
+    return observation

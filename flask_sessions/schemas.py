@@ -229,12 +229,19 @@ class Action(BaseModel):
 
 
 class Observation(PageInfo):
-    """What an agent sees: the page, its interactive elements and its visible text."""
+    """What an agent sees: the page, its interactive elements and its visible text.
+
+    ``warnings`` says what the session's limits did since the last observation (popups
+    closed, downloads refused or cancelled); ``popups_blocked`` counts the popups and new
+    tabs closed in the session so far (``SESSIONS_MAX_PAGES_PER_SESSION``).
+    """
 
     screenshot: str | None = None
     actions: list[Action]
     text: str
     text_truncated: bool
+    warnings: list[str] = []
+    popups_blocked: int = 0
 
 
 class ScreenshotQuery(_Body):

@@ -8,6 +8,11 @@ run, 50 MB downloads, a fuzz of every route, a soak) are in ``test_stress.py`` b
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,14 +20,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from flask_sessions import FlaskSessions
 from flask_sessions.errors import BrowserUnavailable, OperationTimeout, PageFailed
+from flask_sessions.limits import SessionLimits
 from flask_sessions.runtime import wrap_playwright_error
 
-from .conftest import AUTH_A, AppFactory
+from .conftest import AUTH_A, AppFactory, wait_for
 
 MB = 1 << 20
 
@@ -147,6 +155,130 @@ def post(client: FlaskClient, path: str, expect: int = 200, **body: Any) -> Any:
 def open_session(client: FlaskClient, url: str) -> tuple[str, Any]:
     body = post(client, "/env/observe", url=url, keep_alive=True)
     return body["session"]["session_id"], body["observation"]
+
+
+def limits_of(app: Flask, session_id: str) -> SessionLimits:
+    manager = FlaskSessions.state(app).manager
+
+    async def get() -> SessionLimits:
+        live = manager.live(session_id)
+        assert live is not None
+        return live.limits
+
+    return FlaskSessions.state(app).runtime.submit(get(), 10)
+
+
+def on_loop(app: Flask, fn: Any) -> Any:
+    """``fn()`` called on the runtime loop (where the session state lives)."""
+
+    async def call() -> Any:
+        return fn()
+
+    return FlaskSessions.state(app).runtime.submit(call(), 10)
+
+
+def du(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+# -------------------------------------------------------------------------- pages
+
+
+def test_popups_past_the_cap_are_closed_and_reported(make_app: AppFactory, site: str) -> None:
+    app = make_app(SESSIONS_MAX_PAGES_PER_SESSION=3)
+    client = app.test_client()
+    sid, first = open_session(client, site + "/popups")
+    limits = limits_of(app, sid)
+    # the page asked for 10 popups: 2 fit beside it, 8 are closed
+    assert wait_for(lambda: on_loop(app, lambda: limits.popups_blocked) == 8, 20)
+    assert on_loop(app, lambda: len(limits.pages)) == 3
+    live = FlaskSessions.state(app).manager.live(sid)
+    assert live is not None
+    assert wait_for(lambda: on_loop(app, lambda: len(live.context.pages)) == 3, 10)
+
+    warnings = list(first["warnings"])
+    later = post(client, "/env/observe", session_id=sid)["observation"]
+    warnings += later["warnings"]
+    assert later["popups_blocked"] == 8
+    assert warnings and all("SESSIONS_MAX_PAGES_PER_SESSION" in w for w in warnings), warnings
+    counts = [re.search(r"closed (\d+)", w) for w in warnings]
+    assert sum(int(m.group(1)) for m in counts if m) == 8, warnings
+    # reported once: the next observation has no warning left
+    assert post(client, "/env/observe", session_id=sid)["observation"]["warnings"] == []
+
+
+# ---------------------------------------------------------------------- downloads
+
+
+def _artifacts() -> dict[str, int]:
+    """Bytes in each Playwright artifacts directory (where accepted downloads would go)."""
+    pattern = os.path.join(tempfile.gettempdir(), "playwright-artifacts-*")
+    return {d: du(d) for d in glob.glob(pattern)}
+
+
+def test_downloads_are_refused_by_default_and_nothing_lands_on_disk(
+    make_app: AppFactory, site: str
+) -> None:
+    app = make_app()
+    client = app.test_client()
+    before = _artifacts()
+    sid, first = open_session(client, site + "/download-3x5")
+    limits = limits_of(app, sid)
+    assert wait_for(lambda: on_loop(app, lambda: limits.downloads_refused) == 3, 20)
+    warnings = (
+        first["warnings"] + post(client, "/env/observe", session_id=sid)["observation"]["warnings"]
+    )
+    assert any("refused 3 download" in w or "refused" in w for w in warnings), warnings
+    assert all("SESSIONS_MAX_DOWNLOAD_MB=0" in w for w in warnings if "download" in w)
+    manager = FlaskSessions.state(app).manager
+    assert manager.guard is not None and manager.guard.downloads_root is None
+    assert limits.download_dir is None
+    after = _artifacts()
+    assert all(size == 0 for d, size in after.items() if d not in before), after
+    assert all(after.get(d, 0) <= size for d, size in before.items())
+
+
+def test_downloads_are_metered_cancelled_past_the_limit_and_deleted_at_close(
+    make_app: AppFactory, site: str
+) -> None:
+    app = make_app(SESSIONS_MAX_DOWNLOAD_MB=2)
+    client = app.test_client()
+    sid, _ = open_session(client, site + "/download-small")
+    limits = limits_of(app, sid)
+    directory = limits.download_dir
+    assert directory is not None and os.path.isdir(directory)
+
+    def finished() -> list[str]:
+        return [n for n in os.listdir(directory) if not n.endswith(".crdownload")]
+
+    assert wait_for(lambda: len(finished()) == 1 and du(directory) == MB, 20), os.listdir(directory)
+
+    # 40 MB without a Content-Length: it runs until the session's 2 MB are used up
+    post(client, "/env/step", session_id=sid, type="goto", url=site + "/download-slow")
+    assert wait_for(lambda: on_loop(app, lambda: limits.downloads_cancelled) >= 1, 20)
+    assert wait_for(lambda: du(directory) <= 2 * MB and len(os.listdir(directory)) == 1, 20), (
+        os.listdir(directory)
+    )
+    warnings = post(client, "/env/observe", session_id=sid)["observation"]["warnings"]
+    assert any("SESSIONS_MAX_DOWNLOAD_MB" in w and "cancelled" in w for w in warnings), warnings
+
+    # a second 1 MB file still fits (2 MB in all); at the limit, the next one is
+    # cancelled as it starts
+    post(client, "/env/step", session_id=sid, type="goto", url=site + "/download-small")
+    assert wait_for(lambda: len(finished()) == 2 and du(directory) == 2 * MB, 20)
+    assert wait_for(lambda: on_loop(app, lambda: limits.download_bytes) == 2 * MB, 20)
+    cancelled = on_loop(app, lambda: limits.downloads_cancelled)
+    post(client, "/env/step", session_id=sid, type="goto", url=site + "/download-small")
+    assert wait_for(lambda: on_loop(app, lambda: limits.downloads_cancelled) > cancelled, 20)
+    assert sorted(finished()) == sorted(os.listdir(directory)) and du(directory) == 2 * MB
+
+    post(client, "/session/close", session_id=sid)
+    assert wait_for(lambda: not os.path.exists(directory), 20)
 
 
 # ------------------------------------------------------------------- status codes

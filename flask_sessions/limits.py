@@ -1,0 +1,263 @@
+"""Bounds on what a session's pages may use: pages and downloads (issue 8).
+
+Everything here runs on the runtime loop.
+
+* :class:`SessionLimits`, one per session (made with its context by ``live.open_live``):
+  closes popups and new tabs past ``SESSIONS_MAX_PAGES_PER_SESSION``, refuses downloads
+  or meters them against ``SESSIONS_MAX_DOWNLOAD_MB``, and keeps the warnings the next
+  observation reports.
+* :class:`BrowserGuard`, one per launched Chromium: a browser-level CDP session, to
+  point a context's downloads at that session's own directory, and cancel them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from playwright.async_api import Browser, BrowserContext, CDPSession, Download, Page
+from playwright.async_api import Error as PlaywrightError
+
+log = logging.getLogger("flask_sessions")
+
+MB = 1 << 20
+PARTIAL_SUFFIX = ".crdownload"  # Chromium's name for a download still being written
+METER_INTERVAL = 0.1  # seconds between two looks at a session's downloads while one runs
+METER_GRACE = 2.0  # keep looking this long after a download starts (its file may be late)
+
+
+class BrowserGuard:
+    """Per-Chromium state for the limits: a browser CDP session, the downloads root."""
+
+    def __init__(self, browser: Browser, cdp: CDPSession, downloads_root: str | None) -> None:
+        self.browser = browser
+        self.cdp = cdp
+        self.downloads_root = downloads_root
+
+    @classmethod
+    async def attach(cls, browser: Browser, downloads: bool) -> BrowserGuard:
+        """Open the browser CDP session and make the downloads root."""
+        cdp = await browser.new_browser_cdp_session()
+        root = tempfile.mkdtemp(prefix="flask-sessions-downloads-") if downloads else None
+        return cls(browser, cdp, root)
+
+    async def allow_downloads(self, context_id: str, directory: str) -> None:
+        """Let the context download, into ``directory`` only (Playwright made it "deny")."""
+        await self.cdp.send(
+            "Browser.setDownloadBehavior",
+            {
+                "behavior": "allowAndName",
+                "browserContextId": context_id,
+                "downloadPath": directory,
+                "eventsEnabled": False,
+            },
+        )
+
+    async def cancel_download(self, guid: str, context_id: str) -> None:
+        with contextlib.suppress(PlaywrightError):
+            await self.cdp.send(
+                "Browser.cancelDownload", {"guid": guid, "browserContextId": context_id}
+            )
+
+    def forget(self) -> None:
+        """Chromium is gone: remove what its downloads left on disk."""
+        if self.downloads_root is not None:
+            shutil.rmtree(self.downloads_root, ignore_errors=True)
+
+    async def close(self) -> None:
+        with contextlib.suppress(PlaywrightError):
+            await self.cdp.detach()
+        self.forget()
+
+
+@dataclass
+class SessionLimits:
+    """One session's bounds: its pages, its downloads, and warnings for the next observation.
+
+    ``on_crash(main)`` is set by the manager when the session is registered; it is called
+    when one of the session's pages crashes (``main``: the session's own page).
+    """
+
+    max_pages: int = 5
+    max_download_bytes: int = 0  # 0: downloads are refused
+    guard: BrowserGuard | None = None
+    download_dir: str | None = None
+    context_id: str | None = None
+    pages: list[Page] = field(default_factory=list)
+    popups_blocked: int = 0
+    download_bytes: int = 0  # on disk at the last look
+    downloads_cancelled: int = 0
+    downloads_refused: int = 0
+    crashed: bool = False  # the session's own page crashed
+    on_crash: Callable[[bool], None] | None = None
+    _popups_since: int = 0
+    _refused_since: list[str] = field(default_factory=list)
+    _cancelled_since: int = 0
+    _meter: asyncio.Task[None] | None = None
+    _last_start: float = 0.0
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    # ------------------------------------------------------------------ pages
+
+    def watch(self, context: BrowserContext) -> None:
+        """Count every page the context opens (its first one included)."""
+        context.on("page", self._on_page)
+
+    def _on_page(self, page: Page) -> None:
+        if len(self.pages) >= self.max_pages:
+            self.popups_blocked += 1
+            self._popups_since += 1
+            self._spawn(_close_quietly(page))
+            return
+        main = not self.pages
+        self.pages.append(page)
+        page.on("close", self._on_page_closed)
+        page.on("download", self._on_download)
+        page.on("crash", lambda _page: self._on_crash(main))
+
+    def _on_page_closed(self, page: Page) -> None:
+        if page in self.pages[1:]:  # the first one is the session's own page
+            self.pages.remove(page)
+
+    def _on_crash(self, main: bool) -> None:
+        if main:
+            self.crashed = True
+        if self.on_crash is not None:
+            self.on_crash(main)
+
+    # -------------------------------------------------------------- downloads
+
+    def _on_download(self, download: Download) -> None:
+        url = download.url
+        if self.max_download_bytes <= 0:  # the context's behaviour is "deny": nothing lands
+            self.downloads_refused += 1
+            self._refused_since.append(url)
+            return
+        self._last_start = time.monotonic()
+        if self.download_bytes >= self.max_download_bytes:
+            self._cancelled()
+            self._spawn(_cancel_quietly(download))
+            return
+        if self._meter is None or self._meter.done():
+            self._meter = asyncio.get_running_loop().create_task(self._run_meter())
+
+    def _cancelled(self) -> None:
+        self.downloads_cancelled += 1
+        self._cancelled_since += 1
+
+    async def _run_meter(self) -> None:
+        """Look at the session's downloads every ``METER_INTERVAL`` while any is running."""
+        while True:
+            partial = await self.check_downloads()
+            if not partial and time.monotonic() - self._last_start > METER_GRACE:
+                return
+            await asyncio.sleep(METER_INTERVAL)
+
+    async def check_downloads(self) -> int:
+        """Count the bytes on disk; past the limit, cancel what is running and delete
+        finished files, newest first, until the rest fits. Returns the running count."""
+        if self.download_dir is None:
+            return 0
+        files = _scan(self.download_dir)
+        self.download_bytes = sum(size for _, size, _ in files)
+        partial = [name for name, _, _ in files if name.endswith(PARTIAL_SUFFIX)]
+        if self.download_bytes <= self.max_download_bytes:
+            return len(partial)
+        for name in partial:
+            self._cancelled()
+            if self.guard is not None and self.context_id is not None:
+                await self.guard.cancel_download(name.removesuffix(PARTIAL_SUFFIX), self.context_id)
+            self.download_bytes -= next(size for n, size, _ in files if n == name)
+        finished = sorted(
+            (f for f in files if not f[0].endswith(PARTIAL_SUFFIX)), key=lambda f: -f[2]
+        )
+        for name, size, _ in finished:
+            if self.download_bytes <= self.max_download_bytes:
+                break
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.download_dir, name))
+            self.download_bytes -= size
+            self._cancelled()
+        return 0
+
+    # --------------------------------------------------------------- reporting
+
+    def take_warnings(self) -> list[str]:
+        """What the limits did since the last call, in words an agent can act on."""
+        out = []
+        if self._popups_since:
+            out.append(
+                f"closed {self._popups_since} popup(s) or new tab(s): a session may have "
+                f"at most {self.max_pages} pages open (SESSIONS_MAX_PAGES_PER_SESSION)"
+            )
+        if self._refused_since:
+            out.append(
+                f"refused {len(self._refused_since)} download(s) (first: "
+                f"{_short(self._refused_since[0])}): downloads are off on this server "
+                "(SESSIONS_MAX_DOWNLOAD_MB=0)"
+            )
+        if self._cancelled_since:
+            out.append(
+                f"cancelled or deleted {self._cancelled_since} download(s): a session may "
+                f"keep at most {self.max_download_bytes / MB:g} MB of downloads on disk "
+                "(SESSIONS_MAX_DOWNLOAD_MB)"
+            )
+        self._popups_since = 0
+        self._refused_since = []
+        self._cancelled_since = 0
+        return out
+
+    # ----------------------------------------------------------------- closing
+
+    async def close(self) -> None:
+        """The context is closed: stop metering and delete the session's downloads."""
+        if self._meter is not None and not self._meter.done():
+            self._meter.cancel()
+            await asyncio.gather(self._meter, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        if self.download_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, self.download_dir, True)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def _close_quietly(page: Page) -> None:
+    with contextlib.suppress(PlaywrightError):
+        await page.close()
+
+
+async def _cancel_quietly(download: Download) -> None:
+    with contextlib.suppress(PlaywrightError):
+        await download.cancel()
+
+
+def _scan(directory: str) -> list[tuple[str, int, float]]:
+    """``(name, bytes on disk, mtime)`` of each file in ``directory``."""
+    out = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                on_disk = getattr(st, "st_blocks", 0) * 512
+                out.append((entry.name, max(on_disk, st.st_size), st.st_mtime))
+    except OSError:
+        return []
+    return out
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 120 else url[:117] + "..."
