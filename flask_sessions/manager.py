@@ -126,8 +126,9 @@ class SessionManager:
         """The page's cleaned HTML and text; the caller converts it (off the loop)."""
         return self._run(self._scrape(principal, request))
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> bytes:
-        """A PNG of the session's page; counts as access."""
+    def screenshot(self, principal: str, session_id: str, full_page: bool) -> page_ops.Shot:
+        """A PNG of the session's page (a full page clipped to SESSIONS_MAX_SCREENSHOT_PIXELS);
+        counts as access."""
         return self._run(self._screenshot_only(principal, session_id, full_page))
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
@@ -313,9 +314,15 @@ class SessionManager:
         record, result = await self._with_session(principal, request, "scraping", work)
         return record.to_response(self.clock()), result
 
-    async def _screenshot_only(self, principal: str, session_id: str, full_page: bool) -> bytes:
-        async def work(record: SessionRecord, live: LiveSession) -> bytes:
-            return await page_ops.screenshot(live.page, full_page)
+    async def _screenshot_only(
+        self, principal: str, session_id: str, full_page: bool
+    ) -> page_ops.Shot:
+        async def work(record: SessionRecord, live: LiveSession) -> page_ops.Shot:
+            if full_page:
+                return await page_ops.full_page_screenshot(live.page, self.settings)
+            png = await page_ops.screenshot(live.page)
+            width, height = self.settings.viewport_width, self.settings.viewport_height
+            return page_ops.Shot(png, width, height, width, height)
 
         request = SessionFields(session_id=session_id)
         return (await self._with_session(principal, request, "taking the screenshot", work))[1]

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import re
+import struct
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -21,7 +22,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from .config import Settings
-from .errors import InvalidInput, SessionNotActive
+from .errors import InvalidInput, OperationTimeout, SessionNotActive
 from .schemas import (
     Action,
     CheckStep,
@@ -336,6 +337,70 @@ async def _history(
 
 async def screenshot(page: Page, full_page: bool = False) -> bytes:
     return await page.screenshot(type="png", full_page=full_page)
+
+
+@dataclass
+class Shot:
+    """A PNG, its size, and the page's size (larger when a full-page shot was clipped)."""
+
+    png: bytes
+    width: int
+    height: int
+    page_width: int
+    page_height: int
+
+    @property
+    def clipped(self) -> bool:
+        return (self.width, self.height) != (self.page_width, self.page_height)
+
+
+_PAGE_SIZE_JS = """() => {
+  const d = document.documentElement, b = document.body;
+  return [Math.max(d ? d.scrollWidth : 0, b ? b.scrollWidth : 0, innerWidth),
+          Math.max(d ? d.scrollHeight : 0, b ? b.scrollHeight : 0, innerHeight)];
+}"""
+
+
+def screenshot_clip(width: int, height: int, max_pixels: int, strip: int) -> tuple[int, int]:
+    """The part of a ``width`` x ``height`` page a full-page screenshot keeps: the whole
+    page if it has at most ``max_pixels`` pixels, else its top, as tall as fits (and no
+    wider than leaves room for a ``strip``-pixel-tall band)."""
+    width, height = max(1, width), max(1, height)
+    clip_width = min(width, max(1, max_pixels // max(1, min(height, strip))))
+    return clip_width, min(height, max(1, max_pixels // clip_width))
+
+
+async def full_page_screenshot(page: Page, settings: Settings) -> Shot:
+    """A full-page PNG of at most ``SESSIONS_MAX_SCREENSHOT_PIXELS`` pixels.
+
+    The clip is always passed, so a page that grows (or lies about its size) between
+    measuring and capturing still gets at most that many pixels; Chromium then renders
+    only the clipped part (a 200,000 px tall page costs what a 16,384 px one does).
+    """
+    try:
+        size = await asyncio.wait_for(
+            evaluate_retrying(page, settings, _PAGE_SIZE_JS, None),
+            settings.action_timeout_ms / 1000,
+        )
+        page_width, page_height = (int(size[0]), int(size[1]))
+    except TimeoutError:
+        raise OperationTimeout(
+            f"the page did not answer within {settings.action_timeout_ms} ms "
+            "(SESSIONS_ACTION_TIMEOUT_MS) while measuring it for a full-page screenshot; "
+            "the session is still there: retry, or observe to see what the page is doing"
+        ) from None
+    except (TypeError, ValueError, IndexError, KeyError):  # the page redefined something
+        page_width, page_height = settings.viewport_width, settings.viewport_height
+    clip_width, clip_height = screenshot_clip(
+        page_width, page_height, settings.max_screenshot_pixels, settings.viewport_height
+    )
+    png = await page.screenshot(
+        type="png",
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": clip_width, "height": clip_height},
+    )
+    width, height = struct.unpack(">II", png[16:24])
+    return Shot(png, width, height, max(page_width, width), max(page_height, height))
 
 
 async def scrape_source(

@@ -28,9 +28,10 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from flask_sessions import FlaskSessions
 from flask_sessions.errors import BrowserUnavailable, OperationTimeout, PageFailed
 from flask_sessions.limits import SessionLimits
+from flask_sessions.page_ops import screenshot_clip
 from flask_sessions.runtime import wrap_playwright_error
 
-from .conftest import AUTH_A, AppFactory, wait_for
+from .conftest import AUTH_A, AppFactory, png_size, wait_for
 
 MB = 1 << 20
 
@@ -279,6 +280,38 @@ def test_downloads_are_metered_cancelled_past_the_limit_and_deleted_at_close(
 
     post(client, "/session/close", session_id=sid)
     assert wait_for(lambda: not os.path.exists(directory), 20)
+
+
+# -------------------------------------------------------------------- screenshots
+
+
+def test_full_page_screenshot_is_clipped_and_says_so(make_app: AppFactory, site: str) -> None:
+    app = make_app(SESSIONS_MAX_SCREENSHOT_PIXELS=1280 * 2000)
+    client = app.test_client()
+    sid, _ = open_session(client, site + "/tall")
+    r = client.get(f"/session/{sid}/screenshot?full_page=true", headers=AUTH_A)
+    assert r.status_code == 200 and r.mimetype == "image/png"
+    assert r.headers["X-Screenshot-Clipped"] == "1280x2000 of 1280x10000"
+    r = client.get(
+        f"/session/{sid}/screenshot?full_page=true",
+        headers={**AUTH_A, "Accept": "application/json"},
+    )
+    body = r.get_json()
+    assert png_size(body["screenshot"]) == (1280, 2000)
+    assert body["clipped"] is True and body["page_size"] == {"width": 1280, "height": 10000}
+
+    post(client, "/env/step", session_id=sid, type="goto", url=site + "/short")
+    r = client.get(f"/session/{sid}/screenshot?full_page=true", headers=AUTH_A)
+    assert r.status_code == 200 and "X-Screenshot-Clipped" not in r.headers
+
+
+def test_screenshot_clip_arithmetic() -> None:
+    cap = 1280 * 16384
+    assert screenshot_clip(1280, 720, cap, 720) == (1280, 720)  # fits: the whole page
+    assert screenshot_clip(1280, 200_000, cap, 720) == (1280, 16384)
+    width, height = screenshot_clip(10**9, 10**9, cap, 720)  # absurd: still within the cap
+    assert width * height <= cap and width >= 1 and height >= 1
+    assert screenshot_clip(0, 0, cap, 720) == (1, 1)
 
 
 # ------------------------------------------------------------------- status codes
