@@ -69,6 +69,19 @@ class BrowserUnavailable(SessionsError):
     status_code = 503
 
 
+class LowMemory(SessionsError):
+    """503: the host is below ``SESSIONS_MIN_FREE_MEMORY_MB``; no new session for now."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class PageFailed(SessionsError):
     """502: the browser is up, but the page failed the operation (not a timeout)."""
 

@@ -1,13 +1,26 @@
-"""Bounds on what a session's pages may use: pages and downloads (issue 8).
+"""Bounds on what a session's pages may use: pages, downloads, renderer memory (issue 8).
 
-Everything here runs on the runtime loop.
+Everything here runs on the runtime loop, except :meth:`RendererScanner.scan`, which the
+watchdog runs in a worker thread.
 
 * :class:`SessionLimits`, one per session (made with its context by ``live.open_live``):
   closes popups and new tabs past ``SESSIONS_MAX_PAGES_PER_SESSION``, refuses downloads
   or meters them against ``SESSIONS_MAX_DOWNLOAD_MB``, and keeps the warnings the next
   observation reports.
-* :class:`BrowserGuard`, one per launched Chromium: a browser-level CDP session, to
-  point a context's downloads at that session's own directory, and cancel them.
+* :class:`BrowserGuard`, one per launched Chromium: a browser-level CDP session (to
+  point a context's downloads at that session's own directory, and cancel them), the
+  browser's PID, and the watchdog's last kill.
+* :func:`run_watchdog`: every ``SESSIONS_WATCHDOG_INTERVAL_SECONDS`` it reads the
+  resident memory of each renderer process under the browser and SIGKILLs one over
+  ``SESSIONS_MAX_PAGE_MEMORY_MB``. Chromium then reports the crash on that renderer's
+  pages, and the manager ends their session as ``error`` with the figure (see
+  :meth:`BrowserGuard.claim_kill`: different contexts never share a renderer, so the
+  pages that crash right after a kill are the session that used the memory).
+
+Why a watchdog and not V8 flags: ``--js-flags=--max-old-space-size`` bounds only the
+JavaScript heap. Measured on Chromium 156 (headless shell), a page growing
+``ArrayBuffer``s or canvases went past 3 GB with the flag set to 1024, and a page of JS
+arrays stayed alive at 1.2 GB; the README's "Security and limits" section has the figures.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import psutil
 from playwright.async_api import Browser, BrowserContext, CDPSession, Download, Page
 from playwright.async_api import Error as PlaywrightError
 
@@ -31,22 +45,43 @@ MB = 1 << 20
 PARTIAL_SUFFIX = ".crdownload"  # Chromium's name for a download still being written
 METER_INTERVAL = 0.1  # seconds between two looks at a session's downloads while one runs
 METER_GRACE = 2.0  # keep looking this long after a download starts (its file may be late)
+KILL_ATTRIBUTION_SECONDS = 10.0  # a crash this soon after a kill is that kill's
+
+
+@dataclass
+class Kill:
+    """A renderer the watchdog stopped, and (once its pages crashed) whose it was."""
+
+    pid: int
+    rss_mb: int
+    at: float  # time.monotonic()
+    session_id: str | None = None
 
 
 class BrowserGuard:
-    """Per-Chromium state for the limits: a browser CDP session, the downloads root."""
+    """Per-Chromium state for the limits: a browser CDP session, the PID, the last kill."""
 
-    def __init__(self, browser: Browser, cdp: CDPSession, downloads_root: str | None) -> None:
+    def __init__(
+        self, browser: Browser, cdp: CDPSession, pid: int | None, downloads_root: str | None
+    ) -> None:
         self.browser = browser
         self.cdp = cdp
+        self.pid = pid
         self.downloads_root = downloads_root
+        self.scanner = RendererScanner()
+        self.last_kill: Kill | None = None
+        self.kills = 0
 
     @classmethod
     async def attach(cls, browser: Browser, downloads: bool) -> BrowserGuard:
-        """Open the browser CDP session and make the downloads root."""
+        """Open the browser CDP session, find Chromium's PID, make the downloads root."""
         cdp = await browser.new_browser_cdp_session()
+        info = await cdp.send("SystemInfo.getProcessInfo")
+        pid = next((p["id"] for p in info["processInfo"] if p.get("type") == "browser"), None)
+        if pid is None:
+            log.warning("flask_sessions: no browser PID from Chromium; memory is not watched")
         root = tempfile.mkdtemp(prefix="flask-sessions-downloads-") if downloads else None
-        return cls(browser, cdp, root)
+        return cls(browser, cdp, pid, root)
 
     async def allow_downloads(self, context_id: str, directory: str) -> None:
         """Let the context download, into ``directory`` only (Playwright made it "deny")."""
@@ -66,6 +101,43 @@ class BrowserGuard:
                 "Browser.cancelDownload", {"guid": guid, "browserContextId": context_id}
             )
 
+    def may_kill(self) -> bool:
+        """One kill at a time: the next waits until the last one's pages have crashed
+        (or the attribution window has passed), so no crash is blamed on the wrong kill."""
+        last = self.last_kill
+        return (
+            last is None
+            or last.session_id is not None
+            or time.monotonic() - last.at > KILL_ATTRIBUTION_SECONDS
+        )
+
+    def claim_kill(self, session_id: str) -> Kill | None:
+        """The watchdog's kill that made ``session_id``'s page crash, if there is one."""
+        last = self.last_kill
+        if last is None or time.monotonic() - last.at > KILL_ATTRIBUTION_SECONDS:
+            return None
+        if last.session_id is None:
+            last.session_id = session_id
+        return last if last.session_id == session_id else None
+
+    async def watch(self, limit_mb: float) -> None:
+        """One watchdog tick: read the renderers' memory, stop one over ``limit_mb``."""
+        if self.pid is None or limit_mb <= 0:
+            return
+        killed = await asyncio.to_thread(
+            self.scanner.scan, self.pid, int(limit_mb * MB), self.may_kill()
+        )
+        if killed is not None:
+            pid, rss = killed
+            self.last_kill = Kill(pid, rss // MB, time.monotonic())
+            self.kills += 1
+            log.warning(
+                "flask_sessions: stopped renderer %d: it used %d MB (limit %g MB)",
+                pid,
+                rss // MB,
+                limit_mb,
+            )
+
     def forget(self) -> None:
         """Chromium is gone: remove what its downloads left on disk."""
         if self.downloads_root is not None:
@@ -75,6 +147,76 @@ class BrowserGuard:
         with contextlib.suppress(PlaywrightError):
             await self.cdp.detach()
         self.forget()
+
+
+class RendererScanner:
+    """Reads the renderers under a browser PID with psutil (in a worker thread)."""
+
+    def __init__(self) -> None:
+        # pid -> (create_time, is a renderer): a process's type never changes, so its
+        # command line is read once
+        self._kinds: dict[int, tuple[float, bool]] = {}
+        self.peak_rss = 0  # the largest renderer RSS seen, for tests and the stress run
+
+    def renderers(self, browser_pid: int) -> list[psutil.Process]:
+        try:
+            children = psutil.Process(browser_pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        found, kinds = [], {}
+        for child in children:
+            try:
+                created = child.create_time()
+                known = self._kinds.get(child.pid)
+                if known is not None and known[0] == created:
+                    is_renderer = known[1]
+                else:
+                    is_renderer = "--type=renderer" in child.cmdline()
+                kinds[child.pid] = (created, is_renderer)
+            except psutil.Error:
+                continue
+            if is_renderer:
+                found.append(child)
+        self._kinds = kinds
+        return found
+
+    def scan(self, browser_pid: int, limit_bytes: int, may_kill: bool) -> tuple[int, int] | None:
+        """SIGKILL the largest renderer over ``limit_bytes`` (if ``may_kill``): its
+        ``(pid, rss)``, or None."""
+        worst: tuple[int, psutil.Process] | None = None
+        for proc in self.renderers(browser_pid):
+            try:
+                rss = proc.memory_info().rss
+            except psutil.Error:
+                continue
+            self.peak_rss = max(self.peak_rss, rss)
+            if rss > limit_bytes and (worst is None or rss > worst[0]):
+                worst = (rss, proc)
+        if worst is None or not may_kill:
+            return None
+        rss, proc = worst
+        try:
+            proc.kill()
+        except psutil.Error:
+            return None
+        return proc.pid, rss
+
+
+async def run_watchdog(
+    guard: Callable[[], BrowserGuard | None], limit_mb: float, interval: float
+) -> None:
+    """The watchdog task: a tick every ``interval`` seconds on the current guard."""
+    while True:
+        await asyncio.sleep(interval)
+        current = guard()
+        if current is None or not current.browser.is_connected():
+            continue
+        try:
+            await current.watch(limit_mb)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one bad tick must not stop the watchdog
+            log.exception("flask_sessions: memory watchdog tick failed")
 
 
 @dataclass

@@ -24,10 +24,10 @@ from playwright.async_api import Error as PlaywrightError
 from . import page_ops
 from .clock import Clock
 from .config import Settings
-from .errors import CapacityReached, SessionNotActive, SessionNotFound
-from .limits import BrowserGuard
+from .errors import CapacityReached, LowMemory, SessionNotActive, SessionNotFound
+from .limits import BrowserGuard, run_watchdog
 from .live import LiveSession, open_live
-from .pool import WarmPool
+from .pool import WarmPool, available_memory_mb
 from .reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
 from .runtime import BrowserRuntime, target_gone, wrap_playwright_error
 from .schemas import (
@@ -148,6 +148,14 @@ class SessionManager:
         with self._start_lock:
             if not self._reaper_started:
                 self.runtime.spawn(self.reaper.run())
+                if self.settings.max_page_memory_mb > 0:
+                    self.runtime.spawn(
+                        run_watchdog(
+                            lambda: self.guard,
+                            self.settings.max_page_memory_mb,
+                            self.settings.watchdog_interval_seconds,
+                        )
+                    )
                 self._reaper_started = True
         if launch_browser:
             self.runtime.submit(self._warm_up(), self.settings.operation_timeout_seconds)
@@ -248,11 +256,9 @@ class SessionManager:
                     self._require_active(record)  # it ended under us: 409, not 503
                     connected = self.runtime.browser_connected
                     if connected and (live.page.is_closed() or target_gone(exc)):
-                        # the page crashed before its crash event arrived: the session
-                        # ends now, and says why (409)
-                        await self._end(
-                            record, Status.error, "the page crashed; start a new session"
-                        )
+                        # the page crashed (perhaps stopped by the memory watchdog) before
+                        # its crash event arrived: the session ends now, and says why (409)
+                        await self._end(record, Status.error, self._crash_reason(record))
                         self._require_active(record)
                     raise wrap_playwright_error(exc, doing, connected) from None
         finally:
@@ -332,6 +338,7 @@ class SessionManager:
     ) -> tuple[SessionRecord, LiveSession]:
         if self._shut_down:
             raise SessionNotActive("the server is shutting down; retry against a running one")
+        self._check_free_memory()
         live = self.pool.take() if self.runtime.browser_connected else None
         if live is None:
             live = await self._open_counted(now)
@@ -401,6 +408,18 @@ class SessionManager:
                     self.guard.forget()
                 self.guard = await BrowserGuard.attach(browser, self.settings.max_download_mb > 0)
             return self.guard
+
+    def _check_free_memory(self) -> None:
+        """503 with Retry-After below ``SESSIONS_MIN_FREE_MEMORY_MB`` of available memory."""
+        floor = self.settings.min_free_memory_mb
+        free = available_memory_mb() if floor > 0 else None
+        if free is not None and free < floor:
+            raise LowMemory(
+                f"the server is low on memory ({free:.0f} MB available, below its floor of "
+                f"{floor:g} MB, SESSIONS_MIN_FREE_MEMORY_MB); no new session for now: "
+                "retry after Retry-After seconds, or close sessions you no longer need",
+                retry_after=LOW_MEMORY_RETRY_AFTER,
+            )
 
     def _room(self) -> int:
         """How many more contexts capacity allows (the pool's own count included)."""
@@ -549,12 +568,26 @@ class SessionManager:
             self._ended.push(now, session_id)
 
     def _on_page_crash(self, session_id: str, main: bool) -> None:
-        """One of the session's pages crashed; the session ends if it was its own page."""
+        """One of the session's pages crashed. The session ends if it was its own page, or
+        if the memory watchdog stopped that page's renderer (a popup's, say)."""
         record = self._records.get(session_id)
-        if record is not None and record.status is Status.active and main:
-            self.runtime.spawn(
-                self._end(record, Status.error, "the page crashed; start a new session")
+        if record is None or record.status is not Status.active:
+            return
+        killed = self.guard is not None and self.guard.claim_kill(session_id) is not None
+        if main or killed:
+            self.runtime.spawn(self._end(record, Status.error, self._crash_reason(record)))
+
+    def _crash_reason(self, record: SessionRecord) -> str:
+        kill = self.guard.claim_kill(record.session_id) if self.guard is not None else None
+        if kill is not None:
+            return (
+                f"the page used {kill.rss_mb} MB (limit {self.settings.max_page_memory_mb:g} "
+                "MB, SESSIONS_MAX_PAGE_MEMORY_MB) and was stopped; start a new session"
             )
+        return "the page crashed; start a new session"
+
+
+LOW_MEMORY_RETRY_AFTER = 10  # seconds: a start refused for low memory may try again then
 
 
 def _with_warnings(observation: Observation, live: LiveSession) -> Observation:

@@ -314,6 +314,47 @@ def test_screenshot_clip_arithmetic() -> None:
     assert screenshot_clip(0, 0, cap, 720) == (1, 1)
 
 
+# ------------------------------------------------------------------------- memory
+
+
+def test_a_page_over_the_memory_limit_ends_its_session_with_the_figure(
+    make_app: AppFactory, site: str
+) -> None:
+    app = make_app(SESSIONS_MAX_PAGE_MEMORY_MB=400, SESSIONS_WATCHDOG_INTERVAL_SECONDS=0.1)
+    client = app.test_client()
+    calm, _ = open_session(client, site + "/second")
+    bomb, _ = open_session(client, site + "/bomb")
+
+    def status(sid: str) -> Any:
+        return client.get(f"/session/{sid}", headers=AUTH_A).get_json()
+
+    assert wait_for(lambda: status(bomb)["status"] == "error", 60), status(bomb)
+    error = status(bomb)["error"]
+    match = re.fullmatch(
+        r"the page used (\d+) MB \(limit 400 MB, SESSIONS_MAX_PAGE_MEMORY_MB\) and was "
+        r"stopped; start a new session",
+        error,
+    )
+    assert match and int(match.group(1)) > 400, error
+    assert status(calm)["status"] == "active"  # only the session that used it
+    r = client.post("/env/observe", json={"session_id": bomb}, headers=AUTH_A)
+    assert r.status_code == 409 and r.get_json()["status"] == "error"
+    assert post(client, "/env/observe", session_id=calm)["observation"]["title"] == "Second"
+
+
+def test_low_free_memory_refuses_new_sessions_with_503_and_retry_after(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(SESSIONS_MIN_FREE_MEMORY_MB=10**9)  # more than any machine has
+    client = app.test_client()
+    for path in ("/session/start", "/env/observe", "/env/scrape"):
+        r = client.post(path, json={}, headers=AUTH_A)
+        assert r.status_code == 503 and r.is_json, (path, r.data)
+        assert "SESSIONS_MIN_FREE_MEMORY_MB" in r.get_json()["error"]
+        assert int(r.headers["Retry-After"]) > 0
+    assert client.get("/sessions", headers=AUTH_A).status_code == 200
+
+
 # ------------------------------------------------------------------- status codes
 
 
