@@ -43,7 +43,7 @@ log = logging.getLogger("flask_sessions")
 
 MB = 1 << 20
 PARTIAL_SUFFIX = ".crdownload"  # Chromium's name for a download still being written
-METER_INTERVAL = 0.1  # seconds between two looks at a session's downloads while one runs
+METER_INTERVAL = 0.02  # seconds between two looks at a session's downloads while one runs
 METER_GRACE = 2.0  # keep looking this long after a download starts (its file may be late)
 KILL_ATTRIBUTION_SECONDS = 10.0  # a crash this soon after a kill is that kill's
 
@@ -244,6 +244,7 @@ class SessionLimits:
     _cancelled_since: int = 0
     _meter: asyncio.Task[None] | None = None
     _last_start: float = 0.0
+    _cancelling: set[str] = field(default_factory=set)  # partial files asked to cancel
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # ------------------------------------------------------------------ pages
@@ -313,10 +314,13 @@ class SessionLimits:
         if self.download_bytes <= self.max_download_bytes:
             return len(partial)
         for name in partial:
+            self.download_bytes -= next(size for n, size, _ in files if n == name)
+            if name in self._cancelling:  # asked already; Chromium deletes it shortly
+                continue
+            self._cancelling.add(name)
             self._cancelled()
             if self.guard is not None and self.context_id is not None:
                 await self.guard.cancel_download(name.removesuffix(PARTIAL_SUFFIX), self.context_id)
-            self.download_bytes -= next(size for n, size, _ in files if n == name)
         finished = sorted(
             (f for f in files if not f[0].endswith(PARTIAL_SUFFIX)), key=lambda f: -f[2]
         )
