@@ -32,8 +32,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 from playwright.async_api import Browser, BrowserContext, CDPSession, Download, Page
@@ -71,6 +72,12 @@ class BrowserGuard:
         self.scanner = RendererScanner()
         self.last_kill: Kill | None = None
         self.kills = 0
+        # downloads started by a session's own page (its target id is its main frame's id)
+        self.by_target: dict[str, SessionLimits] = {}
+        self.by_guid: dict[str, SessionLimits] = {}
+        if downloads_root is not None:
+            cdp.on("Browser.downloadWillBegin", self._on_download_begin)
+            cdp.on("Browser.downloadProgress", self._on_download_progress)
 
     @classmethod
     async def attach(cls, browser: Browser, downloads: bool) -> BrowserGuard:
@@ -91,9 +98,23 @@ class BrowserGuard:
                 "behavior": "allowAndName",
                 "browserContextId": context_id,
                 "downloadPath": directory,
-                "eventsEnabled": False,
+                "eventsEnabled": True,
             },
         )
+
+    def _on_download_begin(self, event: dict[str, Any]) -> None:
+        limits = self.by_target.get(event.get("frameId", ""))
+        if limits is not None:
+            self.by_guid[event["guid"]] = limits
+
+    def _on_download_progress(self, event: dict[str, Any]) -> None:
+        guid = event.get("guid", "")
+        limits = self.by_guid.get(guid)
+        if limits is None:
+            return
+        if event.get("state") != "inProgress":
+            del self.by_guid[guid]
+        limits.on_progress(guid, event)
 
     async def cancel_download(self, guid: str, context_id: str) -> None:
         with contextlib.suppress(PlaywrightError):
@@ -240,11 +261,15 @@ class SessionLimits:
     crashed: bool = False  # the session's own page crashed
     on_crash: Callable[[bool], None] | None = None
     _popups_since: int = 0
-    _refused_since: list[str] = field(default_factory=list)
+    target_id: str | None = None  # of the session's own page, when downloads are allowed
+    finished_bytes: int = 0  # on disk at the last look, downloads still running left out
+    _reserved: dict[str, int] = field(default_factory=dict)  # running downloads' sizes
+    _refused_since: int = 0
+    _refused_first: str = ""
     _cancelled_since: int = 0
     _meter: asyncio.Task[None] | None = None
     _last_start: float = 0.0
-    _cancelling: set[str] = field(default_factory=set)  # partial files asked to cancel
+    _cancelled_ids: set[str] = field(default_factory=set)  # downloads cancelled or deleted
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # ------------------------------------------------------------------ pages
@@ -281,19 +306,38 @@ class SessionLimits:
         url = download.url
         if self.max_download_bytes <= 0:  # the context's behaviour is "deny": nothing lands
             self.downloads_refused += 1
-            self._refused_since.append(url)
+            self._refused_since += 1
+            self._refused_first = self._refused_first or url
             return
-        self._last_start = time.monotonic()
-        if self.download_bytes >= self.max_download_bytes:
-            self._cancelled()
-            self._spawn(_cancel_quietly(download))
-            return
+        self._last_start = time.monotonic()  # the meter cancels it if it does not fit
         if self._meter is None or self._meter.done():
             self._meter = asyncio.get_running_loop().create_task(self._run_meter())
 
-    def _cancelled(self) -> None:
+    def on_progress(self, guid: str, event: dict[str, Any]) -> None:
+        """A download of the session's own page reports its size (from Content-Length):
+        refuse it before it writes anything if, with the other running ones, it cannot fit."""
+        total = int(event.get("totalBytes") or 0)
+        if event.get("state") != "inProgress":
+            self._reserved.pop(guid, None)
+            return
+        if total <= 0 or guid in self._reserved:
+            return
+        self._reserved[guid] = total
+        if self.finished_bytes + sum(self._reserved.values()) > self.max_download_bytes:
+            self._reserved.pop(guid)
+            if self._count_cancelled(guid) and self.guard and self.context_id:
+                self._spawn(self.guard.cancel_download(guid, self.context_id))
+
+    def _count_cancelled(self, guid: str) -> bool:
+        """Count a download cancelled (or deleted) once; False if it was already."""
+        if guid in self._cancelled_ids:
+            return False
+        if len(self._cancelled_ids) > 10_000:  # a page that tries forever: keep this bounded
+            self._cancelled_ids.clear()
+        self._cancelled_ids.add(guid)
         self.downloads_cancelled += 1
         self._cancelled_since += 1
+        return True
 
     async def _run_meter(self) -> None:
         """Look at the session's downloads every ``METER_INTERVAL`` while any is running."""
@@ -311,16 +355,14 @@ class SessionLimits:
         files = _scan(self.download_dir)
         self.download_bytes = sum(size for _, size, _ in files)
         partial = [name for name, _, _ in files if name.endswith(PARTIAL_SUFFIX)]
+        self.finished_bytes = sum(s for n, s, _ in files if not n.endswith(PARTIAL_SUFFIX))
         if self.download_bytes <= self.max_download_bytes:
             return len(partial)
-        for name in partial:
+        for name in partial:  # Chromium deletes a cancelled download's partial file
             self.download_bytes -= next(size for n, size, _ in files if n == name)
-            if name in self._cancelling:  # asked already; Chromium deletes it shortly
-                continue
-            self._cancelling.add(name)
-            self._cancelled()
-            if self.guard is not None and self.context_id is not None:
-                await self.guard.cancel_download(name.removesuffix(PARTIAL_SUFFIX), self.context_id)
+            guid = name.removesuffix(PARTIAL_SUFFIX)
+            if self._count_cancelled(guid) and self.guard and self.context_id:
+                await self.guard.cancel_download(guid, self.context_id)
         finished = sorted(
             (f for f in files if not f[0].endswith(PARTIAL_SUFFIX)), key=lambda f: -f[2]
         )
@@ -330,7 +372,7 @@ class SessionLimits:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.download_dir, name))
             self.download_bytes -= size
-            self._cancelled()
+            self._count_cancelled(name)
         return 0
 
     # --------------------------------------------------------------- reporting
@@ -345,8 +387,8 @@ class SessionLimits:
             )
         if self._refused_since:
             out.append(
-                f"refused {len(self._refused_since)} download(s) (first: "
-                f"{_short(self._refused_since[0])}): downloads are off on this server "
+                f"refused {self._refused_since} download(s) (first: "
+                f"{_short(self._refused_first)}): downloads are off on this server "
                 "(SESSIONS_MAX_DOWNLOAD_MB=0)"
             )
         if self._cancelled_since:
@@ -356,7 +398,7 @@ class SessionLimits:
                 "(SESSIONS_MAX_DOWNLOAD_MB)"
             )
         self._popups_since = 0
-        self._refused_since = []
+        self._refused_since, self._refused_first = 0, ""
         self._cancelled_since = 0
         return out
 
@@ -369,10 +411,12 @@ class SessionLimits:
             await asyncio.gather(self._meter, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
+        if self.guard is not None and self.target_id is not None:
+            self.guard.by_target.pop(self.target_id, None)
         if self.download_dir is not None:
             await asyncio.to_thread(shutil.rmtree, self.download_dir, True)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -381,11 +425,6 @@ class SessionLimits:
 async def _close_quietly(page: Page) -> None:
     with contextlib.suppress(PlaywrightError):
         await page.close()
-
-
-async def _cancel_quietly(download: Download) -> None:
-    with contextlib.suppress(PlaywrightError):
-        await download.cancel()
 
 
 def _scan(directory: str) -> list[tuple[str, int, float]]:

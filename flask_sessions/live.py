@@ -86,7 +86,9 @@ async def _allow_downloads(
     finally:
         await cdp.detach()
     limits.context_id = info["targetInfo"]["browserContextId"]
+    limits.target_id = info["targetInfo"]["targetId"]
     directory = os.path.join(root, limits.context_id)
     os.makedirs(directory, exist_ok=True)
     limits.download_dir = directory
+    guard.by_target[limits.target_id] = limits
     await guard.allow_downloads(limits.context_id, directory)
