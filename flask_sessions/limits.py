@@ -177,6 +177,7 @@ class RendererScanner:
         # pid -> (create_time, is a renderer): a process's type never changes, so its
         # command line is read once
         self._kinds: dict[int, tuple[float, bool]] = {}
+        self._killed: set[tuple[int, float]] = set()  # dying: not to be read (or killed) again
         self.peak_rss = 0  # the largest renderer RSS seen, for tests and the stress run
 
     def renderers(self, browser_pid: int) -> list[psutil.Process]:
@@ -196,9 +197,10 @@ class RendererScanner:
                 kinds[child.pid] = (created, is_renderer)
             except psutil.Error:
                 continue
-            if is_renderer:
+            if is_renderer and (child.pid, created) not in self._killed:
                 found.append(child)
         self._kinds = kinds
+        self._killed &= {(pid, created) for pid, (created, _) in kinds.items()}
         return found
 
     def scan(self, browser_pid: int, limit_bytes: int, may_kill: bool) -> tuple[int, int] | None:
@@ -217,6 +219,7 @@ class RendererScanner:
             return None
         rss, proc = worst
         try:
+            self._killed.add((proc.pid, proc.create_time()))
             proc.kill()
         except psutil.Error:
             return None
