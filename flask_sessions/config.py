@@ -270,6 +270,33 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         default=32, gt=0, le=500, description="deepest JSON nesting a body may have"
     )
+    # --- what a page may use (limits.py)
+    max_pages_per_session: int = Field(
+        default=5,
+        gt=0,
+        description="pages a session may have open (its own + popups); extra "
+        "ones are closed at once and reported",
+    )
+    max_download_mb: float = Field(
+        default=0, ge=0, description="MB of downloads a session may keep (0: downloads refused)"
+    )
+    max_screenshot_pixels: int = Field(
+        default=1280 * 16384, gt=0, description="pixels of a full-page screenshot; past it, clipped"
+    )
+    max_page_memory_mb: float = Field(
+        default=1024,
+        ge=0,
+        description="memory one renderer of a session may use; past it the session ends as "
+        "error (0: no limit)",
+    )
+    min_free_memory_mb: float = Field(
+        default=256,
+        ge=0,
+        description="below this much available memory new sessions answer 503 (0: off)",
+    )
+    watchdog_interval_seconds: float = Field(
+        default=0.5, gt=0, description="how often the memory watchdog reads the renderers"
+    )
     # --- network egress of pages (egress.py)
     blocked_networks: Blocked = Field(
         default=(),

@@ -9,6 +9,7 @@ the public API's JSON, and errors add ``error_type`` so the front raises the sam
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 from typing import Any
@@ -116,8 +117,14 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
     @bp.get("/sessions/<session_id>/screenshot")
     def screenshot(session_id: str) -> Response:
         query = parse(ScreenshotQuery, request.args.to_dict())
-        png = backend.screenshot(principal(), session_id, query.full_page)
-        return Response(png, mimetype="image/png")
+        shot = backend.screenshot(principal(), session_id, query.full_page)
+        return jsonify(
+            png=base64.b64encode(shot.png).decode("ascii"),
+            width=shot.width,
+            height=shot.height,
+            page_width=shot.page_width,
+            page_height=shot.page_height,
+        )
 
     @bp.get("/sessions")
     def list_sessions() -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from .config import Settings
+from .limits import MB, BrowserGuard, SessionLimits
 from .page_ops import PageState
 
 
@@ -24,35 +26,75 @@ class LiveSession:
 
     context: BrowserContext
     page: Page
+    limits: SessionLimits = field(default_factory=SessionLimits)
     state: PageState = field(default_factory=PageState)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def close(self) -> None:
-        """Close the context (and so its page); errors of an already dead one are ignored."""
+        """Close the context (and so its page); errors of an already dead one are ignored.
+        Then delete whatever the session downloaded."""
         self.state.ended.set()
         with contextlib.suppress(PlaywrightError):
             await self.context.close()
+        await self.limits.close()
 
 
 async def open_live(
-    browser: Browser, settings: Settings, egress: Callable[[str], str | None] | None = None
+    browser: Browser,
+    settings: Settings,
+    egress: Callable[[str], str | None] | None = None,
+    guard: BrowserGuard | None = None,
 ) -> LiveSession:
     """A new isolated context (own cookies, storage, cache) and its page, ready to use.
 
     ``egress(url)`` says why the egress proxy refused a load, so errors can name the rule.
+    The context refuses downloads (Playwright's default would accept them into a shared
+    temporary directory) unless ``SESSIONS_MAX_DOWNLOAD_MB`` allows some; then ``guard``
+    points them at a directory of this session's own, which is metered and deleted with it.
     """
+    limits = SessionLimits(
+        max_pages=settings.max_pages_per_session,
+        max_download_bytes=int(settings.max_download_mb * MB),
+        guard=guard,
+    )
     context = await browser.new_context(
-        viewport={"width": settings.viewport_width, "height": settings.viewport_height}
+        viewport={"width": settings.viewport_width, "height": settings.viewport_height},
+        accept_downloads=False,
     )
     try:
         context.set_default_timeout(settings.action_timeout_ms)
         context.set_default_navigation_timeout(settings.navigation_timeout_ms)
+        limits.watch(context)
         page = await context.new_page()
+        if limits.max_download_bytes > 0 and guard is not None and guard.downloads_root:
+            await _allow_downloads(context, page, limits, guard, guard.downloads_root)
     except BaseException:
         with contextlib.suppress(PlaywrightError):
             await context.close()
+        await limits.close()
         raise
-    live = LiveSession(context, page)
+    live = LiveSession(context, page, limits)
     live.state.egress = egress
     live.state.watch(page)
     return live
+
+
+async def _allow_downloads(
+    context: BrowserContext,
+    page: Page,
+    limits: SessionLimits,
+    guard: BrowserGuard,
+    root: str,
+) -> None:
+    cdp = await context.new_cdp_session(page)
+    try:
+        info = await cdp.send("Target.getTargetInfo")
+    finally:
+        await cdp.detach()
+    limits.context_id = info["targetInfo"]["browserContextId"]
+    limits.target_id = info["targetInfo"]["targetId"]
+    directory = os.path.join(root, limits.context_id)
+    os.makedirs(directory, exist_ok=True)
+    limits.download_dir = directory
+    guard.by_target[limits.target_id] = limits
+    await guard.allow_downloads(limits.context_id, directory)

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,7 +24,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from .config import Settings
 from .egress import EGRESS_HEADER, TUNNEL_FAILED
-from .errors import InvalidInput, SessionNotActive
+from .errors import InvalidInput, OperationTimeout, SessionNotActive
 from .schemas import (
     Action,
     CheckStep,
@@ -36,6 +37,7 @@ from .schemas import (
     PressKeyStep,
     ScrollStep,
     SelectStep,
+    Shot,
     StepRequest,
     WaitStep,
 )
@@ -160,6 +162,19 @@ async def stop_loading(page: Page) -> None:
         await cdp.detach()
 
 
+async def evaluate_retrying(page: Page, settings: Settings, script: str, arg: Any) -> Any:
+    """``page.evaluate``, tried again (three tries in all) when a navigation replaced the
+    document under it (a meta refresh, a JS redirect): observe and scrape both use it."""
+    for attempt in range(3):
+        try:
+            return await page.evaluate(script, arg)
+        except PlaywrightError as exc:
+            if page.is_closed() or attempt == 2 or "context was destroyed" not in str(exc):
+                raise
+            await settle(page, settings)
+    raise AssertionError("unreachable")
+
+
 async def page_info(page: Page, state: PageState) -> PageInfo:
     return PageInfo(
         url=page.url, title=await _title(page), http_status=state.http_status, error=state.error
@@ -179,22 +194,12 @@ async def observe(
     page: Page, state: PageState, settings: Settings, screenshot: bool
 ) -> Observation:
     """Describe the page: interactive elements (ids in document order), visible text."""
-    data: dict[str, Any] | None = None
-    for attempt in range(3):  # a navigation may replace the document under us
-        try:
-            data = await page.evaluate(
-                OBSERVE_JS,
-                {
-                    "maxActions": settings.observe_max_actions,
-                    "maxText": settings.observe_max_text,
-                },
-            )
-            break
-        except PlaywrightError as exc:
-            if page.is_closed() or attempt == 2 or "context was destroyed" not in str(exc):
-                raise
-            await settle(page, settings)
-    assert data is not None
+    data: dict[str, Any] = await evaluate_retrying(
+        page,
+        settings,
+        OBSERVE_JS,
+        {"maxActions": settings.observe_max_actions, "maxText": settings.observe_max_text},
+    )
     actions = [Action(**{k: v for k, v in raw.items() if k != "tag"}) for raw in data["actions"]]
     state.ids = {a.id: a for a in actions}
     shot = await page.screenshot(type="png") if screenshot else None
@@ -354,10 +359,66 @@ async def screenshot(page: Page, full_page: bool = False) -> bytes:
     return await page.screenshot(type="png", full_page=full_page)
 
 
-async def scrape_source(page: Page, selector: str | None) -> dict[str, str] | None:
+_PAGE_SIZE_JS = """() => {
+  const d = document.documentElement, b = document.body;
+  return [Math.max(d ? d.scrollWidth : 0, b ? b.scrollWidth : 0, innerWidth),
+          Math.max(d ? d.scrollHeight : 0, b ? b.scrollHeight : 0, innerHeight)];
+}"""
+
+
+def screenshot_clip(width: int, height: int, max_pixels: int, strip: int) -> tuple[int, int]:
+    """The part of a ``width`` x ``height`` page a full-page screenshot keeps: the whole
+    page if it has at most ``max_pixels`` pixels, else its top, as tall as fits (and no
+    wider than leaves room for a ``strip``-pixel-tall band)."""
+    width, height = max(1, width), max(1, height)
+    clip_width = min(width, max(1, max_pixels // max(1, min(height, strip))))
+    return clip_width, min(height, max(1, max_pixels // clip_width))
+
+
+async def full_page_screenshot(page: Page, settings: Settings) -> Shot:
+    """A full-page PNG of at most ``SESSIONS_MAX_SCREENSHOT_PIXELS`` pixels.
+
+    The clip is always passed, so a page that grows (or lies about its size) between
+    measuring and capturing still gets at most that many pixels; Chromium then renders
+    only the clipped part (a 200,000 px tall page costs what a 16,384 px one does).
+    """
+    try:
+        size = await asyncio.wait_for(
+            evaluate_retrying(page, settings, _PAGE_SIZE_JS, None),
+            settings.action_timeout_ms / 1000,
+        )
+        page_width, page_height = (int(size[0]), int(size[1]))
+    except TimeoutError:
+        raise OperationTimeout(
+            f"the page did not answer within {settings.action_timeout_ms} ms "
+            "(SESSIONS_ACTION_TIMEOUT_MS) while measuring it for a full-page screenshot; "
+            "the session is still there: retry, or observe to see what the page is doing"
+        ) from None
+    except (TypeError, ValueError, IndexError, KeyError):  # the page redefined something
+        page_width, page_height = settings.viewport_width, settings.viewport_height
+    clip_width, clip_height = screenshot_clip(
+        page_width, page_height, settings.max_screenshot_pixels, settings.viewport_height
+    )
+    png = await page.screenshot(
+        type="png",
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": clip_width, "height": clip_height},
+    )
+    width, height = struct.unpack(">II", png[16:24])
+    return Shot(png, width, height, max(page_width, width), max(page_height, height))
+
+
+async def scrape_source(
+    page: Page, selector: str | None, settings: Settings
+) -> dict[str, str] | None:
     """Cleaned HTML and visible text of the page or ``selector`` (None: no match)."""
     try:
-        result: dict[str, str] | None = await page.evaluate(SCRAPE_JS, selector)
+        result: dict[str, str] | None = await evaluate_retrying(page, settings, SCRAPE_JS, selector)
+        if result is None and selector is None:
+            # no root element: a new document that has not started to parse (a redirect
+            # is under way); wait for it to load, then read it
+            await settle(page, settings)
+            result = await evaluate_retrying(page, settings, SCRAPE_JS, selector)
     except PlaywrightError as exc:
         if selector is not None and "is not a valid selector" in str(exc):
             raise InvalidInput(

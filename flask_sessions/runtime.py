@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from playwright.async_api import Browser, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from .browser import BrowserChoice, find_browser, launch_args
 from .egress import EgressProxy
-from .errors import BrowserUnavailable, OperationTimeout, SessionsError
+from .errors import BrowserUnavailable, OperationTimeout, PageFailed, SessionsError
 
 if TYPE_CHECKING:
     from .cdp import DebuggingPort
@@ -290,7 +291,33 @@ class BrowserRuntime:
         return self._browser is not None and self._browser.is_connected()
 
 
-def wrap_playwright_error(exc: PlaywrightError, doing: str) -> SessionsError:
-    """A Playwright failure while ``doing`` something, as a 503 an API client can read."""
+def wrap_playwright_error(
+    exc: PlaywrightError, doing: str, browser_connected: bool = False
+) -> SessionsError:
+    """A Playwright failure while ``doing`` something, with the status that says whose it is:
+
+    - 504 ``OperationTimeout``: a Playwright timeout; the page was slow or hung, the
+      browser is fine (a screenshot that takes longer than SESSIONS_ACTION_TIMEOUT_MS);
+    - 503 ``BrowserUnavailable``: Chromium is gone (``browser_connected`` is False);
+    - 502 ``PageFailed``: Chromium is up, but the page failed the operation.
+
+    A page that crashed or was closed is the caller's to tell first (the session ends:
+    409), see ``target_gone``.
+    """
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return BrowserUnavailable(f"the browser failed while {doing}: {first_line}")
+    if isinstance(exc, PlaywrightTimeoutError):
+        return OperationTimeout(
+            f"the page did not answer in time while {doing}: {first_line}; the session is "
+            "still there: retry, or observe to see what the page is doing"
+        )
+    if not browser_connected:
+        return BrowserUnavailable(f"the browser failed while {doing}: {first_line}")
+    return PageFailed(f"the page failed while {doing}: {first_line}")
+
+
+def target_gone(exc: PlaywrightError) -> bool:
+    """True if ``exc`` says the page (or its context or browser) crashed or was closed."""
+    text = str(exc)
+    return type(exc).__name__ == "TargetClosedError" or any(
+        marker in text for marker in ("Target crashed", "Page crashed", "has been closed")
+    )
