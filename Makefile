@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test pytest lint install browser redis node-deps bench demo clean
+.PHONY: run test pytest stress lint install browser redis node-deps bench demo clean
 
 run: install browser
 	$(PY) -m flask_sessions --host $(HOST) --port $(PORT)
@@ -19,6 +19,11 @@ test: install browser redis node-deps
 
 pytest: install browser redis node-deps
 	$(PY) -m pytest $(ARGS)
+
+# The heavy tests of issue 8 (fuzz, memory abuse, soak), bounded in time; they print their
+# figures and append them to stress-summary.txt. STRESS_SOAK_SECONDS=180 shortens the soak.
+stress: install browser redis node-deps
+	$(PY) -m pytest -m stress -s -p no:randomly tests/test_stress.py $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check flask_sessions tests scripts

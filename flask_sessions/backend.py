@@ -19,6 +19,7 @@ from .schemas import (
     ScrapeRequest,
     ScrapeResponse,
     SessionResponse,
+    Shot,
     StartRequest,
     Status,
     StepRequest,
@@ -49,8 +50,8 @@ class SessionBackend(Protocol):
         """The page (or a part) as Markdown, text or HTML."""
         ...
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> bytes:
-        """A PNG of the session's page."""
+    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
+        """A PNG of the session's page (a full page clipped to the pixel cap, and said so)."""
         ...
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
@@ -117,7 +118,7 @@ class LocalBackend:
             content=content,
         )
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> bytes:
+    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
         return self.manager.screenshot(principal, session_id, full_page)
 
     def get(self, principal: str, session_id: str) -> SessionResponse:

@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from . import egress
+
 PREFIX = "SESSIONS_"
 
 TokenVerifier = Callable[[str], Any]
@@ -140,6 +142,15 @@ def _ws_url(value: Any) -> Any:
     return value or None
 
 
+def _networks(key: str) -> Callable[[Any], Any]:
+    """CIDR networks: a JSON list, or comma-separated (a CIDR has no comma)."""
+    return lambda value: egress.parse_networks(key, _json(value))
+
+
+def _egress_hosts(value: Any) -> Any:
+    return egress.parse_hosts(egress.HOSTS_KEY, _json(value))
+
+
 def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
@@ -150,6 +161,15 @@ Prefix = Annotated[str, BeforeValidator(_prefix)]
 Urls = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_urls)]
 RedisUrl = Annotated[str | None, BeforeValidator(_redis_url)]
 WsUrl = Annotated[str | None, BeforeValidator(_ws_url)]
+Blocked = Annotated[
+    tuple[egress.Network, ...], NoDecode, BeforeValidator(_networks(egress.BLOCKED_KEY))
+]
+Allowed = Annotated[
+    tuple[egress.Network, ...], NoDecode, BeforeValidator(_networks(egress.ALLOWED_KEY))
+]
+EgressHosts = Annotated[
+    dict[str, tuple[egress.Address, ...]], NoDecode, BeforeValidator(_egress_hosts)
+]
 ProbePath = Annotated[str, BeforeValidator(_path)]
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
@@ -264,6 +284,53 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         default=32, gt=0, le=500, description="deepest JSON nesting a body may have"
     )
+    # --- what a page may use (limits.py)
+    max_pages_per_session: int = Field(
+        default=5,
+        gt=0,
+        description="pages a session may have open (its own + popups); extra "
+        "ones are closed at once and reported",
+    )
+    max_download_mb: float = Field(
+        default=0, ge=0, description="MB of downloads a session may keep (0: downloads refused)"
+    )
+    max_screenshot_pixels: int = Field(
+        default=1280 * 16384, gt=0, description="pixels of a full-page screenshot; past it, clipped"
+    )
+    max_page_memory_mb: float = Field(
+        default=1024,
+        ge=0,
+        description="memory one renderer of a session may use; past it the session ends as "
+        "error (0: no limit)",
+    )
+    min_free_memory_mb: float = Field(
+        default=256,
+        ge=0,
+        description="below this much available memory new sessions answer 503 (0: off)",
+    )
+    watchdog_interval_seconds: float = Field(
+        default=0.5, gt=0, description="how often the memory watchdog reads the renderers"
+    )
+    # --- network egress of pages (egress.py)
+    blocked_networks: Blocked = Field(
+        default=(),
+        description="CIDR networks pages may not reach (JSON list or comma-separated); "
+        "link-local (169.254.0.0/16, fe80::/10: cloud metadata) is blocked whatever this says",
+    )
+    allowed_networks: Allowed = Field(
+        default=(),
+        description="CIDR networks pages may always reach: allowed wins over every block",
+    )
+    block_private_networks: bool = Field(
+        default=False,
+        description="also block loopback, RFC 1918, CGNAT, IPv6 ULA and link-local (turn it on "
+        "for a shared server)",
+    )
+    egress_hosts: EgressHosts = Field(
+        default_factory=dict,
+        description='fixed {"name": "address"} the egress proxy uses instead of DNS (checked '
+        "like any address)",
+    )
     # --- CDP: a per-session Chrome DevTools Protocol WebSocket (cdp.py)
     cdp: bool = Field(
         default=True,
@@ -357,6 +424,8 @@ class Settings(BaseSettings):
                 "SESSIONS_HOSTS or SESSIONS_REGISTRY_URL needs SESSIONS_CLUSTER_SECRET (at least "
                 "16 characters, the same in fronts and hosts)"
             )
+        if not self.egress_policy().blocks_nothing:
+            egress.check_browser_args(self.browser_args)
         if self.hosts and self.registry_url:
             raise ValueError(
                 "set SESSIONS_HOSTS (a fixed list) or SESSIONS_REGISTRY_URL (Redis), not both"
@@ -367,6 +436,12 @@ class Settings(BaseSettings):
                 "SESSIONS_HEALTH_PATH, SESSIONS_READY_PATH and SESSIONS_METRICS_PATH must differ"
             )
         return self
+
+    def egress_policy(self) -> egress.EgressPolicy:
+        """The egress policy these settings describe."""
+        return egress.EgressPolicy(
+            self.blocked_networks, self.allowed_networks, self.block_private_networks
+        )
 
     @classmethod
     def env_keys(cls) -> list[str]:

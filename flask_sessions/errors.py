@@ -64,12 +64,31 @@ class CapacityReached(SessionsError):
 
 
 class BrowserUnavailable(SessionsError):
-    """503: no Chromium could be found or launched."""
+    """503: no Chromium could be found or launched, or it is gone."""
 
     status_code = 503
 
 
+class LowMemory(SessionsError):
+    """503: the host is below ``SESSIONS_MIN_FREE_MEMORY_MB``; no new session for now."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class PageFailed(SessionsError):
+    """502: the browser is up, but the page failed the operation (not a timeout)."""
+
+    status_code = 502
+
+
 class OperationTimeout(SessionsError):
-    """504: the browser runtime did not answer within the operation timeout."""
+    """504: the browser runtime, or the page, did not answer in time."""
 
     status_code = 504

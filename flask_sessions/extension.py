@@ -19,6 +19,7 @@ from .blueprint import error_response, make_blueprint, our_roots
 from .cdp import CdpProxy
 from .clock import Clock, system_clock
 from .config import Settings, TokenVerifier, load
+from .egress import proxy_for
 from .manager import SessionManager
 from .metrics import Metrics
 from .remote import RemoteBackend
@@ -112,7 +113,8 @@ class FlaskSessions:
         if settings.hosts or settings.registry_url:  # a front: sessions live on hosts
             backend = RemoteBackend(settings, self.clock)
         else:  # embedded: the host is in this process
-            runtime = BrowserRuntime(settings.browser_path, settings.browser_args)
+            egress = proxy_for(settings.egress_policy(), settings.egress_hosts)
+            runtime = BrowserRuntime(settings.browser_path, settings.browser_args, egress=egress)
             manager = SessionManager(settings, runtime, self.clock, events=metrics.session_event)
             metrics.watch(manager)
             backend = LocalBackend(manager)

@@ -21,8 +21,10 @@ from .backend import LocalBackend
 from .cdp import CdpProxy
 from .clock import Clock, system_clock
 from .config import Settings
+from .egress import proxy_for
 from .hostapi import create_host_app
 from .manager import SessionManager, SessionRecord
+from .metrics import Metrics
 from .registry import RedisPublisher, record_json
 from .runtime import BrowserRuntime
 
@@ -54,10 +56,19 @@ class Host:
                 "a host needs SESSIONS_CLUSTER_SECRET (16+ characters, the same in its fronts)"
             )
         host_id = new_host_id()
-        runtime = BrowserRuntime(settings.browser_path, settings.browser_args)
-        manager = SessionManager(settings, runtime, clock or system_clock, id_prefix=host_id)
+        egress = proxy_for(settings.egress_policy(), settings.egress_hosts)
+        runtime = BrowserRuntime(settings.browser_path, settings.browser_args, egress=egress)
+        metrics = Metrics()
+        manager = SessionManager(
+            settings,
+            runtime,
+            clock or system_clock,
+            events=metrics.session_event,
+            id_prefix=host_id,
+        )
+        metrics.watch(manager)
         backend = LocalBackend(manager)
-        app = create_host_app(backend, settings.cluster_secret, host_id)
+        app = create_host_app(backend, settings.cluster_secret, host_id, metrics)
         cdp = None
         if settings.cdp:
             # Clients attach here directly. A bearer token works when the host shares the

@@ -9,6 +9,7 @@ the public API's JSON, and errors add ``error_type`` so the front raises the sam
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 from typing import Any
@@ -19,6 +20,7 @@ from . import __version__
 from .backend import LocalBackend
 from .blueprint import error_response
 from .errors import SessionsError, Unauthorized
+from .metrics import CONTENT_TYPE, Metrics
 from .schemas import (
     CloseRequest,
     ListQuery,
@@ -115,8 +117,14 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
     @bp.get("/sessions/<session_id>/screenshot")
     def screenshot(session_id: str) -> Response:
         query = parse(ScreenshotQuery, request.args.to_dict())
-        png = backend.screenshot(principal(), session_id, query.full_page)
-        return Response(png, mimetype="image/png")
+        shot = backend.screenshot(principal(), session_id, query.full_page)
+        return jsonify(
+            png=base64.b64encode(shot.png).decode("ascii"),
+            width=shot.width,
+            height=shot.height,
+            page_width=shot.page_width,
+            page_height=shot.page_height,
+        )
 
     @bp.get("/sessions")
     def list_sessions() -> Response:
@@ -150,15 +158,26 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
 
 
 def create_host_app(
-    backend: LocalBackend, secret: str, host_id: str, name: str = "flask_sessions_host"
+    backend: LocalBackend,
+    secret: str,
+    host_id: str,
+    metrics: Metrics | None = None,
+    name: str = "flask_sessions_host",
 ) -> Flask:
-    """A host's WSGI app: the internal API, a liveness probe, JSON for every error."""
+    """A host's WSGI app: the internal API, liveness, metrics, JSON for every error."""
     app = Flask(name)
     app.register_blueprint(host_blueprint(backend, secret, host_id))
 
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok", host_id=host_id, **backend.health())
+
+    if metrics is not None:
+
+        @app.get("/metrics")
+        def metrics_view() -> Response:
+            """The host's sessions, pool and browser (Prometheus); no per-session labels."""
+            return Response(metrics.render(), content_type=CONTENT_TYPE)
 
     app.register_error_handler(Exception, error_response)
     return app

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from .config import Settings
+from .limits import MB, BrowserGuard, SessionLimits
 from .page_ops import QUIET_INIT_JS
 from .page_state import PageState
 
@@ -19,11 +22,14 @@ class LiveSession:
     """A context and its tabs (``state.tabs``, ``state.current``); touched only on the loop.
 
     ``lock`` makes a session's operations run one at a time, in arrival order
-    (asyncio locks are FIFO); different sessions run concurrently.
+    (asyncio locks are FIFO); different sessions run concurrently. ``limits`` caps the
+    pages the context may open (a tab past ``SESSIONS_MAX_PAGES_PER_SESSION`` is closed and
+    never becomes one of ``state.tabs``) and meters downloads.
     """
 
     context: BrowserContext
     state: PageState
+    limits: SessionLimits = field(default_factory=SessionLimits)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -32,26 +38,72 @@ class LiveSession:
         return self.state.page
 
     async def close(self) -> None:
-        """Close the context (and so its pages); errors of an already dead one are ignored."""
+        """Close the context (and so its pages); errors of an already dead one are ignored.
+        Then delete whatever the session downloaded."""
         self.state.ended.set()
         with contextlib.suppress(PlaywrightError):
             await self.context.close()
+        await self.limits.close()
 
 
-async def open_live(browser: Browser, settings: Settings) -> LiveSession:
-    """A new isolated context (own cookies, storage, cache) and its page, ready to use."""
+async def open_live(
+    browser: Browser,
+    settings: Settings,
+    egress: Callable[[str], str | None] | None = None,
+    guard: BrowserGuard | None = None,
+) -> LiveSession:
+    """A new isolated context (own cookies, storage, cache) and its page, ready to use.
+
+    ``egress(url)`` says why the egress proxy refused a load, so errors can name the rule.
+    The context refuses downloads (Playwright's default would accept them into a shared
+    temporary directory) unless ``SESSIONS_MAX_DOWNLOAD_MB`` allows some; then ``guard``
+    points them at a directory of this session's own, which is metered and deleted with it.
+    """
+    limits = SessionLimits(
+        max_pages=settings.max_pages_per_session,
+        max_download_bytes=int(settings.max_download_mb * MB),
+        guard=guard,
+    )
     context = await browser.new_context(
-        viewport={"width": settings.viewport_width, "height": settings.viewport_height}
+        viewport={"width": settings.viewport_width, "height": settings.viewport_height},
+        accept_downloads=False,
     )
     try:
         context.set_default_timeout(settings.action_timeout_ms)
         context.set_default_navigation_timeout(settings.navigation_timeout_ms)
         await context.add_init_script(QUIET_INIT_JS)
-        state = PageState(context, settings.page_probe_ms)
+        limits.watch(context)  # first: a page it closes (over the cap) is never a tab
+        state = PageState(context, settings.page_probe_ms, accepts=limits.pages.__contains__)
+        state.egress = egress
         state.watch()
-        state.adopt(await context.new_page())
+        page = await context.new_page()
+        state.adopt(page)
+        if limits.max_download_bytes > 0 and guard is not None and guard.downloads_root:
+            await _allow_downloads(context, page, limits, guard, guard.downloads_root)
     except BaseException:
         with contextlib.suppress(PlaywrightError):
             await context.close()
+        await limits.close()
         raise
-    return LiveSession(context, state)
+    return LiveSession(context, state, limits)
+
+
+async def _allow_downloads(
+    context: BrowserContext,
+    page: Page,
+    limits: SessionLimits,
+    guard: BrowserGuard,
+    root: str,
+) -> None:
+    cdp = await context.new_cdp_session(page)
+    try:
+        info = await cdp.send("Target.getTargetInfo")
+    finally:
+        await cdp.detach()
+    limits.context_id = info["targetInfo"]["browserContextId"]
+    limits.target_id = info["targetInfo"]["targetId"]
+    directory = os.path.join(root, limits.context_id)
+    os.makedirs(directory, exist_ok=True)
+    limits.download_dir = directory
+    guard.by_target[limits.target_id] = limits
+    await guard.allow_downloads(limits.context_id, directory)

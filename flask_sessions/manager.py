@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 
 from . import page_ops
@@ -27,16 +28,18 @@ from .config import Settings
 from .errors import (
     BrowserUnavailable,
     CapacityReached,
+    LowMemory,
     OperationTimeout,
     SessionNotActive,
     SessionNotFound,
     SessionsError,
 )
+from .limits import BrowserGuard, run_watchdog
 from .live import LiveSession, open_live
 from .page_state import NOT_RESPONDING
-from .pool import WarmPool
+from .pool import WarmPool, available_memory_mb
 from .reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
-from .runtime import BrowserRuntime, wrap_playwright_error
+from .runtime import BrowserRuntime, target_gone, wrap_playwright_error
 from .schemas import (
     Observation,
     ObserveRequest,
@@ -44,6 +47,7 @@ from .schemas import (
     ScrapeRequest,
     SessionFields,
     SessionResponse,
+    Shot,
     StartRequest,
     Status,
     StepRequest,
@@ -136,6 +140,8 @@ class SessionManager:
         self._reaper_started = False
         self._start_lock = threading.Lock()
         self.cdp: CdpProxy | None = None  # the per-session CDP WebSocket, when SESSIONS_CDP is on
+        self.guard: BrowserGuard | None = None  # the limits' hold on the current Chromium
+        self._guard_lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------ facade
 
@@ -155,8 +161,9 @@ class SessionManager:
         """The page's cleaned HTML and text; the caller converts it (off the loop)."""
         return self._run(self._scrape(principal, request))
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> bytes:
-        """A PNG of the session's page; counts as access."""
+    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
+        """A PNG of the session's page (a full page clipped to SESSIONS_MAX_SCREENSHOT_PIXELS);
+        counts as access."""
         return self._run(self._screenshot_only(principal, session_id, full_page))
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
@@ -180,6 +187,14 @@ class SessionManager:
                 if self.cdp is not None:  # listening before any record names its cdp_url
                     self.runtime.submit(self.cdp.start(), self.settings.operation_timeout_seconds)
                 self.runtime.spawn(self.reaper.run())
+                if self.settings.max_page_memory_mb > 0:
+                    self.runtime.spawn(
+                        run_watchdog(
+                            lambda: self.guard,
+                            self.settings.max_page_memory_mb,
+                            self.settings.watchdog_interval_seconds,
+                        )
+                    )
                 self._reaper_started = True
         if launch_browser:
             self.runtime.submit(self._warm_up(), self.settings.operation_timeout_seconds)
@@ -297,6 +312,7 @@ class SessionManager:
         self.reaper = Reaper(self, self.settings.reaper_interval_seconds)
         self._reaper_started, self._start_lock = False, threading.Lock()
         self._probe, self._launching = None, False
+        self.guard, self._guard_lock = None, None
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         self.ensure_started()
@@ -376,7 +392,13 @@ class SessionManager:
                     raise
                 except PlaywrightError as exc:
                     self._require_active(record)  # it ended under us: 409, not 503
-                    raise wrap_playwright_error(exc, doing) from None
+                    connected = self.runtime.browser_connected
+                    if connected and (live.page.is_closed() or target_gone(exc)):
+                        # the page crashed (perhaps stopped by the memory watchdog) before
+                        # its crash event arrived: the session ends now, and says why (409)
+                        await self._end(record, Status.error, self._crash_reason(record))
+                        self._require_active(record)
+                    raise wrap_playwright_error(exc, doing, connected) from None
                 finally:
                     if record.status is Status.active:  # a hung page shows on the record
                         record.error = NOT_RESPONDING if live.state.hung else None
@@ -405,13 +427,14 @@ class SessionManager:
                 await page_ops.open_url(live.state, request.url, self.settings)
             else:
                 await live.state.check_responsive()
-            return await page_ops.observe(
+            observation = await page_ops.observe(
                 live.state,
                 self.settings,
                 bool(request.screenshot),
                 offset=request.offset,
                 find=request.find,
             )
+            return _with_warnings(observation, live)
 
         record, observation = await self._with_session(principal, request, "observing", work)
         return ObserveResponse(session=record.to_response(self.clock()), observation=observation)
@@ -428,7 +451,7 @@ class SessionManager:
                 session=record.to_response(self.clock()),
                 success=success,
                 message=message,
-                observation=observation,
+                observation=_with_warnings(observation, live),
             )
 
         record, response = await self._with_session(principal, request, "running the step", work)
@@ -441,17 +464,21 @@ class SessionManager:
                 await page_ops.open_url(live.state, request.url, self.settings)
             else:
                 await live.state.check_responsive()
-            source = await page_ops.scrape_source(live.state, request.selector)
+            source = await page_ops.scrape_source(live.state, request.selector, self.settings)
             info = await page_ops.page_info(live.state)
             return source, info
 
         record, result = await self._with_session(principal, request, "scraping", work)
         return record.to_response(self.clock()), result
 
-    async def _screenshot_only(self, principal: str, session_id: str, full_page: bool) -> bytes:
-        async def work(record: SessionRecord, live: LiveSession) -> bytes:
+    async def _screenshot_only(self, principal: str, session_id: str, full_page: bool) -> Shot:
+        async def work(record: SessionRecord, live: LiveSession) -> Shot:
             await live.state.check_responsive()
-            return await page_ops.screenshot(live.state, full_page)
+            if full_page:
+                return await page_ops.full_page_screenshot(live.state, self.settings)
+            png = await page_ops.screenshot(live.state)
+            width, height = self.settings.viewport_width, self.settings.viewport_height
+            return Shot(png, width, height, width, height)
 
         request = SessionFields(session_id=session_id)
         return (await self._with_session(principal, request, "taking the screenshot", work))[1]
@@ -461,6 +488,7 @@ class SessionManager:
     ) -> tuple[SessionRecord, LiveSession]:
         if self._shut_down:
             raise SessionNotActive("the server is shutting down; retry against a running one")
+        self._check_free_memory()
         self._check_principal_cap(principal, now)
         self._starting_for[principal] = self._starting_for.get(principal, 0) + 1
         try:
@@ -539,14 +567,43 @@ class SessionManager:
         try:
             live = await self._open_for_pool()
         except PlaywrightError as exc:
-            raise wrap_playwright_error(exc, "creating the session's page") from None
+            raise wrap_playwright_error(
+                exc, "creating the session's page", self.runtime.browser_connected
+            ) from None
         finally:
             self._starting -= 1
         self.pool.refill_soon()  # e.g. the first start, which launched the browser
         return live
 
     async def _open_for_pool(self) -> LiveSession:
-        return await open_live(await self.runtime.browser(), self.settings)
+        browser = await self.runtime.browser()
+        guard = await self._guard_for(browser)
+        return await open_live(browser, self.settings, self.runtime.explain_egress, guard)
+
+    async def _guard_for(self, browser: Browser) -> BrowserGuard:
+        """The limits' hold on ``browser`` (made once per launch)."""
+        if self.guard is not None and self.guard.browser is browser:
+            return self.guard
+        if self._guard_lock is None:
+            self._guard_lock = asyncio.Lock()
+        async with self._guard_lock:
+            if self.guard is None or self.guard.browser is not browser:
+                if self.guard is not None:
+                    self.guard.forget()
+                self.guard = await BrowserGuard.attach(browser, self.settings.max_download_mb > 0)
+            return self.guard
+
+    def _check_free_memory(self) -> None:
+        """503 with Retry-After below ``SESSIONS_MIN_FREE_MEMORY_MB`` of available memory."""
+        floor = self.settings.min_free_memory_mb
+        free = available_memory_mb() if floor > 0 else None
+        if free is not None and free < floor:
+            raise LowMemory(
+                f"the server is low on memory ({free:.0f} MB available, below its floor of "
+                f"{floor:g} MB, SESSIONS_MIN_FREE_MEMORY_MB); no new session for now: "
+                "retry after Retry-After seconds, or close sessions you no longer need",
+                retry_after=LOW_MEMORY_RETRY_AFTER,
+            )
 
     def _room(self) -> int:
         """How many more contexts capacity allows (the pool's own count included)."""
@@ -563,7 +620,12 @@ class SessionManager:
         self._deadlines.push(record.created_at + lifetime, session_id)
         if not record.keep_alive:
             self._deadlines.push(record.idle_deadline, session_id)
-        live.state.on_crash = lambda: self._on_page_crash(session_id)
+        # the session ends when its current tab crashes (state) or its first page does, or
+        # the memory watchdog stopped one of its renderers (limits)
+        live.state.on_crash = lambda: self._on_page_crash(session_id, True)
+        live.limits.on_crash = lambda main: self._on_page_crash(session_id, main)
+        if live.limits.crashed:  # it crashed between the hand-over and now
+            self._on_page_crash(session_id, True)
         self._changed(record)
 
     def active_record(self, principal: str, session_id: str) -> SessionRecord:
@@ -727,10 +789,14 @@ class SessionManager:
         await self.settled()
         if self.cdp is not None:
             await self.cdp.close()
+        if self.guard is not None:
+            await self.guard.close()
 
     def _on_browser_lost(self, reason: str) -> None:
         now = self.clock()
         self.pool.forget()
+        if self.guard is not None:
+            self.guard.forget()  # Chromium is gone: delete what its downloads left
         for session_id in list(self._live):
             record = self._records[session_id]
             self._set_ended(record, Status.error, reason, now)
@@ -738,9 +804,31 @@ class SessionManager:
             if self.cdp is not None:
                 self.cdp.session_ended(record)
 
-    def _on_page_crash(self, session_id: str) -> None:
+    def _on_page_crash(self, session_id: str, main: bool) -> None:
+        """One of the session's pages crashed. The session ends if it was its own page, or
+        if the memory watchdog stopped that page's renderer (a popup's, say)."""
         record = self._records.get(session_id)
-        if record is not None and record.status is Status.active:
-            self.runtime.spawn(
-                self._end(record, Status.error, "the page crashed; start a new session")
+        if record is None or record.status is not Status.active:
+            return
+        killed = self.guard is not None and self.guard.claim_kill(session_id) is not None
+        if main or killed:
+            self.runtime.spawn(self._end(record, Status.error, self._crash_reason(record)))
+
+    def _crash_reason(self, record: SessionRecord) -> str:
+        kill = self.guard.claim_kill(record.session_id) if self.guard is not None else None
+        if kill is not None:
+            return (
+                f"the page used {kill.rss_mb} MB (limit {self.settings.max_page_memory_mb:g} "
+                "MB, SESSIONS_MAX_PAGE_MEMORY_MB) and was stopped; start a new session"
             )
+        return "the page crashed; start a new session"
+
+
+LOW_MEMORY_RETRY_AFTER = 10  # seconds: a start refused for low memory may try again then
+
+
+def _with_warnings(observation: Observation, live: LiveSession) -> Observation:
+    """The observation, with what the session's limits did since the last one."""
+    observation.warnings = live.limits.take_warnings()
+    observation.popups_blocked = live.limits.popups_blocked
+    return observation

@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import re
+import struct
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -23,7 +24,8 @@ from playwright.async_api import Frame, FrameLocator, Locator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from .config import Settings
-from .errors import InvalidInput, SessionNotActive
+from .egress import TUNNEL_FAILED
+from .errors import InvalidInput, OperationTimeout, SessionNotActive
 from .page_state import NOT_RESPONDING, PageNotResponding, PageState, Tab, Target, record_status
 from .schemas import (
     Action,
@@ -40,6 +42,7 @@ from .schemas import (
     PressKeyStep,
     ScrollStep,
     SelectStep,
+    Shot,
     StepRequest,
     SwitchTabStep,
     TabInfo,
@@ -146,7 +149,9 @@ async def navigate(state: PageState, url: str, settings: Settings) -> None:
             raise
         if tab.loads > before + 1:
             return  # interrupted by the page's own next navigation: its status stands
-        tab.error = f"loading {url} failed: {first_line(exc)}"
+        if TUNNEL_FAILED in str(exc) and not tab.egress_error:
+            state.refused(tab, url)
+        tab.error = tab.egress_error or f"loading {url} failed: {first_line(exc)}"
 
 
 async def open_url(state: PageState, url: str, settings: Settings) -> None:
@@ -330,15 +335,15 @@ async def _observe_frame(
     return frame.url, data
 
 
-async def _run_observe(
-    state: PageState, frame: Frame, args: dict[str, Any], settings: Settings
-) -> dict[str, Any]:
-    for attempt in range(3):  # a navigation may replace the document under us
+async def evaluate_retrying(state: PageState, settings: Settings, script: str, arg: Any) -> Any:
+    """``page.evaluate`` on the current tab, tried again (three tries in all) when a
+    navigation replaced the document under it (a meta refresh, a JS redirect)."""
+    for attempt in range(3):
+        page = state.page
         try:
-            data: dict[str, Any] = json.loads(await frame.evaluate(OBSERVE_JS, args))
-            return data
+            return await page.evaluate(script, arg)
         except PlaywrightError as exc:
-            if frame.page.is_closed() or attempt == 2 or "context was destroyed" not in str(exc):
+            if page.is_closed() or attempt == 2 or "context was destroyed" not in str(exc):
                 raise
             await _wait_load(state, settings)
     raise AssertionError("unreachable")
@@ -394,7 +399,7 @@ async def _observe(
         "viewW": view["width"],
         "viewH": view["height"],
     }
-    data = await _run_observe(state, page.main_frame, args, settings)
+    data: dict[str, Any] = json.loads(await evaluate_retrying(state, settings, OBSERVE_JS, args))
     raw_actions: list[dict[str, Any]] = list(data["actions"])
     total = int(data["total"])
     text = str(data["text"])
@@ -849,16 +854,80 @@ async def _history(state: PageState, step: HistoryStep, settings: Settings) -> t
 # ------------------------------------------------------------------ scrape, screenshot
 
 
-async def screenshot(state: PageState, full_page: bool = False) -> bytes:
-    return await state.guarded(state.page.screenshot(type="png", full_page=full_page))
+async def screenshot(state: PageState) -> bytes:
+    """A PNG of the current tab's viewport."""
+    return await state.guarded(state.page.screenshot(type="png"))
 
 
-async def scrape_source(state: PageState, selector: str | None) -> dict[str, str] | None:
-    """Cleaned HTML and visible text of the page or ``selector`` (None: no match)."""
+_PAGE_SIZE_JS = """() => {
+  const d = document.documentElement, b = document.body;
+  return [Math.max(d ? d.scrollWidth : 0, b ? b.scrollWidth : 0, innerWidth),
+          Math.max(d ? d.scrollHeight : 0, b ? b.scrollHeight : 0, innerHeight)];
+}"""
+
+
+def screenshot_clip(width: int, height: int, max_pixels: int, strip: int) -> tuple[int, int]:
+    """The part of a ``width`` x ``height`` page a full-page screenshot keeps: the whole
+    page if it has at most ``max_pixels`` pixels, else its top, as tall as fits (and no
+    wider than leaves room for a ``strip``-pixel-tall band)."""
+    width, height = max(1, width), max(1, height)
+    clip_width = min(width, max(1, max_pixels // max(1, min(height, strip))))
+    return clip_width, min(height, max(1, max_pixels // clip_width))
+
+
+async def full_page_screenshot(state: PageState, settings: Settings) -> Shot:
+    """A full-page PNG of at most ``SESSIONS_MAX_SCREENSHOT_PIXELS`` pixels.
+
+    The clip is always passed, so a page that grows (or lies about its size) between
+    measuring and capturing still gets at most that many pixels; Chromium then renders
+    only the clipped part (a 200,000 px tall page costs what a 16,384 px one does).
+    """
     try:
-        result: dict[str, str] | None = await state.guarded(
-            state.page.evaluate(SCRAPE_JS, selector)
+        size = await asyncio.wait_for(
+            state.guarded(evaluate_retrying(state, settings, _PAGE_SIZE_JS, None)),
+            settings.action_timeout_ms / 1000,
         )
+        page_width, page_height = (int(size[0]), int(size[1]))
+    except TimeoutError:
+        raise OperationTimeout(
+            f"the page did not answer within {settings.action_timeout_ms} ms "
+            "(SESSIONS_ACTION_TIMEOUT_MS) while measuring it for a full-page screenshot; "
+            "the session is still there: retry, or observe to see what the page is doing"
+        ) from None
+    except (TypeError, ValueError, IndexError, KeyError):  # the page redefined something
+        page_width, page_height = settings.viewport_width, settings.viewport_height
+    clip_width, clip_height = screenshot_clip(
+        page_width, page_height, settings.max_screenshot_pixels, settings.viewport_height
+    )
+    png = await state.guarded(
+        state.page.screenshot(
+            type="png",
+            full_page=True,
+            clip={"x": 0, "y": 0, "width": clip_width, "height": clip_height},
+        )
+    )
+    width, height = struct.unpack(">II", png[16:24])
+    return Shot(png, width, height, max(page_width, width), max(page_height, height))
+
+
+async def scrape_source(
+    state: PageState, selector: str | None, settings: Settings
+) -> dict[str, str] | None:
+    """Cleaned HTML and visible text of the page or ``selector`` (None: no match)."""
+
+    async def read() -> dict[str, str] | None:
+        result: dict[str, str] | None = await evaluate_retrying(
+            state, settings, SCRAPE_JS, selector
+        )
+        if result is None and selector is None:
+            # no root element: a new document that has not started to parse (a redirect
+            # is under way); wait for it to load, then read it
+            await _wait_load(state, settings)
+            result = await evaluate_retrying(state, settings, SCRAPE_JS, selector)
+        return result
+
+    try:
+        return await state.guarded(read())
     except PlaywrightError as exc:
         if selector is not None and "is not a valid selector" in str(exc):
             raise InvalidInput(
@@ -866,7 +935,6 @@ async def scrape_source(state: PageState, selector: str | None) -> dict[str, str
                 fields=[{"field": "selector", "message": "is not a valid CSS selector"}],
             ) from None
         raise
-    return result
 
 
 class _Markdown(MarkdownConverter):

@@ -24,6 +24,7 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
+from .egress import EGRESS_HEADER, TUNNEL_FAILED
 from .errors import SessionNotActive
 from .schemas import Action, DialogInfo
 
@@ -65,6 +66,7 @@ class Tab:
     http_status: int | None = None
     error: str | None = None
     load: Request | None = None  # the main-frame navigation http_status and error belong to
+    egress_error: str | None = None  # that load's, once the egress proxy refused it
     loads: int = 0  # main-frame navigations seen (a redirect continues the one it ends)
     inflight: dict[Request, float] = field(default_factory=dict)  # request -> loop time
     last_network: float = 0.0  # loop time of the last request start or end
@@ -86,9 +88,16 @@ class _Answer:
 class PageState:
     """A session's pages: tabs in opening order and the current one; see the module doc."""
 
-    def __init__(self, context: BrowserContext, probe_ms: int = 2000) -> None:
+    def __init__(
+        self,
+        context: BrowserContext,
+        probe_ms: int = 2000,
+        accepts: Callable[[Page], bool] | None = None,
+    ) -> None:
         self.context = context
         self.probe_ms = probe_ms
+        self.accepts = accepts  # False: a page the session's limits closed (over the cap)
+        self.egress: Callable[[str], str | None] | None = None  # why the proxy refused a URL
         self.tabs: list[Tab] = []
         self.current = 0
         self.ids: dict[str, Target] = {}
@@ -136,6 +145,8 @@ class PageState:
         return tab
 
     def _on_page(self, page: Page) -> None:
+        if self.accepts is not None and not self.accepts(page):
+            return  # closed by the page cap: never a tab
         self.adopt(page)
         if self._opened is not None:
             self._opened.append(page)
@@ -177,17 +188,29 @@ class PageState:
             self.hung = False
 
     async def replace_page(self) -> Page:
-        """A new page in the same context (cookies kept) in place of the current one."""
+        """A new page in the same context (cookies kept) in place of the current one.
+
+        The old page is closed first, so the new one fits under the page cap.
+        """
         old = self.tab
+        index = self.current
+        await self._close_page(old.page)
         page = await self.context.new_page()
+        if page.is_closed() or (self.accepts is not None and not self.accepts(page)):
+            raise SessionNotActive(
+                "the page stopped responding and no new page fits under the session's page "
+                "cap (SESSIONS_MAX_PAGES_PER_SESSION): close_tab another tab, then goto",
+                status="active",
+            )
         tab = self.adopt(page)
         self.tabs.remove(tab)
-        index = self.tabs.index(old)
-        self.tabs[index] = tab
-        del self._by_page[old.page]
+        if old in self.tabs:  # the last tab stays in the list when it closes
+            self.tabs.remove(old)
+        index = min(index, len(self.tabs))
+        self.tabs.insert(index, tab)
+        self._by_page.pop(old.page, None)
         self.current = index
         self.hung = False
-        self._spawn(self._close_page(old.page))
         return page
 
     async def close_tab(self, index: int) -> None:
@@ -303,12 +326,14 @@ class PageState:
             redirect = request.redirected_from is not None and request.redirected_from is tab.load
             if not redirect:
                 tab.loads += 1
-            tab.load, tab.http_status, tab.error = request, None, None
+            tab.load, tab.http_status, tab.error, tab.egress_error = request, None, None, None
 
     def _on_response(self, response: Response) -> None:
         tab = self._tab_of(response.request)
         if tab is not None and response.request is tab.load:
             record_status(tab, response.status)
+            if response.status >= 400 and EGRESS_HEADER.lower() in response.headers:
+                self.refused(tab, response.request.url)
 
     def _ended(self, request: Request) -> Tab | None:
         tab = self._tab_of(request)
@@ -330,6 +355,16 @@ class PageState:
             # only the failure of the load the page is on: a stopped or superseded earlier
             # navigation fails too, later, and must not colour this one
             tab.error = f"loading {request.url} failed: {request.failure or 'unknown error'}"
+            if TUNNEL_FAILED in (request.failure or ""):
+                self.refused(tab, request.url)
+
+    def refused(self, tab: Tab, url: str) -> None:
+        """The egress proxy answered for ``url`` itself: record why, in its words (the rule
+        that blocked it), instead of a bare net::ERR_TUNNEL_CONNECTION_FAILED or 403."""
+        reason = self.egress(url) if self.egress is not None else None
+        if reason:
+            tab.http_status = None
+            tab.error = tab.egress_error = f"loading {url} failed: {reason}"
 
     # ------------------------------------------------------- liveness
 

@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+import psutil
 from playwright.async_api import BrowserContext
 from playwright.async_api import Error as PlaywrightError
 
@@ -23,15 +24,12 @@ log = logging.getLogger("flask_sessions")
 
 
 def available_memory_mb() -> float | None:
-    """``MemAvailable`` from /proc/meminfo in MB (None where there is no such file)."""
+    """Memory available to new work, in MB (psutil: ``MemAvailable`` on Linux, its
+    equivalent elsewhere); None if the platform cannot tell."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
+        return psutil.virtual_memory().available / (1 << 20)
+    except (OSError, RuntimeError, psutil.Error):
         return None
-    return None
 
 
 class WarmPool:

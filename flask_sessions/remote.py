@@ -10,6 +10,7 @@ and the principal; connections are pooled (httpx).
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from .schemas import (
     ScrapeResponse,
     SessionFields,
     SessionResponse,
+    Shot,
     StartRequest,
     Status,
     StepRequest,
@@ -225,10 +227,17 @@ class RemoteBackend:
     def scrape(self, principal: str, request: ScrapeRequest) -> ScrapeResponse:
         return self._placed(principal, "/scrape", request, ScrapeResponse)
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> bytes:
+    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
         params = {"full_page": "true" if full_page else "false"}
         path = f"/sessions/{session_id}/screenshot"
-        return self._on_owner(principal, session_id, "GET", path, params=params).content
+        data = self._on_owner(principal, session_id, "GET", path, params=params).json()
+        return Shot(
+            png=base64.b64decode(data["png"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            page_width=int(data["page_width"]),
+            page_height=int(data["page_height"]),
+        )
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
         response = self._on_owner(principal, session_id, "GET", f"/sessions/{session_id}")

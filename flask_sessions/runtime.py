@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from playwright.async_api import Browser, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from .browser import BrowserChoice, find_browser, launch_args
-from .errors import BrowserUnavailable, OperationTimeout, SessionsError
+from .egress import EgressProxy
+from .errors import BrowserUnavailable, OperationTimeout, PageFailed, SessionsError
 
 if TYPE_CHECKING:
     from .cdp import DebuggingPort
@@ -47,8 +49,10 @@ class BrowserRuntime:
         browser_path: str | None = None,
         extra_args: tuple[str, ...] = (),
         on_browser_lost: Callable[[str], None] | None = None,
+        egress: EgressProxy | None = None,
     ) -> None:
         self._browser_path = browser_path
+        self.egress = egress  # the proxy every connection of Chromium goes through, if any
         self._extra_args = extra_args
         self.on_browser_lost = on_browser_lost
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -213,15 +217,21 @@ class BrowserRuntime:
             log.error("flask_sessions: %s", exc.message)
             self._launch_failed(exc.message)
             raise
+        args = launch_args(self._extra_args)
+        if self.egress is not None:
+            try:
+                await self.egress.start()
+            except OSError as exc:
+                raise BrowserUnavailable(f"the egress proxy could not start: {exc}") from None
+            args += self.egress.browser_args()
         if self._playwright is None:
             self._playwright = await async_playwright().start()
-        extra = self._extra_args
         if self.debugging is not None:
-            extra += self.debugging.launch_args()
+            args += self.debugging.launch_args()
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=choice.executable,
-                args=launch_args(extra),
+                args=args,
                 headless=True,
             )
         except PlaywrightError as exc:
@@ -269,13 +279,45 @@ class BrowserRuntime:
         if self._playwright is not None:
             await self._playwright.stop()
             self._playwright = None
+        if self.egress is not None:
+            await self.egress.stop()
+
+    def explain_egress(self, url: str) -> str | None:
+        """Why the egress proxy just refused (or could not reach) ``url``; None if it did not."""
+        return self.egress.explain(url) if self.egress is not None else None
 
     @property
     def browser_connected(self) -> bool:
         return self._browser is not None and self._browser.is_connected()
 
 
-def wrap_playwright_error(exc: PlaywrightError, doing: str) -> SessionsError:
-    """A Playwright failure while ``doing`` something, as a 503 an API client can read."""
+def wrap_playwright_error(
+    exc: PlaywrightError, doing: str, browser_connected: bool = False
+) -> SessionsError:
+    """A Playwright failure while ``doing`` something, with the status that says whose it is:
+
+    - 504 ``OperationTimeout``: a Playwright timeout; the page was slow or hung, the
+      browser is fine (a screenshot that takes longer than SESSIONS_ACTION_TIMEOUT_MS);
+    - 503 ``BrowserUnavailable``: Chromium is gone (``browser_connected`` is False);
+    - 502 ``PageFailed``: Chromium is up, but the page failed the operation.
+
+    A page that crashed or was closed is the caller's to tell first (the session ends:
+    409), see ``target_gone``.
+    """
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return BrowserUnavailable(f"the browser failed while {doing}: {first_line}")
+    if isinstance(exc, PlaywrightTimeoutError):
+        return OperationTimeout(
+            f"the page did not answer in time while {doing}: {first_line}; the session is "
+            "still there: retry, or observe to see what the page is doing"
+        )
+    if not browser_connected:
+        return BrowserUnavailable(f"the browser failed while {doing}: {first_line}")
+    return PageFailed(f"the page failed while {doing}: {first_line}")
+
+
+def target_gone(exc: PlaywrightError) -> bool:
+    """True if ``exc`` says the page (or its context or browser) crashed or was closed."""
+    text = str(exc)
+    return type(exc).__name__ == "TargetClosedError" or any(
+        marker in text for marker in ("Target crashed", "Page crashed", "has been closed")
+    )

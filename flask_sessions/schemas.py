@@ -7,6 +7,7 @@ Every request body is one of these models with ``extra="forbid"``: a misspelt fi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
@@ -259,6 +260,21 @@ class ListQuery(_Body):
     status: Status | None = None
 
 
+@dataclass
+class Shot:
+    """A PNG, its size, and the page's size (larger when a full-page shot was clipped)."""
+
+    png: bytes
+    width: int
+    height: int
+    page_width: int
+    page_height: int
+
+    @property
+    def clipped(self) -> bool:
+        return (self.width, self.height) != (self.page_width, self.page_height)
+
+
 class PageInfo(BaseModel):
     """Where a page is, and whether its last load went wrong."""
 
@@ -318,7 +334,12 @@ class DialogInfo(BaseModel):
 
 
 class Observation(PageInfo):
-    """What an agent sees: the page, its interactive elements and its visible text."""
+    """What an agent sees: the page, its interactive elements and its visible text.
+
+    ``warnings`` says what the session's limits did since the last observation (popups
+    closed, downloads refused or cancelled); ``popups_blocked`` counts the popups and new
+    tabs closed in the session so far (``SESSIONS_MAX_PAGES_PER_SESSION``).
+    """
 
     screenshot: str | None = None
     actions: list[Action]
@@ -329,6 +350,8 @@ class Observation(PageInfo):
     frames: list[FrameInfo] = Field(default_factory=list)
     tabs: list[TabInfo] = Field(default_factory=list)
     dialog: DialogInfo | None = None
+    warnings: list[str] = Field(default_factory=list)
+    popups_blocked: int = 0
 
 
 class ScreenshotQuery(_Body):

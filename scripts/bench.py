@@ -18,6 +18,10 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
 4. Reaper lag (not with ``--quick``): sessions with ``session_timeout_minutes: 1`` (20, or the
    largest N with ``--scale``); lag = ``closed_at - (last_accessed_at + 1 min)`` from the
    server's own records, beside the reaper interval.
+5. Egress policy cost (``--no-egress`` skips it, ``--egress-only`` runs only it): two servers
+   at once, one with the default policy (every connection through the egress proxy) and one
+   whose policy blocks nothing (``SESSIONS_ALLOWED_NETWORKS`` covers link-local, so there is
+   no proxy); start, observe, step and scrape timed on each in turn, p50 and the ratio.
 
 5. ``--cdp`` (instead of 1-4): the per-session CDP WebSocket beside Playwright's own
    ``connect_over_cdp`` to a raw Chromium started with ``--remote-debugging-port`` (same
@@ -253,6 +257,8 @@ class Plan:
     warm_pool: int | None
     site: str = ""
     cdp: bool = False  # only the CDP section
+    egress: bool = True  # section 5: the egress proxy's cost
+    egress_only: bool = False  # only section 5 (no raw worker, no sections 1-4)
 
     @property
     def pause_s(self) -> float:
@@ -396,7 +402,9 @@ def per_session_mib(tree: Json, base: Json, n: int) -> float:
 # ------------------------------------------------------------------ server
 
 
-def _server_env(token: str, max_sessions: int, warm_pool: int | None) -> dict[str, str]:
+def _server_env(
+    token: str, max_sessions: int, warm_pool: int | None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     # Inherited SESSIONS_* settings (extra browser flags, viewport …) would make the two sides
     # differ; only the browser path is kept, and both sides honour it through find_browser().
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONS_")}
@@ -407,6 +415,7 @@ def _server_env(token: str, max_sessions: int, warm_pool: int | None) -> dict[st
     env["SESSIONS_REAPER_INTERVAL_SECONDS"] = str(REAPER_INTERVAL_S)
     if warm_pool is not None:
         env["SESSIONS_WARM_POOL"] = str(warm_pool)
+    env.update(extra or {})
     return env
 
 
@@ -447,7 +456,9 @@ def _wait_healthy(proc: subprocess.Popen[bytes], base: str, logfile: IO[bytes]) 
 
 
 @contextmanager
-def run_server(max_sessions: int, warm_pool: int | None) -> Iterator[Server]:
+def run_server(
+    max_sessions: int, warm_pool: int | None, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """``python -m flask_sessions`` on a free port, healthy; stopped (SIGTERM) on exit."""
     token = secrets.token_urlsafe(24)
     port = free_port()
@@ -457,7 +468,7 @@ def run_server(max_sessions: int, warm_pool: int | None) -> Iterator[Server]:
         proc = subprocess.Popen(
             cmd,
             cwd=_REPO_ROOT,
-            env=_server_env(token, max_sessions, warm_pool),
+            env=_server_env(token, max_sessions, warm_pool, extra_env),
             stdin=subprocess.DEVNULL,
             stdout=logfile,
             stderr=subprocess.STDOUT,
@@ -1422,6 +1433,150 @@ def reaper_section(r: Json) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------- egress cost
+
+EGRESS_ROWS = (
+    "start",
+    "start+screenshot",
+    "observe",
+    "observe+screenshot",
+    "step click",
+    "scrape",
+    "observe /gallery",
+)
+# A policy that blocks nothing (the allowed networks cover the always-blocked link-local
+# ones) runs no proxy: Chromium connects directly, as before issue 8.
+NO_PROXY_ENV = {"SESSIONS_ALLOWED_NETWORKS": "169.254.0.0/16,fe80::/10"}
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds used so far by ``root`` and its descendants, reaped ones included."""
+    total = 0.0
+    with suppress(psutil.Error):
+        parent = psutil.Process(root)
+        for proc in [parent, *parent.children(recursive=True)]:
+            with suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _time_once(op: Op, pause_s: float, pid: int) -> tuple[float, float]:
+    """Wall ms of one timed run, and the CPU ms the server's process tree used for it."""
+    state = op.setup()
+    time.sleep(pause_s)
+    cpu0 = tree_cpu_s(pid)
+    t0 = time.perf_counter()
+    result = op.timed(state)
+    elapsed = _ms(t0)
+    cpu = (tree_cpu_s(pid) - cpu0) * 1000.0
+    op.teardown(result)
+    return elapsed, cpu
+
+
+def _gallery(ops: ServerOps) -> Callable[[Any], Any]:
+    return lambda _: ops.observe("/gallery")
+
+
+def egress_cost(plan: Plan) -> Json:
+    """The egress proxy's cost: the same operations on a server with the default policy
+    (proxy on) and one without a proxy, both running, each repeat alternating which goes
+    first, so load from elsewhere on the machine hits both sides alike. Besides wall time,
+    the CPU each server's process tree (Python + Chromium) used per operation, which other
+    people's load on the machine hardly changes."""
+    samples: dict[str, dict[str, list[float]]] = {"proxy": {}, "direct": {}}
+    cpu: dict[str, dict[str, list[float]]] = {"proxy": {}, "direct": {}}
+    with (
+        run_server(50, plan.warm_pool) as proxied,
+        run_server(50, plan.warm_pool, NO_PROXY_ENV) as direct,
+    ):
+        sides = {"proxy": ServerOps(proxied.client(), plan.site)}
+        sides["direct"] = ServerOps(direct.client(), plan.site)
+        pids = {"proxy": proxied.pid, "direct": direct.pid}
+        try:
+            ops = {side: {op.name: op for op in o.ops()} for side, o in sides.items()}
+            for side, o in sides.items():  # a page with 20 uncached images: 21 requests
+                ops[side]["observe /gallery"] = Op("observe /gallery", _gallery(o))
+            for name in EGRESS_ROWS:
+                with Progress(f"egress cost: {name}", plan.warmup + plan.repeats) as bar:
+                    for i in range(plan.warmup + plan.repeats):
+                        order = ("proxy", "direct") if i % 2 == 0 else ("direct", "proxy")
+                        for side in order:
+                            wall, used = _time_once(ops[side][name], plan.pause_s, pids[side])
+                            if i >= plan.warmup:
+                                samples[side].setdefault(name, []).append(wall)
+                                cpu[side].setdefault(name, []).append(used)
+                        bar.advance()
+        finally:
+            for o in sides.values():
+                with suppress(BenchError):
+                    o.release()
+                o.client.close()
+    logs = {"proxy": proxied.log_text, "direct": direct.log_text}
+    checks = {
+        "proxy": "egress proxy on 127.0.0.1" in logs["proxy"],
+        "direct": "egress policy blocks nothing" in logs["direct"],
+    }
+    if not all(checks.values()):
+        raise BenchError(f"egress cost: the servers did not run as intended: {checks}")
+    paired = {
+        name: percentile([a - b for a, b in zip(p, samples["direct"][name], strict=True)], 50)
+        for name, p in samples["proxy"].items()
+    }
+    return {
+        "proxy": _summaries(samples["proxy"]),
+        "direct": _summaries(samples["direct"]),
+        "paired_diff_p50_ms": paired,
+        "cpu_ms_mean": {
+            side: {name: sum(v) / len(v) for name, v in ops.items()} for side, ops in cpu.items()
+        },
+        "samples_ms": samples,
+        "cpu_samples_ms": cpu,
+        "direct_env": NO_PROXY_ENV,
+    }
+
+
+def egress_section(plan: Plan, result: Json) -> str:
+    title = (
+        "5. Egress policy cost: two servers at once, the default policy (every connection "
+        "through the egress proxy) and one without a proxy (SESSIONS_ALLOWED_NETWORKS="
+        f"{NO_PROXY_ENV['SESSIONS_ALLOWED_NETWORKS']}: nothing blocked); {plan.repeats} repeats "
+        f"each after {plan.warmup} warm-up, alternating which side goes first"
+    )
+    headers = (
+        "operation",
+        "proxy p50/p95/p99 ms",
+        "direct p50/p95/p99 ms",
+        "ratio p50",
+        "paired Δ p50 ms",
+        "CPU ms/op proxy / direct",
+    )
+    cpu = result["cpu_ms_mean"]
+    rows = [
+        (
+            name,
+            _pcts(result["proxy"].get(name)),
+            _pcts(result["direct"].get(name)),
+            _x(_p50_ratio(result["proxy"], result["direct"], name)),
+            f"{result['paired_diff_p50_ms'][name]:+.1f}",
+            f"{cpu['proxy'][name]:.1f} / {cpu['direct'][name]:.1f}",
+        )
+        for name in EGRESS_ROWS
+    ]
+    note = (
+        "paired Δ: median over repeats of (proxy - direct), the two runs of one repeat being "
+        "back to back; CPU: mean user+system time of each server's process tree (Python and "
+        "Chromium) during the timed call, which other load on the machine hardly changes"
+    )
+    return "\n".join([title, format_table(headers, rows), note])
+
+
+def run_egress_phase(plan: Plan, report: Report) -> None:
+    with report.phase("egress cost"):
+        report.data["egress"] = egress_cost(plan)
+    report.show(egress_section(plan, report.data["egress"]))
+
+
 # ----------------------------------------------------------------------- run
 
 
@@ -1537,9 +1692,12 @@ def run(plan: Plan, json_path: Path | None) -> int:
         if plan.cdp:
             cdp_bench(plan, report)
         else:
-            with report.phase("raw worker"):
-                report.data["raw"] = run_raw_worker(plan)
-            _run_server_side(plan, report)
+            if not plan.egress_only:
+                with report.phase("raw worker"):
+                    report.data["raw"] = run_raw_worker(plan)
+                _run_server_side(plan, report)
+            if plan.egress or plan.egress_only:
+                run_egress_phase(plan, report)
         failure = None
     except BenchError as exc:
         failure = str(exc)
@@ -1846,6 +2004,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
     )
+    p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
+    p.add_argument("--egress-only", action="store_true", help="run only the egress section")
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
     return p
 
@@ -1863,6 +2023,8 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         reaper_sessions=0 if args.quick else reaper,
         warm_pool=args.warm_pool,
         cdp=args.cdp,
+        egress=not args.no_egress,
+        egress_only=args.egress_only,
     )
 
 

@@ -4,7 +4,8 @@ Pages: ``/`` (home, links), ``/login`` (form → ``/account``), ``/account`` (ne
 cookie), ``/profile`` (select, checkbox, textarea; Save posts back to ``/profile``),
 ``/report`` (a table and nested lists), ``/pages/1..3`` (a chain of links),
 ``/changing`` (a button that rewrites the page), ``/slow?ms=N`` (answers after N ms),
-``/redirect`` (302 → ``/``), anything else 404.
+``/redirect`` (302 → ``/``), ``/gallery`` (20 uncached images, ``/img/N.svg``), anything
+else 404.
 
 Run it alone: ``python scripts/demo_site.py --port 8100``.
 """
@@ -71,6 +72,12 @@ PAGES: dict[str, tuple[str, str]] = {
         "<a href='/'>Home</a>",
     ),
 }
+PAGES["/gallery"] = (
+    "Gallery",
+    "<h1>Gallery</h1>"
+    + "".join(f"<img src='/img/{i}.svg' width='16' height='16' alt='tile {i}'>" for i in range(20)),
+)
+TILE = "<svg xmlns='http://www.w3.org/2000/svg' width='16' height='16'><rect width='16'/></svg>"
 for n in (1, 2, 3):
     nxt = f"<a href='/pages/{n + 1}'>Next page</a>" if n < 3 else "<p>The end.</p>"
     PAGES[f"/pages/{n}"] = (f"Page {n}", f"<h1>Page {n}</h1>{nxt}")
@@ -81,10 +88,16 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     server_version = "demo-site"
 
-    def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: str,
+        headers: dict[str, str] | None = None,
+        content_type: str = "text/html; charset=utf-8",
+    ) -> None:
         data = body.encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -102,6 +115,8 @@ class DemoHandler(BaseHTTPRequestHandler):
             self._send(200, _page("Slow page", f"<h1>Slow</h1><p>after {ms} ms</p>"))
         elif url.path == "/redirect":
             self._send(302, "", {"Location": "/"})
+        elif url.path.startswith("/img/"):
+            self._send(200, TILE, {"Cache-Control": "no-store"}, "image/svg+xml")
         elif url.path == "/account":
             if not self._logged_in():
                 self._send(302, "", {"Location": "/login"})

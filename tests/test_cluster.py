@@ -215,6 +215,8 @@ def test_a_host_refuses_calls_without_the_secret(procs: list[Proc]) -> None:
     for headers in ({}, {"X-Sessions-Secret": "wrong"}, A):
         r = requests.post(h.base + "/internal/v1/start", headers=headers, json={}, timeout=10)
         assert r.status_code == 401 and "secret" in r.json()["error"]
+    metrics = requests.get(h.base + "/metrics", timeout=10).text
+    assert "flask_sessions_browser_up" in metrics and "flask_sessions_capacity_left" in metrics
 
 
 # ---------------------------------------------------------------- Redis

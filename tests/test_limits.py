@@ -1,0 +1,406 @@
+"""Bounded pages and status codes that mean what the README says (issue 8).
+
+One case of each kind, against real Chromium through Flask's test client; pages come from
+a local server on 127.0.0.1 only. The heavy versions (200 popups, a memory bomb left to
+run, 50 MB downloads, a fuzz of every route, a soak) are in ``test_stress.py`` behind
+``make stress``. Nothing here asserts a duration: waits poll a state with a generous bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from flask_sessions import FlaskSessions
+from flask_sessions.errors import BrowserUnavailable, OperationTimeout, PageFailed
+from flask_sessions.limits import SessionLimits
+from flask_sessions.page_ops import screenshot_clip
+from flask_sessions.runtime import wrap_playwright_error
+
+from .conftest import AUTH_A, AppFactory, png_size, wait_for
+
+MB = 1 << 20
+
+# ------------------------------------------------------------------ the local site
+
+HTML: dict[str, str] = {
+    "/second": "<!doctype html><title>Second</title><p>second page</p>",
+    # ten popups at once, as soon as the page runs
+    "/popups": (
+        "<!doctype html><title>Popups</title><body><p>popups</p><script>"
+        "for (let i = 0; i < 10; i++) window.open('/second?' + i, '_blank');</script>"
+    ),
+    # downloads started by the page itself: <a download> clicked from script
+    "/download-3x5": (
+        "<!doctype html><title>Downloads</title><body><script>"
+        "for (let i = 0; i < 3; i++) { const a = document.createElement('a');"
+        " a.href = '/file?mb=5&n=' + i; a.download = 'f' + i; document.body.appendChild(a);"
+        " a.click(); }</script>"
+    ),
+    "/download-small": (
+        "<!doctype html><title>Small</title><body><a id=a href='/file?mb=1' download>f</a>"
+        "<script>document.getElementById('a').click()</script>"
+    ),
+    "/download-slow": (
+        "<!doctype html><title>Slow</title><body><a id=a href='/slow?mb=40' download>f</a>"
+        "<script>document.getElementById('a').click()</script>"
+    ),
+    # 10,000 px tall
+    "/tall": (
+        "<!doctype html><title>Tall</title><body style='margin:0'>"
+        "<div style='height:10000px;background:linear-gradient(#f00,#00f)'></div>"
+    ),
+    "/short": "<!doctype html><title>Short</title><body style='margin:0'><p>short</p>",
+    # grows ArrayBuffers (outside the V8 heap) by 32 MB every 20 ms, up to 1.5 GB at most
+    "/bomb": (
+        "<!doctype html><title>Bomb</title><body><script>window.keep = [];"
+        "const t = setInterval(() => { if (keep.length >= 48) return clearInterval(t);"
+        " const b = new Uint8Array(32 << 20); b.fill(7); keep.push(b); }, 20);</script>"
+    ),
+    # leaves the document right after it has loaded
+    "/meta-refresh": (
+        "<!doctype html><meta http-equiv='refresh' content='0;url=/second'>"
+        "<title>Refresh</title><p>moving on</p>"
+    ),
+    "/js-redirect": (
+        "<!doctype html><title>Redirect</title><p>moving on</p><script>"
+        "addEventListener('load', () => setTimeout(() => location.replace('/second'), 0));"
+        "</script>"
+    ),
+    # a key press keeps its main thread busy for 20 s
+    "/hang": (
+        "<!doctype html><title>Hang</title><p>hang</p><script>addEventListener('keydown', () =>"
+        " setTimeout(() => { const end = Date.now() + 20000; while (Date.now() < end) {} },"
+        " 0));</script>"
+    ),
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+        if path == "/file":  # an attachment with a Content-Length, sent at once
+            self._attachment(int(params.get("mb", "1")), length=True, delay=0.0)
+        elif path == "/slow":  # an attachment without a length, 64 KiB every 10 ms
+            self._attachment(int(params.get("mb", "1")), length=False, delay=0.01)
+        else:
+            body = HTML.get(path, "<!doctype html><title>Not found</title>").encode()
+            self.send_response(200 if path in HTML else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def _attachment(self, mb: int, length: bool, delay: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Disposition", "attachment; filename=data.bin")
+        chunk = b"\0" * (64 << 10)
+        chunks = (mb << 20) // len(chunk)
+        if length:
+            self.send_header("Content-Length", str(chunks * len(chunk)))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            for _ in range(chunks):
+                self.wfile.write(chunk)
+                if delay:
+                    time.sleep(delay)
+        except OSError:  # the browser cancelled it
+            pass
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def post(client: FlaskClient, path: str, expect: int = 200, **body: Any) -> Any:
+    response = client.post(path, json=body, headers=AUTH_A)
+    assert response.status_code == expect, (path, body, response.status_code, response.data)
+    assert response.is_json
+    return response.get_json()
+
+
+def open_session(client: FlaskClient, url: str) -> tuple[str, Any]:
+    body = post(client, "/env/observe", url=url, keep_alive=True)
+    return body["session"]["session_id"], body["observation"]
+
+
+def limits_of(app: Flask, session_id: str) -> SessionLimits:
+    manager = FlaskSessions.state(app).manager
+
+    async def get() -> SessionLimits:
+        live = manager.live(session_id)
+        assert live is not None
+        return live.limits
+
+    return FlaskSessions.state(app).runtime.submit(get(), 10)
+
+
+def on_loop(app: Flask, fn: Any) -> Any:
+    """``fn()`` called on the runtime loop (where the session state lives)."""
+
+    async def call() -> Any:
+        return fn()
+
+    return FlaskSessions.state(app).runtime.submit(call(), 10)
+
+
+def du(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+# -------------------------------------------------------------------------- pages
+
+
+def test_popups_past_the_cap_are_closed_and_reported(make_app: AppFactory, site: str) -> None:
+    app = make_app(SESSIONS_MAX_PAGES_PER_SESSION=3)
+    client = app.test_client()
+    sid, first = open_session(client, site + "/popups")
+    limits = limits_of(app, sid)
+    # the page asked for 10 popups: 2 fit beside it, 8 are closed
+    assert wait_for(lambda: on_loop(app, lambda: limits.popups_blocked) == 8, 20)
+    assert on_loop(app, lambda: len(limits.pages)) == 3
+    live = FlaskSessions.state(app).manager.live(sid)
+    assert live is not None
+    assert wait_for(lambda: on_loop(app, lambda: len(live.context.pages)) == 3, 10)
+
+    warnings = list(first["warnings"])
+    later = post(client, "/env/observe", session_id=sid)["observation"]
+    warnings += later["warnings"]
+    assert later["popups_blocked"] == 8
+    assert warnings and all("SESSIONS_MAX_PAGES_PER_SESSION" in w for w in warnings), warnings
+    counts = [re.search(r"closed (\d+)", w) for w in warnings]
+    assert sum(int(m.group(1)) for m in counts if m) == 8, warnings
+    # reported once: the next observation has no warning left
+    assert post(client, "/env/observe", session_id=sid)["observation"]["warnings"] == []
+
+
+# ---------------------------------------------------------------------- downloads
+
+
+def _artifacts() -> dict[str, int]:
+    """Bytes in each Playwright artifacts directory (where accepted downloads would go)."""
+    pattern = os.path.join(tempfile.gettempdir(), "playwright-artifacts-*")
+    return {d: du(d) for d in glob.glob(pattern)}
+
+
+def test_downloads_are_refused_by_default_and_nothing_lands_on_disk(
+    make_app: AppFactory, site: str
+) -> None:
+    app = make_app()
+    client = app.test_client()
+    before = _artifacts()
+    sid, first = open_session(client, site + "/download-3x5")
+    limits = limits_of(app, sid)
+    assert wait_for(lambda: on_loop(app, lambda: limits.downloads_refused) == 3, 20)
+    warnings = (
+        first["warnings"] + post(client, "/env/observe", session_id=sid)["observation"]["warnings"]
+    )
+    assert any("refused 3 download" in w or "refused" in w for w in warnings), warnings
+    assert all("SESSIONS_MAX_DOWNLOAD_MB=0" in w for w in warnings if "download" in w)
+    manager = FlaskSessions.state(app).manager
+    assert manager.guard is not None and manager.guard.downloads_root is None
+    assert limits.download_dir is None
+    after = _artifacts()
+    assert all(size == 0 for d, size in after.items() if d not in before), after
+    assert all(after.get(d, 0) <= size for d, size in before.items())
+
+
+def test_downloads_are_metered_cancelled_past_the_limit_and_deleted_at_close(
+    make_app: AppFactory, site: str
+) -> None:
+    app = make_app(SESSIONS_MAX_DOWNLOAD_MB=2)
+    client = app.test_client()
+    sid, _ = open_session(client, site + "/download-small")
+    limits = limits_of(app, sid)
+    directory = limits.download_dir
+    assert directory is not None and os.path.isdir(directory)
+
+    def finished() -> list[str]:
+        return [n for n in os.listdir(directory) if not n.endswith(".crdownload")]
+
+    assert wait_for(lambda: len(finished()) == 1 and du(directory) == MB, 20), os.listdir(directory)
+
+    # 40 MB without a Content-Length: it runs until the session's 2 MB are used up
+    post(client, "/env/step", session_id=sid, type="goto", url=site + "/download-slow")
+    assert wait_for(lambda: on_loop(app, lambda: limits.downloads_cancelled) >= 1, 20)
+    assert wait_for(lambda: du(directory) <= 2 * MB and len(os.listdir(directory)) == 1, 20), (
+        os.listdir(directory)
+    )
+    warnings = post(client, "/env/observe", session_id=sid)["observation"]["warnings"]
+    assert any("SESSIONS_MAX_DOWNLOAD_MB" in w and "cancelled" in w for w in warnings), warnings
+
+    # a second 1 MB file still fits (2 MB in all); at the limit, the next one is
+    # cancelled as it starts
+    post(client, "/env/step", session_id=sid, type="goto", url=site + "/download-small")
+    assert wait_for(lambda: len(finished()) == 2 and du(directory) == 2 * MB, 20)
+    assert wait_for(lambda: on_loop(app, lambda: limits.download_bytes) == 2 * MB, 20)
+    cancelled = on_loop(app, lambda: limits.downloads_cancelled)
+    post(client, "/env/step", session_id=sid, type="goto", url=site + "/download-small")
+    assert wait_for(lambda: on_loop(app, lambda: limits.downloads_cancelled) > cancelled, 20)
+    assert sorted(finished()) == sorted(os.listdir(directory)) and du(directory) == 2 * MB
+
+    post(client, "/session/close", session_id=sid)
+    assert wait_for(lambda: not os.path.exists(directory), 20)
+
+
+# -------------------------------------------------------------------- screenshots
+
+
+def test_full_page_screenshot_is_clipped_and_says_so(make_app: AppFactory, site: str) -> None:
+    app = make_app(SESSIONS_MAX_SCREENSHOT_PIXELS=1280 * 2000)
+    client = app.test_client()
+    sid, _ = open_session(client, site + "/tall")
+    r = client.get(f"/session/{sid}/screenshot?full_page=true", headers=AUTH_A)
+    assert r.status_code == 200 and r.mimetype == "image/png"
+    assert r.headers["X-Screenshot-Clipped"] == "1280x2000 of 1280x10000"
+    r = client.get(
+        f"/session/{sid}/screenshot?full_page=true",
+        headers={**AUTH_A, "Accept": "application/json"},
+    )
+    body = r.get_json()
+    assert png_size(body["screenshot"]) == (1280, 2000)
+    assert body["clipped"] is True and body["page_size"] == {"width": 1280, "height": 10000}
+
+    post(client, "/env/step", session_id=sid, type="goto", url=site + "/short")
+    r = client.get(f"/session/{sid}/screenshot?full_page=true", headers=AUTH_A)
+    assert r.status_code == 200 and "X-Screenshot-Clipped" not in r.headers
+
+
+def test_screenshot_clip_arithmetic() -> None:
+    cap = 1280 * 16384
+    assert screenshot_clip(1280, 720, cap, 720) == (1280, 720)  # fits: the whole page
+    assert screenshot_clip(1280, 200_000, cap, 720) == (1280, 16384)
+    width, height = screenshot_clip(10**9, 10**9, cap, 720)  # absurd: still within the cap
+    assert width * height <= cap and width >= 1 and height >= 1
+    assert screenshot_clip(0, 0, cap, 720) == (1, 1)
+
+
+# ------------------------------------------------------------------------- memory
+
+
+def test_a_page_over_the_memory_limit_ends_its_session_with_the_figure(
+    make_app: AppFactory, site: str
+) -> None:
+    app = make_app(SESSIONS_MAX_PAGE_MEMORY_MB=400, SESSIONS_WATCHDOG_INTERVAL_SECONDS=0.1)
+    client = app.test_client()
+    calm, _ = open_session(client, site + "/second")
+    bomb, _ = open_session(client, site + "/bomb")
+
+    def status(sid: str) -> Any:
+        return client.get(f"/session/{sid}", headers=AUTH_A).get_json()
+
+    assert wait_for(lambda: status(bomb)["status"] == "error", 60), status(bomb)
+    error = status(bomb)["error"]
+    match = re.fullmatch(
+        r"the page used (\d+) MB \(limit 400 MB, SESSIONS_MAX_PAGE_MEMORY_MB\) and was "
+        r"stopped; start a new session",
+        error,
+    )
+    assert match and int(match.group(1)) > 400, error
+    assert status(calm)["status"] == "active"  # only the session that used it
+    r = client.post("/env/observe", json={"session_id": bomb}, headers=AUTH_A)
+    assert r.status_code == 409 and r.get_json()["status"] == "error"
+    assert post(client, "/env/observe", session_id=calm)["observation"]["title"] == "Second"
+
+
+def test_low_free_memory_refuses_new_sessions_with_503_and_retry_after(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(SESSIONS_MIN_FREE_MEMORY_MB=10**9)  # more than any machine has
+    client = app.test_client()
+    for path in ("/session/start", "/env/observe", "/env/scrape"):
+        r = client.post(path, json={}, headers=AUTH_A)
+        assert r.status_code == 503 and r.is_json, (path, r.data)
+        assert "SESSIONS_MIN_FREE_MEMORY_MB" in r.get_json()["error"]
+        assert int(r.headers["Retry-After"]) > 0
+    assert client.get("/sessions", headers=AUTH_A).status_code == 200
+
+
+# ------------------------------------------------------------------- status codes
+
+
+@pytest.mark.parametrize("page", ["/meta-refresh", "/js-redirect"])
+def test_scrape_retries_a_document_replaced_by_navigation(
+    make_app: AppFactory, site: str, page: str
+) -> None:
+    client = make_app().test_client()
+    sid, _ = open_session(client, site + "/second")
+    for _ in range(6):
+        body = post(client, "/env/scrape", session_id=sid, url=site + page, format="text")
+        assert body["success"] is True
+        assert body["title"] in ("Refresh", "Redirect", "Second"), body
+
+
+def test_page_timeouts_are_504_never_503(make_app: AppFactory, site: str) -> None:
+    app = make_app(
+        SESSIONS_ACTION_TIMEOUT_MS=1,  # no screenshot is that fast: a Playwright timeout
+        SESSIONS_NAVIGATION_TIMEOUT_MS=1000,
+        SESSIONS_OPERATION_TIMEOUT_SECONDS=5,
+    )
+    client = app.test_client()
+    sid, _ = open_session(client, site + "/hang")
+    r = client.get(f"/session/{sid}/screenshot", headers=AUTH_A)
+    assert r.status_code == 504 and r.is_json, (r.status_code, r.data)
+    assert "the page did not answer in time while taking the screenshot" in r.get_json()["error"]
+
+    # now the page hangs: the step's own observation may or may not come before that
+    r = client.post(
+        "/env/step", json={"session_id": sid, "type": "press_key", "key": "a"}, headers=AUTH_A
+    )
+    assert r.status_code in (200, 504) and r.is_json, r.data
+    # a page that no longer answers is said so at once (issue 11): 409, never 503
+    r = client.get(f"/session/{sid}/screenshot?full_page=true", headers=AUTH_A)
+    assert r.status_code in (409, 504) and r.is_json, (r.status_code, r.data)
+    r = client.post("/env/observe", json={"session_id": sid}, headers=AUTH_A)
+    assert r.status_code == 409 and r.get_json()["page_not_responding"] is True, r.data
+    record = client.get(f"/session/{sid}", headers=AUTH_A).get_json()
+    assert record["status"] == "active" and record["error"] == "the page is not responding"
+    post(client, "/session/close", session_id=sid)  # ends the busy renderer
+
+
+def test_playwright_errors_map_to_whose_fault_it_is() -> None:
+    timeout = wrap_playwright_error(PlaywrightTimeoutError("Timeout 5000ms exceeded"), "x", True)
+    assert isinstance(timeout, OperationTimeout) and timeout.status_code == 504
+    gone = wrap_playwright_error(PlaywrightError("Browser closed"), "x", False)
+    assert isinstance(gone, BrowserUnavailable) and gone.status_code == 503
+    page = wrap_playwright_error(PlaywrightError("Protocol error"), "x", True)
+    assert isinstance(page, PageFailed) and page.status_code == 502
