@@ -146,7 +146,8 @@ class PageState:
 
     def _on_page(self, page: Page) -> None:
         if self.accepts is not None and not self.accepts(page):
-            return  # closed by the page cap: never a tab
+            self._tab_opened.set()  # it came, and the page cap closed it: stop waiting
+            return  # never a tab
         self.adopt(page)
         if self._opened is not None:
             self._opened.append(page)

@@ -180,6 +180,21 @@ def test_new_tabs_switch_and_close(client: FlaskClient, site: Site) -> None:
     assert len(result["observation"]["tabs"]) == 1
 
 
+def test_a_tab_over_the_page_cap_is_closed_and_never_becomes_current(
+    make_app: AppFactory, site: Site
+) -> None:
+    client = make_app(SESSIONS_MAX_PAGES_PER_SESSION=2).test_client()
+    sid, obs = open_page(client, site.base + "/tabs")
+    result = step(client, sid, "click", id=ident(obs, "Open the report", "link"))
+    assert "opened a new tab (1:" in result["message"]  # two pages: within the cap
+    result = step(client, sid, "switch_tab", index=0)
+    result = step(client, sid, "click", id=ident(result["observation"], "Open a popup"))
+    assert result["success"] is True and "new tab" not in result["message"]
+    after = result["observation"]
+    assert after["url"] == site.base + "/tabs" and len(after["tabs"]) == 2
+    assert after["popups_blocked"] == 1 and "SESSIONS_MAX_PAGES_PER_SESSION" in after["warnings"][0]
+
+
 def test_dialogs_are_reported_and_answered_as_asked(client: FlaskClient, site: Site) -> None:
     sid, obs = open_page(client, site.base + "/dialogs")
     delete = ident(obs, "Delete account", "button")
