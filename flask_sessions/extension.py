@@ -14,12 +14,14 @@ from flask_httpauth import HTTPTokenAuth
 
 from . import logs
 from .auth import TokenRegistry, build_auth
-from .backend import LocalBackend, SessionBackend
-from .blueprint import error_response, make_blueprint, our_roots
+from .backend import SessionBackend
+from .blueprint import make_blueprint, our_roots
 from .cdp import CdpProxy
 from .clock import Clock, system_clock
 from .config import Settings, TokenVerifier, load
 from .egress import proxy_for
+from .errors import error_response
+from .local import LocalBackend
 from .manager import SessionManager
 from .metrics import Metrics
 from .remote import RemoteBackend

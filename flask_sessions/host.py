@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 from flask import Flask
 
 from .auth import TokenRegistry
-from .backend import LocalBackend
 from .cdp import CdpProxy
 from .clock import Clock, system_clock
 from .config import Settings
 from .egress import proxy_for
 from .hostapi import create_host_app
+from .local import LocalBackend
 from .manager import SessionManager, SessionRecord
 from .metrics import Metrics
 from .registry import RedisPublisher, record_json

@@ -17,9 +17,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from . import __version__
-from .backend import LocalBackend
-from .blueprint import error_response
-from .errors import SessionsError, Unauthorized
+from .errors import SessionsError, Unauthorized, error_response
+from .local import LocalBackend
 from .metrics import CONTENT_TYPE, Metrics
 from .schemas import (
     CloseRequest,

@@ -1,0 +1,97 @@
+"""``LocalBackend``: the :class:`~flask_sessions.backend.SessionBackend` of the host in this
+process (embedded mode, and every host behind its internal API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import page_ops
+from .errors import InvalidInput
+from .manager import SessionManager
+from .schemas import (
+    CdpTicketResponse,
+    ObserveRequest,
+    ObserveResponse,
+    ScrapeRequest,
+    ScrapeResponse,
+    SessionResponse,
+    Shot,
+    StartRequest,
+    Status,
+    StepRequest,
+    StepResponse,
+)
+
+
+class LocalBackend:
+    """The host in this process: a :class:`SessionManager` (embedded mode, and hosts)."""
+
+    def __init__(self, manager: SessionManager) -> None:
+        self.manager = manager
+
+    def start(self, principal: str, request: StartRequest) -> SessionResponse:
+        return self.manager.start(principal, request)
+
+    def observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
+        return self.manager.observe(principal, request)
+
+    def step(self, principal: str, request: StepRequest) -> StepResponse:
+        return self.manager.step(principal, request)
+
+    def scrape(self, principal: str, request: ScrapeRequest) -> ScrapeResponse:
+        """The page's source comes from the loop; conversion runs here, in the caller's
+        thread, so a large page never stalls other sessions."""
+        session, (source, info) = self.manager.scrape(principal, request)
+        if source is None:
+            success, message, content = False, f"selector {request.selector!r} matched nothing", ""
+        else:
+            what = request.selector or "the page"
+            success, message = True, f"scraped {what}"
+            content = page_ops.convert(source, request.format)
+        return ScrapeResponse(
+            session=session,
+            success=success,
+            message=message,
+            url=info.url,
+            title=info.title,
+            format=request.format,
+            content=content,
+        )
+
+    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
+        return self.manager.screenshot(principal, session_id, full_page)
+
+    def get(self, principal: str, session_id: str) -> SessionResponse:
+        return self.manager.get(principal, session_id)
+
+    def close(self, principal: str, session_id: str) -> SessionResponse:
+        return self.manager.close(principal, session_id)
+
+    def list_sessions(self, principal: str, status: Status | None) -> list[SessionResponse]:
+        return self.manager.list_sessions(principal, status)
+
+    def cdp_ticket(self, principal: str, session_id: str) -> CdpTicketResponse:
+        """Needs a request context: the URL is built from the request's host."""
+        cdp = self.manager.cdp
+        if cdp is None:
+            raise InvalidInput("CDP is off on this server (SESSIONS_CDP=false)")
+        ticket, expires_at = cdp.ticket(principal, session_id)
+        url = cdp.url_for(session_id) or ""
+        return CdpTicketResponse(
+            session_id=session_id,
+            ticket=ticket,
+            expires_at=expires_at,
+            cdp_url=f"{url}?ticket={ticket}",
+        )
+
+    def readiness(self) -> tuple[bool, str]:
+        return self.manager.readiness()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "browser_running": self.manager.runtime.browser_connected,
+            "active_sessions": self.manager.active_count,
+        }
+
+    def shutdown(self) -> None:
+        self.manager.shutdown()
