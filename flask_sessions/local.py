@@ -1,14 +1,14 @@
-"""``LocalBackend``: the :class:`~flask_sessions.backend.SessionBackend` of the host in this
+"""``LocalBackend``: the :class:`~flask_sessions.front.backend.SessionBackend` of the host in this
 process (embedded mode, and every host behind its internal API)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import page_ops
-from .errors import InvalidInput
-from .manager import SessionManager
-from .schemas import (
+from flask_sessions import page_ops
+from flask_sessions.errors import InvalidInput
+from flask_sessions.manager import SessionManager
+from flask_sessions.schemas import (
     CdpTicketResponse,
     ObserveRequest,
     ObserveResponse,

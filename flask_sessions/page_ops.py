@@ -22,10 +22,10 @@ from playwright.async_api import Dialog, Locator, Page, Request, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from .config import Settings
-from .egress import EGRESS_HEADER, TUNNEL_FAILED
-from .errors import InvalidInput, OperationTimeout, SessionNotActive
-from .schemas import (
+from flask_sessions.config import Settings
+from flask_sessions.egress import EGRESS_HEADER, TUNNEL_FAILED
+from flask_sessions.errors import InvalidInput, OperationTimeout, SessionNotActive
+from flask_sessions.schemas import (
     Action,
     CheckStep,
     ClickStep,

@@ -17,11 +17,11 @@ from flask import Blueprint, Response, g, jsonify, request
 from pydantic import BaseModel
 from werkzeug.exceptions import MethodNotAllowed, default_exceptions
 
-from . import logs
-from .config import Settings
-from .errors import BrowserUnavailable, InvalidInput, SessionNotFound, error_response
-from .metrics import CONTENT_TYPE
-from .schemas import (
+from flask_sessions import logs
+from flask_sessions.config import Settings
+from flask_sessions.errors import BrowserUnavailable, InvalidInput, SessionNotFound, error_response
+from flask_sessions.front.metrics import CONTENT_TYPE
+from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
     CloseRequest,
     ListQuery,
@@ -36,7 +36,7 @@ from .schemas import (
 )
 
 if TYPE_CHECKING:
-    from .extension import SessionsState
+    from flask_sessions.extension import SessionsState
 
 log = logging.getLogger("flask_sessions")
 
@@ -254,7 +254,7 @@ def our_roots(settings: Settings) -> list[str]:
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 # Endpoints that answer even when the deployment is wrong (liveness and metrics).
-_ALWAYS_UP = frozenset({"flask_sessions.healthz", "flask_sessions.metrics"})
+_ALWAYS_UP = frozenset({"flask_sessions.healthz", "flask_sessions.front.metrics"})
 
 MULTIPROCESS_FIX = (
     "this app runs in several worker processes, but sessions live in the memory of one "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .schemas import (
+from flask_sessions.schemas import (
     CdpTicketResponse,
     ObserveRequest,
     ObserveResponse,
