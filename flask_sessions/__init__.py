@@ -9,9 +9,9 @@ Mount it in three lines::
 
 __version__ = "0.1.0"  # first: modules below import it
 
-from .app import create_app
-from .clock import Clock, ManualClock, system_clock
-from .errors import (
+from flask_sessions.app import create_app
+from flask_sessions.clock import Clock, ManualClock, system_clock
+from flask_sessions.errors import (
     BrowserUnavailable,
     CapacityReached,
     InvalidInput,
@@ -21,9 +21,9 @@ from .errors import (
     SessionsError,
     Unauthorized,
 )
-from .extension import FlaskSessions, SessionsState
-from .manager import SessionManager, SessionRecord
-from .schemas import SessionResponse, StartRequest, Status
+from flask_sessions.extension import FlaskSessions, SessionsState
+from flask_sessions.manager import SessionManager, SessionRecord
+from flask_sessions.schemas import SessionResponse, StartRequest, Status
 
 __all__ = [
     "BrowserUnavailable",

@@ -19,12 +19,12 @@ from types import FrameType
 
 from waitress import serve
 
-from . import __version__, browser, logs
-from .app import create_app
-from .config import PREFIX, ConfigError, Settings, load
-from .errors import SessionsError
-from .extension import FlaskSessions
-from .host import Host
+from flask_sessions import __version__, browser, logs
+from flask_sessions.app import create_app
+from flask_sessions.config import PREFIX, ConfigError, Settings, load
+from flask_sessions.errors import SessionsError
+from flask_sessions.extension import FlaskSessions
+from flask_sessions.host import Host
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 

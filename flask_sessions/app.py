@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Flask
 
-from .clock import Clock
-from .config import load
-from .extension import FlaskSessions
+from flask_sessions.clock import Clock
+from flask_sessions.config import load
+from flask_sessions.extension import FlaskSessions
 
 log = logging.getLogger("flask_sessions")
 

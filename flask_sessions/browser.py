@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BrowserUnavailable
+from flask_sessions.errors import BrowserUnavailable
 
 # Flags for a machine with no network and nothing to sync: no background requests,
 # no component updates, no first-run work.

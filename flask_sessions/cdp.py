@@ -94,13 +94,13 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.http11 import Request, Response
 
-from .errors import SessionsError
-from .schemas import check_url
-from .timefmt import iso_datetime
+from flask_sessions.errors import SessionsError
+from flask_sessions.schemas import check_url
+from flask_sessions.timefmt import iso_datetime
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .manager import SessionManager, SessionRecord
+    from flask_sessions.config import Settings
+    from flask_sessions.manager import SessionManager, SessionRecord
 
 log = logging.getLogger("flask_sessions")
 # websockets logs every connection at INFO; its errors still show.

@@ -6,7 +6,13 @@ error handler turns it into ``{"error": "..."}`` with the right status code.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from flask import Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("flask_sessions")
 
 
 class SessionsError(Exception):
@@ -92,3 +98,40 @@ class OperationTimeout(SessionsError):
     """504: the browser runtime, or the page, did not answer in time."""
 
     status_code = 504
+
+
+MAX_ERROR_FIELDS = 20
+
+
+def error_response(exc: BaseException) -> Response:
+    """Any exception as a JSON response; unexpected ones are logged, never shown."""
+    if isinstance(exc, SessionsError):
+        body = exc.to_json()
+        fields = body.get("fields")
+        if isinstance(fields, list) and len(fields) > MAX_ERROR_FIELDS:
+            body["fields"] = fields[:MAX_ERROR_FIELDS]
+            body["fields_omitted"] = len(fields) - MAX_ERROR_FIELDS
+        response = jsonify(body)
+        response.status_code = exc.status_code
+        response.headers.update(exc.headers())
+        return response
+    if isinstance(exc, HTTPException):
+        code = exc.code or 500
+        message = _HTTP_MESSAGES.get(code, exc.description or exc.name)
+        response = jsonify(error=message)
+        response.status_code = code
+        valid_methods = getattr(exc, "valid_methods", None)
+        if code == 405 and valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
+        return response
+    log.exception("flask_sessions: unexpected error", exc_info=exc)
+    response = jsonify(error="internal error in flask_sessions; the server log has the details")
+    response.status_code = 500
+    return response
+
+
+_HTTP_MESSAGES = {
+    404: "no such endpoint; see the README for the routes (POST /session/start, ...)",
+    405: "method not allowed on this endpoint; see the README for each route's method",
+    413: "the request body is too large (SESSIONS_MAX_CONTENT_LENGTH); send a smaller one",
+}

@@ -16,12 +16,11 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from . import __version__
-from .backend import LocalBackend
-from .blueprint import error_response
-from .errors import SessionsError, Unauthorized
-from .metrics import CONTENT_TYPE, Metrics
-from .schemas import (
+from flask_sessions import __version__
+from flask_sessions.errors import SessionsError, Unauthorized, error_response
+from flask_sessions.front.metrics import CONTENT_TYPE, Metrics
+from flask_sessions.local import LocalBackend
+from flask_sessions.schemas import (
     CloseRequest,
     ListQuery,
     ObserveRequest,

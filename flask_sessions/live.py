@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
-from .config import Settings
-from .limits import MB, BrowserGuard, SessionLimits
-from .page_ops import QUIET_INIT_JS
-from .page_state import PageState
+from flask_sessions.config import Settings
+from flask_sessions.limits import MB, BrowserGuard, SessionLimits
+from flask_sessions.page_ops import QUIET_INIT_JS
+from flask_sessions.page_state import PageState
 
 
 @dataclass

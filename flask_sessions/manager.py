@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 
-from . import page_ops
-from .clock import Clock
-from .config import Settings
-from .errors import (
+from flask_sessions import page_ops
+from flask_sessions.clock import Clock
+from flask_sessions.config import Settings
+from flask_sessions.errors import (
     BrowserUnavailable,
     CapacityReached,
     LowMemory,
@@ -34,13 +34,13 @@ from .errors import (
     SessionNotFound,
     SessionsError,
 )
-from .limits import BrowserGuard, run_watchdog
-from .live import LiveSession, open_live
-from .page_state import NOT_RESPONDING
-from .pool import WarmPool, available_memory_mb
-from .reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
-from .runtime import BrowserRuntime, target_gone, wrap_playwright_error
-from .schemas import (
+from flask_sessions.limits import BrowserGuard, run_watchdog
+from flask_sessions.live import LiveSession, open_live
+from flask_sessions.page_state import NOT_RESPONDING
+from flask_sessions.pool import WarmPool, available_memory_mb
+from flask_sessions.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
+from flask_sessions.runtime import BrowserRuntime, target_gone, wrap_playwright_error
+from flask_sessions.schemas import (
     Observation,
     ObserveRequest,
     ObserveResponse,
@@ -53,10 +53,10 @@ from .schemas import (
     StepRequest,
     StepResponse,
 )
-from .timefmt import iso_datetime
+from flask_sessions.timefmt import iso_datetime
 
 if TYPE_CHECKING:
-    from .cdp import CdpProxy
+    from flask_sessions.cdp import CdpProxy
 
 log = logging.getLogger("flask_sessions")
 

@@ -23,11 +23,18 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, FrameLocator, Locator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from .config import Settings
-from .egress import TUNNEL_FAILED
-from .errors import InvalidInput, OperationTimeout, SessionNotActive
-from .page_state import NOT_RESPONDING, PageNotResponding, PageState, Tab, Target, record_status
-from .schemas import (
+from flask_sessions.config import Settings
+from flask_sessions.egress import TUNNEL_FAILED
+from flask_sessions.errors import InvalidInput, OperationTimeout, SessionNotActive
+from flask_sessions.page_state import (
+    NOT_RESPONDING,
+    PageNotResponding,
+    PageState,
+    Tab,
+    Target,
+    record_status,
+)
+from flask_sessions.schemas import (
     Action,
     CheckStep,
     ClickStep,

@@ -24,9 +24,9 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
-from .egress import EGRESS_HEADER, TUNNEL_FAILED
-from .errors import SessionNotActive
-from .schemas import Action, DialogInfo
+from flask_sessions.egress import EGRESS_HEADER, TUNNEL_FAILED
+from flask_sessions.errors import SessionNotActive
+from flask_sessions.schemas import Action, DialogInfo
 
 NOT_RESPONDING = "the page is not responding"
 DATA_TYPES = frozenset({"fetch", "xhr", "script", "eventsource"})

@@ -17,8 +17,8 @@ import psutil
 from playwright.async_api import BrowserContext
 from playwright.async_api import Error as PlaywrightError
 
-from .errors import SessionsError
-from .live import LiveSession
+from flask_sessions.errors import SessionsError
+from flask_sessions.live import LiveSession
 
 log = logging.getLogger("flask_sessions")
 

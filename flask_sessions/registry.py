@@ -30,7 +30,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from .schemas import SessionResponse, Status
+from flask_sessions.schemas import SessionResponse, Status
 
 log = logging.getLogger("flask_sessions")
 

@@ -19,18 +19,23 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import errors
-from .config import Settings
-from .errors import (
+from flask_sessions import errors
+from flask_sessions.config import Settings
+from flask_sessions.errors import (
     BrowserUnavailable,
     CapacityReached,
     SessionNotActive,
     SessionNotFound,
     SessionsError,
 )
-from .hostapi import API, PRINCIPAL_HEADER, SECRET_HEADER
-from .registry import HostInfo, RedisRegistry, RegistryUnavailable, response_from_record
-from .schemas import (
+from flask_sessions.hostapi import API, PRINCIPAL_HEADER, SECRET_HEADER
+from flask_sessions.registry import (
+    HostInfo,
+    RedisRegistry,
+    RegistryUnavailable,
+    response_from_record,
+)
+from flask_sessions.schemas import (
     CdpTicketResponse,
     ObserveRequest,
     ObserveResponse,
@@ -62,7 +67,7 @@ def host_of(session_id: str) -> str:
 
 
 class RemoteBackend:
-    """A :class:`~flask_sessions.backend.SessionBackend` over hosts."""
+    """A :class:`~flask_sessions.front.backend.SessionBackend` over hosts."""
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
         assert settings.cluster_secret

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import InvalidInput
+from flask_sessions.errors import InvalidInput
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 

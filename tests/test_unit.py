@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from flask_sessions import InvalidInput, ManualClock, StartRequest, Status
-from flask_sessions.auth import TokenRegistry
 from flask_sessions.browser import find_browser, launch_args
 from flask_sessions.config import Settings
 from flask_sessions.errors import BrowserUnavailable
+from flask_sessions.front.auth import TokenRegistry
 from flask_sessions.live import LiveSession
 from flask_sessions.manager import SessionManager, SessionRecord
 from flask_sessions.pool import WarmPool

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Blueprint, Response, g, jsonify, request
 from pydantic import BaseModel
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_exceptions
+from werkzeug.exceptions import MethodNotAllowed, default_exceptions
 
-from . import logs
-from .config import Settings
-from .errors import BrowserUnavailable, InvalidInput, SessionNotFound, SessionsError
-from .metrics import CONTENT_TYPE
-from .schemas import (
+from flask_sessions import logs
+from flask_sessions.config import Settings
+from flask_sessions.errors import BrowserUnavailable, InvalidInput, SessionNotFound, error_response
+from flask_sessions.front.metrics import CONTENT_TYPE
+from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
     CloseRequest,
     ListQuery,
@@ -36,7 +36,7 @@ from .schemas import (
 )
 
 if TYPE_CHECKING:
-    from .extension import SessionsState
+    from flask_sessions.extension import SessionsState
 
 log = logging.getLogger("flask_sessions")
 
@@ -251,46 +251,10 @@ def our_roots(settings: Settings) -> list[str]:
     return ["/session", "/sessions", "/env", *[p for p in probes if p]]
 
 
-MAX_ERROR_FIELDS = 20
-
-
-def error_response(exc: BaseException) -> Response:
-    """Any exception as a JSON response; unexpected ones are logged, never shown."""
-    if isinstance(exc, SessionsError):
-        body = exc.to_json()
-        fields = body.get("fields")
-        if isinstance(fields, list) and len(fields) > MAX_ERROR_FIELDS:
-            body["fields"] = fields[:MAX_ERROR_FIELDS]
-            body["fields_omitted"] = len(fields) - MAX_ERROR_FIELDS
-        response = jsonify(body)
-        response.status_code = exc.status_code
-        response.headers.update(exc.headers())
-        return response
-    if isinstance(exc, HTTPException):
-        code = exc.code or 500
-        message = _HTTP_MESSAGES.get(code, exc.description or exc.name)
-        response = jsonify(error=message)
-        response.status_code = code
-        valid_methods = getattr(exc, "valid_methods", None)
-        if code == 405 and valid_methods:
-            response.headers["Allow"] = ", ".join(valid_methods)
-        return response
-    log.exception("flask_sessions: unexpected error", exc_info=exc)
-    response = jsonify(error="internal error in flask_sessions; the server log has the details")
-    response.status_code = 500
-    return response
-
-
-_HTTP_MESSAGES = {
-    404: "no such endpoint; see the README for the routes (POST /session/start, ...)",
-    405: "method not allowed on this endpoint; see the README for each route's method",
-    413: "the request body is too large (SESSIONS_MAX_CONTENT_LENGTH); send a smaller one",
-}
-
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 # Endpoints that answer even when the deployment is wrong (liveness and metrics).
-_ALWAYS_UP = frozenset({"flask_sessions.healthz", "flask_sessions.metrics"})
+_ALWAYS_UP = frozenset({"flask_sessions.healthz", "flask_sessions.front.metrics"})
 
 MULTIPROCESS_FIX = (
     "this app runs in several worker processes, but sessions live in the memory of one "

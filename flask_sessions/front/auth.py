@@ -21,7 +21,7 @@ from typing import Any
 from flask import Response, jsonify, request
 from flask_httpauth import HTTPTokenAuth
 
-from .config import TokenVerifier
+from flask_sessions.config import TokenVerifier
 
 
 def _digest(token: str) -> bytes:

@@ -1,0 +1,1 @@
+"""The front: the API any worker serves (auth, validation, JSON); no Playwright."""

@@ -1,0 +1,81 @@
+"""The one interface the front (the blueprint) knows: :class:`SessionBackend`.
+
+Embedded mode wires it to :class:`~flask_sessions.local.LocalBackend`, the host in this
+process; cluster mode
+to :class:`~flask_sessions.remote.RemoteBackend`, hosts over HTTP. The views never know
+which. Every method takes the caller's principal; every error is a ``SessionsError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from flask_sessions.schemas import (
+    CdpTicketResponse,
+    ObserveRequest,
+    ObserveResponse,
+    ScrapeRequest,
+    ScrapeResponse,
+    SessionResponse,
+    Shot,
+    StartRequest,
+    Status,
+    StepRequest,
+    StepResponse,
+)
+
+
+class SessionBackend(Protocol):
+    """Where sessions live. Example::
+
+    backend.start("alice", StartRequest())            # -> SessionResponse
+    backend.observe("alice", ObserveRequest(session_id=sid, url="http://…"))
+    """
+
+    def start(self, principal: str, request: StartRequest) -> SessionResponse:
+        """Create a session (or touch ``request.session_id``)."""
+        ...
+
+    def observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
+        """Navigate if asked, then describe the page."""
+        ...
+
+    def step(self, principal: str, request: StepRequest) -> StepResponse:
+        """Run one action and observe the result."""
+        ...
+
+    def scrape(self, principal: str, request: ScrapeRequest) -> ScrapeResponse:
+        """The page (or a part) as Markdown, text or HTML."""
+        ...
+
+    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
+        """A PNG of the session's page (a full page clipped to the pixel cap, and said so)."""
+        ...
+
+    def get(self, principal: str, session_id: str) -> SessionResponse:
+        """A session's record (not an access)."""
+        ...
+
+    def close(self, principal: str, session_id: str) -> SessionResponse:
+        """Close a session (idempotent)."""
+        ...
+
+    def list_sessions(self, principal: str, status: Status | None) -> list[SessionResponse]:
+        """The principal's sessions, oldest first."""
+        ...
+
+    def cdp_ticket(self, principal: str, session_id: str) -> CdpTicketResponse:
+        """A one-use ticket and the ``cdp_url`` that takes it."""
+        ...
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether starts can succeed now, and why not."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """Liveness details for ``/healthz``."""
+        ...
+
+    def shutdown(self) -> None:
+        """Release everything this backend holds."""
+        ...
