@@ -18,6 +18,7 @@ from flask_sessions.errors import BrowserUnavailable
 from flask_sessions.front.auth import TokenRegistry
 from flask_sessions.live import LiveSession
 from flask_sessions.manager import SessionManager, SessionRecord
+from flask_sessions.page_state import PageState
 from flask_sessions.pool import WarmPool
 from flask_sessions.reaper import DeadlineQueue, EndedQueue, expiry_reason
 from flask_sessions.runtime import BrowserRuntime
@@ -131,7 +132,9 @@ class FakePage:
 
 def fake_live() -> tuple[LiveSession, FakeContext]:
     context = FakeContext()
-    return LiveSession(context, FakePage()), context  # type: ignore[arg-type]
+    state = PageState(context)  # type: ignore[arg-type]
+    state.adopt(FakePage())  # type: ignore[arg-type]
+    return LiveSession(context, state), context  # type: ignore[arg-type]
 
 
 def test_reap_tick_times_out_closes_and_purges() -> None:
