@@ -23,8 +23,8 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from flask_sessions.config import Settings
-from flask_sessions.egress import EGRESS_HEADER, TUNNEL_FAILED
 from flask_sessions.errors import InvalidInput, OperationTimeout, SessionNotActive
+from flask_sessions.host.egress import EGRESS_HEADER, TUNNEL_FAILED
 from flask_sessions.schemas import (
     Action,
     CheckStep,
