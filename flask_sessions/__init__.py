@@ -22,7 +22,7 @@ from flask_sessions.errors import (
     Unauthorized,
 )
 from flask_sessions.extension import FlaskSessions, SessionsState
-from flask_sessions.manager import SessionManager, SessionRecord
+from flask_sessions.host.manager import SessionManager, SessionRecord
 from flask_sessions.schemas import SessionResponse, StartRequest, Status
 
 __all__ = [

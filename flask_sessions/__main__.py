@@ -19,12 +19,13 @@ from types import FrameType
 
 from waitress import serve
 
-from flask_sessions import __version__, browser, logs
+from flask_sessions import __version__, logs
 from flask_sessions.app import create_app
+from flask_sessions.cluster.node import Host
 from flask_sessions.config import PREFIX, ConfigError, Settings, load
 from flask_sessions.errors import SessionsError
 from flask_sessions.extension import FlaskSessions
-from flask_sessions.host import Host
+from flask_sessions.host import browser
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from flask_sessions import egress
+from flask_sessions.host import egress
 
 PREFIX = "SESSIONS_"
 

@@ -13,19 +13,19 @@ from flask import Blueprint, Flask, Response, request
 from flask_httpauth import HTTPTokenAuth
 
 from flask_sessions import logs
-from flask_sessions.cdp import CdpProxy
 from flask_sessions.clock import Clock, system_clock
+from flask_sessions.cluster.remote import RemoteBackend
 from flask_sessions.config import Settings, TokenVerifier, load
-from flask_sessions.egress import proxy_for
 from flask_sessions.errors import error_response
 from flask_sessions.front.auth import TokenRegistry, build_auth
 from flask_sessions.front.backend import SessionBackend
 from flask_sessions.front.blueprint import make_blueprint, our_roots
 from flask_sessions.front.metrics import Metrics
-from flask_sessions.local import LocalBackend
-from flask_sessions.manager import SessionManager
-from flask_sessions.remote import RemoteBackend
-from flask_sessions.runtime import BrowserRuntime
+from flask_sessions.host.cdp import CdpProxy
+from flask_sessions.host.egress import proxy_for
+from flask_sessions.host.local import LocalBackend
+from flask_sessions.host.manager import SessionManager
+from flask_sessions.host.runtime import BrowserRuntime
 
 log = logging.getLogger("flask_sessions")
 

@@ -75,7 +75,7 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
-from flask_sessions.browser import find_browser, launch_args  # noqa: E402
+from flask_sessions.host.browser import find_browser, launch_args  # noqa: E402
 from scripts.api_client import ApiClient, Json  # noqa: E402
 from scripts.api_client import ApiError as BenchError  # noqa: E402
 from scripts.api_client import short as _short  # noqa: E402

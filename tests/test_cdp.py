@@ -29,7 +29,13 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from flask_sessions import FlaskSessions, ManualClock
-from flask_sessions.cdp import BROWSER_METHODS, SESSION_DOMAINS, UNSAFE_PORTS, CdpProxy, Tickets
+from flask_sessions.host.cdp import (
+    BROWSER_METHODS,
+    SESSION_DOMAINS,
+    UNSAFE_PORTS,
+    CdpProxy,
+    Tickets,
+)
 
 from .conftest import TOKEN_A, TOKEN_B, AppFactory, alive, chromium_pids, png_size, wait_for
 from .test_server import STOP_TIMEOUT, Server, launch, server_env

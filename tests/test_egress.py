@@ -34,7 +34,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from flask_sessions import FlaskSessions, ManualClock, create_app
 from flask_sessions.config import load
-from flask_sessions.egress import (
+from flask_sessions.host.egress import (
     LINK_LOCAL_SOURCE,
     EgressPolicy,
     EgressProxy,

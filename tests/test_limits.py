@@ -27,9 +27,9 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from flask_sessions import FlaskSessions
 from flask_sessions.errors import BrowserUnavailable, OperationTimeout, PageFailed
-from flask_sessions.limits import SessionLimits
-from flask_sessions.page_ops import screenshot_clip
-from flask_sessions.runtime import wrap_playwright_error
+from flask_sessions.host.limits import SessionLimits
+from flask_sessions.host.runtime import wrap_playwright_error
+from flask_sessions.page.ops import screenshot_clip
 
 from .conftest import AUTH_A, AppFactory, png_size, wait_for
 

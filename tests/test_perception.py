@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from flask_sessions.page_ops import convert, describe_error
+from flask_sessions.page.ops import convert, describe_error
 
 from .conftest import AUTH_A, AppFactory
 from .perception_site import Site, start_site

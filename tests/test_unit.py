@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 
 from flask_sessions import InvalidInput, ManualClock, StartRequest, Status
-from flask_sessions.browser import find_browser, launch_args
 from flask_sessions.config import Settings
 from flask_sessions.errors import BrowserUnavailable
 from flask_sessions.front.auth import TokenRegistry
-from flask_sessions.live import LiveSession
-from flask_sessions.manager import SessionManager, SessionRecord
-from flask_sessions.page_state import PageState
-from flask_sessions.pool import WarmPool
-from flask_sessions.reaper import DeadlineQueue, EndedQueue, expiry_reason
-from flask_sessions.runtime import BrowserRuntime
+from flask_sessions.host.browser import find_browser, launch_args
+from flask_sessions.host.live import LiveSession
+from flask_sessions.host.manager import SessionManager, SessionRecord
+from flask_sessions.host.pool import WarmPool
+from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, expiry_reason
+from flask_sessions.host.runtime import BrowserRuntime
+from flask_sessions.page.state import PageState
 from flask_sessions.schemas import ListQuery, SessionResponse, merge_sources, parse
 from flask_sessions.timefmt import iso_datetime
 
@@ -281,7 +281,9 @@ def test_browser_search_order_and_failure(tmp_path: Path, monkeypatch: pytest.Mo
     assert find_browser().executable == str(binary)  # Playwright's install wins
 
     binary.unlink()
-    monkeypatch.setattr("flask_sessions.browser._SYSTEM_CANDIDATES", (("no-such-chrome", "/x"),))
+    monkeypatch.setattr(
+        "flask_sessions.host.browser._SYSTEM_CANDIDATES", (("no-such-chrome", "/x"),)
+    )
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BrowserUnavailable) as err:
         find_browser()

@@ -1,8 +1,8 @@
 """The one interface the front (the blueprint) knows: :class:`SessionBackend`.
 
-Embedded mode wires it to :class:`~flask_sessions.local.LocalBackend`, the host in this
+Embedded mode wires it to :class:`~flask_sessions.host.local.LocalBackend`, the host in this
 process; cluster mode
-to :class:`~flask_sessions.remote.RemoteBackend`, hosts over HTTP. The views never know
+to :class:`~flask_sessions.cluster.remote.RemoteBackend`, hosts over HTTP. The views never know
 which. Every method takes the caller's principal; every error is a ``SessionsError``.
 """
 

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from flask_sessions.manager import SessionManager
+    from flask_sessions.host.manager import SessionManager
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

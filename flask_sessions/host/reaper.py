@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flask_sessions.manager import SessionManager, SessionRecord
+    from flask_sessions.host.manager import SessionManager, SessionRecord
 
 log = logging.getLogger("flask_sessions")
 

@@ -18,7 +18,7 @@ from playwright.async_api import BrowserContext
 from playwright.async_api import Error as PlaywrightError
 
 from flask_sessions.errors import SessionsError
-from flask_sessions.live import LiveSession
+from flask_sessions.host.live import LiveSession
 
 log = logging.getLogger("flask_sessions")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_sessions import page_ops
 from flask_sessions.errors import InvalidInput
-from flask_sessions.manager import SessionManager
+from flask_sessions.host.manager import SessionManager
+from flask_sessions.page import ops as page_ops
 from flask_sessions.schemas import (
     CdpTicketResponse,
     ObserveRequest,

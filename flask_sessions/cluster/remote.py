@@ -20,6 +20,13 @@ from typing import Any, TypeVar
 import httpx
 
 from flask_sessions import errors
+from flask_sessions.cluster.hostapi import API, PRINCIPAL_HEADER, SECRET_HEADER
+from flask_sessions.cluster.registry import (
+    HostInfo,
+    RedisRegistry,
+    RegistryUnavailable,
+    response_from_record,
+)
 from flask_sessions.config import Settings
 from flask_sessions.errors import (
     BrowserUnavailable,
@@ -27,13 +34,6 @@ from flask_sessions.errors import (
     SessionNotActive,
     SessionNotFound,
     SessionsError,
-)
-from flask_sessions.hostapi import API, PRINCIPAL_HEADER, SECRET_HEADER
-from flask_sessions.registry import (
-    HostInfo,
-    RedisRegistry,
-    RegistryUnavailable,
-    response_from_record,
 )
 from flask_sessions.schemas import (
     CdpTicketResponse,

@@ -100,7 +100,7 @@ from flask_sessions.timefmt import iso_datetime
 
 if TYPE_CHECKING:
     from flask_sessions.config import Settings
-    from flask_sessions.manager import SessionManager, SessionRecord
+    from flask_sessions.host.manager import SessionManager, SessionRecord
 
 log = logging.getLogger("flask_sessions")
 # websockets logs every connection at INFO; its errors still show.

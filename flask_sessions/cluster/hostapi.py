@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from flask_sessions import __version__
 from flask_sessions.errors import SessionsError, Unauthorized, error_response
 from flask_sessions.front.metrics import CONTENT_TYPE, Metrics
-from flask_sessions.local import LocalBackend
+from flask_sessions.host.local import LocalBackend
 from flask_sessions.schemas import (
     CloseRequest,
     ListQuery,

@@ -24,9 +24,9 @@ from playwright.async_api import Frame, FrameLocator, Locator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from flask_sessions.config import Settings
-from flask_sessions.egress import TUNNEL_FAILED
 from flask_sessions.errors import InvalidInput, OperationTimeout, SessionNotActive
-from flask_sessions.page_state import (
+from flask_sessions.host.egress import TUNNEL_FAILED
+from flask_sessions.page.state import (
     NOT_RESPONDING,
     PageNotResponding,
     PageState,

@@ -16,17 +16,17 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
-from flask_sessions.cdp import CdpProxy
 from flask_sessions.clock import Clock, system_clock
+from flask_sessions.cluster.hostapi import create_host_app
+from flask_sessions.cluster.registry import RedisPublisher, record_json
 from flask_sessions.config import Settings
-from flask_sessions.egress import proxy_for
 from flask_sessions.front.auth import TokenRegistry
 from flask_sessions.front.metrics import Metrics
-from flask_sessions.hostapi import create_host_app
-from flask_sessions.local import LocalBackend
-from flask_sessions.manager import SessionManager, SessionRecord
-from flask_sessions.registry import RedisPublisher, record_json
-from flask_sessions.runtime import BrowserRuntime
+from flask_sessions.host.cdp import CdpProxy
+from flask_sessions.host.egress import proxy_for
+from flask_sessions.host.local import LocalBackend
+from flask_sessions.host.manager import SessionManager, SessionRecord
+from flask_sessions.host.runtime import BrowserRuntime
 
 log = logging.getLogger("flask_sessions")
 

@@ -12,9 +12,9 @@ from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from flask_sessions.config import Settings
-from flask_sessions.limits import MB, BrowserGuard, SessionLimits
-from flask_sessions.page_ops import QUIET_INIT_JS
-from flask_sessions.page_state import PageState
+from flask_sessions.host.limits import MB, BrowserGuard, SessionLimits
+from flask_sessions.page.ops import QUIET_INIT_JS
+from flask_sessions.page.state import PageState
 
 
 @dataclass

@@ -24,8 +24,8 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
-from flask_sessions.egress import EGRESS_HEADER, TUNNEL_FAILED
 from flask_sessions.errors import SessionNotActive
+from flask_sessions.host.egress import EGRESS_HEADER, TUNNEL_FAILED
 from flask_sessions.schemas import Action, DialogInfo
 
 NOT_RESPONDING = "the page is not responding"

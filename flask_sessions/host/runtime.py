@@ -22,12 +22,12 @@ from playwright.async_api import Browser, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from flask_sessions.browser import BrowserChoice, find_browser, launch_args
-from flask_sessions.egress import EgressProxy
 from flask_sessions.errors import BrowserUnavailable, OperationTimeout, PageFailed, SessionsError
+from flask_sessions.host.browser import BrowserChoice, find_browser, launch_args
+from flask_sessions.host.egress import EgressProxy
 
 if TYPE_CHECKING:
-    from flask_sessions.cdp import DebuggingPort
+    from flask_sessions.host.cdp import DebuggingPort
 
 log = logging.getLogger("flask_sessions")
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 
-from flask_sessions import page_ops
 from flask_sessions.clock import Clock
 from flask_sessions.config import Settings
 from flask_sessions.errors import (
@@ -34,12 +33,13 @@ from flask_sessions.errors import (
     SessionNotFound,
     SessionsError,
 )
-from flask_sessions.limits import BrowserGuard, run_watchdog
-from flask_sessions.live import LiveSession, open_live
-from flask_sessions.page_state import NOT_RESPONDING
-from flask_sessions.pool import WarmPool, available_memory_mb
-from flask_sessions.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
-from flask_sessions.runtime import BrowserRuntime, target_gone, wrap_playwright_error
+from flask_sessions.host.limits import BrowserGuard, run_watchdog
+from flask_sessions.host.live import LiveSession, open_live
+from flask_sessions.host.pool import WarmPool, available_memory_mb
+from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
+from flask_sessions.host.runtime import BrowserRuntime, target_gone, wrap_playwright_error
+from flask_sessions.page import ops as page_ops
+from flask_sessions.page.state import NOT_RESPONDING
 from flask_sessions.schemas import (
     Observation,
     ObserveRequest,
@@ -56,7 +56,7 @@ from flask_sessions.schemas import (
 from flask_sessions.timefmt import iso_datetime
 
 if TYPE_CHECKING:
-    from flask_sessions.cdp import CdpProxy
+    from flask_sessions.host.cdp import CdpProxy
 
 log = logging.getLogger("flask_sessions")
 

@@ -1,0 +1,1 @@
+"""Perception and actions on one page (run on the host's loop)."""
