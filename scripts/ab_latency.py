@@ -47,8 +47,14 @@ def server(checkout: Path, settings: list[str]) -> Iterator[tuple[str, str]]:
         key, _, value = item.partition("=")
         env[key] = value
     env["SESSIONS_TOKENS"] = token
+    # the checkout's own package, whatever this venv's editable install points at
+    boot = (
+        "import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path "
+        "if '__editable__' not in type(f).__module__ + getattr(f, '__module__', '')]; "
+        "runpy.run_module('flask_sessions', run_name='__main__', alter_sys=True)"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flask_sessions", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-c", boot, "--host", "127.0.0.1", "--port", str(port)],
         cwd=checkout,
         env=env,
         stdout=subprocess.DEVNULL,

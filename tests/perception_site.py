@@ -269,6 +269,12 @@ STATIC: dict[str, tuple[str, str]] = {
     "/selects": ("Pizza", SELECTS),
     "/table": ("Operators", TABLE),
     "/names": ("Names", NAMES),
+    "/boot": (
+        "Dashboard",
+        "<h1>Dashboard</h1><p id='v'>Loading…</p><script>fetch('/api/orders?delay=300')"
+        ".then((r) => r.json()).then((o) => { document.getElementById('v').textContent = "
+        "'Orders: ' + o.join(', '); });</script>",
+    ),
     "/greeting": ("Greeting", "<h1>Hello</h1><script>alert('Welcome back!')</script>"),
     "/static": ("Static", "<h1>Static</h1><p>Nothing moves here.</p><a href='/landing'>Go</a>"),
 }

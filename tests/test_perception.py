@@ -128,6 +128,13 @@ def test_a_client_side_route_is_observed_after_its_fetch(client: FlaskClient, si
     assert find(after, "Order #103", "link")
 
 
+def test_an_observe_that_opens_a_page_waits_for_its_first_fetch(
+    client: FlaskClient, site: Site
+) -> None:
+    _, obs = open_page(client, site.base + "/boot")
+    assert "Orders: 101, 102, 103" in obs["text"] and "Loading" not in obs["text"]
+
+
 def test_infinite_scroll_items_show_in_the_scroll_steps_observation(
     client: FlaskClient, site: Site
 ) -> None:

@@ -423,8 +423,11 @@ class SessionManager:
 
     async def _observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
         async def work(record: SessionRecord, live: LiveSession) -> Observation:
-            if request.url is not None:
-                await page_ops.open_url(live.state, request.url, self.settings)
+            since = None
+            if request.url is not None:  # settled by observe: one look when it is quiet
+                since = await page_ops.open_url(
+                    live.state, request.url, self.settings, settled=False
+                )
             else:
                 await live.state.check_responsive()
             observation = await page_ops.observe(
@@ -433,6 +436,7 @@ class SessionManager:
                 bool(request.screenshot),
                 offset=request.offset,
                 find=request.find,
+                since=since,
             )
             return _with_warnings(observation, live)
 

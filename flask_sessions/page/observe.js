@@ -8,7 +8,8 @@
 // step can find them again. Coordinates: `origin` is where this window's (0, 0) sits in the
 // top page, `clip` the part of the top viewport this window shows (both null at the top).
 //
-// Returns {actions, total, counters, frameCount, frames, text, textLength, navStatus}.
+// Returns {actions, total, counters, frameCount, frames, text, textLength, navStatus,
+// sinceDom (ms since the DOM last changed, see quiet.js)}.
 (args) => {
   //@lib
   const { limit, offset, find, maxText } = args;
@@ -308,5 +309,6 @@
     actions: actions.map((a) => a.action), total: ordered.length, counters, frameCount,
     frames, text: text.slice(0, maxText).trimEnd(), textLength: text.length,
     navStatus: (performance.getEntriesByType("navigation")[0] || {}).responseStatus || null,
+    sinceDom: performance.now() - (window[Symbol.for("flask_sessions.quiet")] || { last: -1e9 }).last,
   };
 }

@@ -161,8 +161,12 @@ async def navigate(state: PageState, url: str, settings: Settings) -> None:
         tab.error = tab.egress_error or f"loading {url} failed: {first_line(exc)}"
 
 
-async def open_url(state: PageState, url: str, settings: Settings) -> None:
-    """Navigate the current tab and settle; a page that stopped responding is replaced."""
+async def open_url(state: PageState, url: str, settings: Settings, settled: bool = True) -> float:
+    """Navigate the current tab and settle; a page that stopped responding is replaced.
+
+    Returns the loop time the navigation began. ``settled=False`` leaves the settling to
+    an :func:`observe` given that time (one round trip less when the page is quiet).
+    """
     if await state.still_hung():
         await state.replace_page()
     since = asyncio.get_running_loop().time()
@@ -171,7 +175,18 @@ async def open_url(state: PageState, url: str, settings: Settings) -> None:
     except PageNotResponding:  # it hung while we navigated away: a new page does it
         await state.replace_page()
         await state.guarded(navigate(state, url, settings))
-    await state.guarded(settle(state, settings, since))
+    if settled:
+        await state.guarded(settle(state, settings, since))
+    return since
+
+
+def _quiet_now(state: PageState, since: float, since_dom: float) -> bool:
+    """Whether an observation taken now already shows a settled page (see :func:`settle`)."""
+    tab = state.tab
+    now = asyncio.get_running_loop().time()
+    since_data = (now - tab.last_data) * 1000 if tab.last_data >= since else math.inf
+    loading = tab.load is not None and tab.load in tab.inflight
+    return not loading and not tab.busy_since(since) and min(since_dom, since_data) >= QUIET_MS
 
 
 async def stop_loading(state: PageState, tab: Tab) -> None:
@@ -362,9 +377,14 @@ async def observe(
     screenshot: bool,
     offset: int = 0,
     find: str | None = None,
+    since: float | None = None,
 ) -> Observation:
-    """Describe the current tab: its actions (see observe.js), text, frames, tabs, dialog."""
-    return await state.guarded(_observe(state, settings, screenshot, offset, find))
+    """Describe the current tab: its actions (see observe.js), text, frames, tabs, dialog.
+
+    With ``since`` (a navigation's start, from :func:`open_url`), a page that is not quiet
+    yet is settled first and looked at again.
+    """
+    return await state.guarded(_observe(state, settings, screenshot, offset, find, since))
 
 
 async def observe_after_step(state: PageState, settings: Settings, screenshot: bool) -> Observation:
@@ -387,7 +407,12 @@ async def observe_after_step(state: PageState, settings: Settings, screenshot: b
 
 
 async def _observe(
-    state: PageState, settings: Settings, screenshot: bool, offset: int, find: str | None
+    state: PageState,
+    settings: Settings,
+    screenshot: bool,
+    offset: int,
+    find: str | None,
+    since: float | None = None,
 ) -> Observation:
     page = state.page
     view = page.viewport_size or {
@@ -407,6 +432,10 @@ async def _observe(
         "viewH": view["height"],
     }
     data: dict[str, Any] = json.loads(await evaluate_retrying(state, settings, OBSERVE_JS, args))
+    if since is not None and not _quiet_now(state, since, float(data["sinceDom"])):
+        await settle(state, settings, since)
+        page = state.page
+        data = json.loads(await evaluate_retrying(state, settings, OBSERVE_JS, args))
     raw_actions: list[dict[str, Any]] = list(data["actions"])
     total = int(data["total"])
     text = str(data["text"])
