@@ -185,8 +185,9 @@ def _quiet_now(state: PageState, since: float, since_dom: float) -> bool:
     tab = state.tab
     now = asyncio.get_running_loop().time()
     since_data = (now - tab.last_data) * 1000 if tab.last_data >= since else math.inf
-    loading = tab.load is not None and tab.load in tab.inflight
-    return not loading and not tab.busy_since(since) and min(since_dom, since_data) >= QUIET_MS
+    return (
+        not tab.navigating and not tab.busy_since(since) and min(since_dom, since_data) >= QUIET_MS
+    )
 
 
 async def stop_loading(state: PageState, tab: Tab) -> None:
@@ -238,7 +239,7 @@ async def settle(
         if problem:
             return problem
         now = loop.time()
-        if tab.load is not None and tab.load in tab.inflight:  # a navigation on its way
+        if tab.navigating:  # requested, its document not committed yet
             if now >= nav_deadline:
                 await stop_loading(state, tab)
                 return (

@@ -18,6 +18,7 @@ from playwright.async_api import (
     BrowserContext,
     CDPSession,
     Dialog,
+    Frame,
     Page,
     Request,
     Response,
@@ -68,14 +69,28 @@ class Tab:
     load: Request | None = None  # the main-frame navigation http_status and error belong to
     egress_error: str | None = None  # that load's, once the egress proxy refused it
     loads: int = 0  # main-frame navigations seen (a redirect continues the one it ends)
+    committed: Request | None = None  # the last ``load`` whose document replaced the old one
     inflight: dict[Request, float] = field(default_factory=dict)  # request -> loop time
     last_network: float = 0.0  # loop time of the last request start or end
     last_data: float = 0.0  # loop time a fetch, XHR or script ended
     cdp: CDPSession | None = None
 
+    @property
+    def navigating(self) -> bool:
+        """A main-frame navigation is on its way: requested, its document not shown yet."""
+        return (
+            self.load is not None
+            and self.load is not self.committed
+            and (self.load in self.inflight)
+        )
+
     def busy_since(self, since: float) -> bool:
-        """Whether a request started at or after ``since`` is still running."""
-        return any(started >= since for started in self.inflight.values())
+        """Whether a request started at or after ``since`` is still running (the document
+        on show does not count: its end may be reported after its load event)."""
+        return any(
+            started >= since and request is not self.committed
+            for request, started in self.inflight.items()
+        )
 
 
 @dataclass
@@ -142,6 +157,7 @@ class PageState:
             self.tabs.append(tab)
             page.on("close", self._on_close)
             page.on("crash", self._on_crash)
+            page.on("framenavigated", lambda frame: _committed(tab, frame))
         return tab
 
     def _on_page(self, page: Page) -> None:
@@ -430,6 +446,11 @@ class PageState:
         """:class:`PageNotResponding` if the page is known hung and still fails its probe."""
         if await self.still_hung():
             raise PageNotResponding(self.probe_ms)
+
+
+def _committed(tab: Tab, frame: Frame) -> None:
+    if frame.parent_frame is None:
+        tab.committed = tab.load
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
