@@ -162,15 +162,25 @@ async def stop_loading(page: Page) -> None:
         await cdp.detach()
 
 
+EVALUATE_TRIES = 5
+
+
 async def evaluate_retrying(page: Page, settings: Settings, script: str, arg: Any) -> Any:
-    """``page.evaluate``, tried again (three tries in all) when a navigation replaced the
-    document under it (a meta refresh, a JS redirect): observe and scrape both use it."""
-    for attempt in range(3):
+    """``page.evaluate``, tried again (five tries in all) when a navigation replaced the
+    document under it (a meta refresh, a JS redirect): observe and scrape both use it.
+
+    Between tries it waits for the page to load, and a little longer each time: the error
+    can come before Playwright has seen the new document, when the old one still counts as
+    loaded (a refresh right after load then failed three quick tries in a row).
+    """
+    for attempt in range(EVALUATE_TRIES):
         try:
             return await page.evaluate(script, arg)
         except PlaywrightError as exc:
-            if page.is_closed() or attempt == 2 or "context was destroyed" not in str(exc):
+            last = attempt == EVALUATE_TRIES - 1
+            if page.is_closed() or last or "context was destroyed" not in str(exc):
                 raise
+            await asyncio.sleep(0.05 * (attempt + 1))
             await settle(page, settings)
     raise AssertionError("unreachable")
 
