@@ -136,7 +136,7 @@ def servers() -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
     def factory(**extra: str) -> Server:
-        server = launch(server_env(f"{TOKEN},{OTHER_TOKEN}", **extra))
+        server = launch(server_env(json.dumps([TOKEN, OTHER_TOKEN]), **extra))
         started.append(server)
         return server
 
@@ -611,14 +611,22 @@ def test_fuzz_every_route(servers: Callable[..., Server], site: str) -> None:
     elapsed = time.monotonic() - started
 
     fives = [(c, a) for c, a in results if a.status >= 500]
-    not_json = [(c, a) for c, a in results if not answer_is_json(c, a)]
+    # Malformed framing or headers on a raw socket are answered by waitress before any WSGI
+    # app runs, in its own text/plain (the README documents the exception): counted apart.
+    framing = [(c, a) for c, a in results if c.method == "RAW" and a.status in (400, 431)]
+    not_json = [
+        (c, a)
+        for c, a in results
+        if not answer_is_json(c, a) and not (c.method == "RAW" and a.status in (400, 431))
+    ]
     slow = [(c, a) for c, a in results if a.seconds >= 2.0]
     slowest = max(results, key=lambda r: r[1].seconds)
     statuses = Counter(a.status for _, a in results)
     lines = [
         f"seed {seed}; {len(results)} cases in {elapsed:.0f} s against a real server "
         f"({CLIENTS} clients); statuses: {dict(sorted(statuses.items()))}",
-        f"5xx: {len(fives)}; answers not JSON: {len(not_json)}; answers >= 2 s: {len(slow)}; "
+        f"5xx: {len(fives)}; answers not JSON: {len(not_json)} (and {len(framing)} malformed "
+        f"requests answered by waitress itself, documented); answers >= 2 s: {len(slow)}; "
         f"transport errors: {len(errors)}",
         f"slowest answer: {slowest[1].seconds * 1000:.0f} ms ({slowest[1].status}) "
         f"{slowest[0].describe()}",

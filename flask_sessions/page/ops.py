@@ -366,7 +366,19 @@ async def _history(
 
 
 async def screenshot(page: Page, full_page: bool = False) -> bytes:
-    return await page.screenshot(type="png", full_page=full_page)
+    """A PNG of the page. A capture that meets a navigation (a meta refresh, a JS redirect)
+    fails in Chromium with "Unable to capture screenshot": wait for the new document and
+    try again, a few times, rather than answer an error for a page that is merely moving."""
+    for attempt in range(4):
+        try:
+            return await page.screenshot(type="png", full_page=full_page)
+        except PlaywrightError as exc:
+            if page.is_closed() or attempt == 3 or "Unable to capture" not in str(exc):
+                raise
+            with contextlib.suppress(PlaywrightError):
+                await page.wait_for_load_state("load", timeout=2000)
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 _PAGE_SIZE_JS = """() => {
