@@ -254,6 +254,20 @@ class Settings(BaseSettings):
         default=5000, gt=0, description="how long a click or fill waits for its element"
     )
     max_wait_ms: int = Field(default=10000, gt=0, description="longest `wait` step allowed")
+    settle_ms: int = Field(
+        default=1000,
+        ge=0,
+        le=60000,
+        description="after a step, longest wait for the page to be quiet (network idle "
+        "300 ms, or no DOM change and no request running); 0: only wait for the load",
+    )
+    page_probe_ms: int = Field(
+        default=2000,
+        ge=100,
+        le=60000,
+        description="a page whose main thread does not answer a probe within this is "
+        '"not responding": calls answer at once, goto/reload replace the page',
+    )
     # --- observations
     observe_max_text: int = Field(
         default=20000, gt=0, description="characters of visible text in an observation"

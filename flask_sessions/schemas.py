@@ -95,9 +95,15 @@ class StartRequest(SessionFields):
 
 
 class ObserveRequest(SessionFields):
-    """``POST /env/observe``: navigate to ``url`` if given, then describe the page."""
+    """``POST /env/observe``: navigate to ``url`` if given, then describe the page.
+
+    ``offset`` skips that many actions of the listing (paging past the cap); ``find`` lists
+    only the actions whose name contains it (case-insensitive).
+    """
 
     url: Url | None = None
+    offset: Int = Field(default=0, ge=0, le=1_000_000)
+    find: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class ScrapeRequest(SessionFields):
@@ -111,7 +117,18 @@ class ScrapeRequest(SessionFields):
 ACTION_ID_PATTERN = r"^[A-Z][1-9][0-9]{0,5}$"
 
 
-class _Target(SessionFields):
+class _StepFields(SessionFields):
+    """What every step takes: the session fields, and how to answer a dialog it opens.
+
+    Dialogs are dismissed unless the step says ``"dialog": "accept"`` (or sends a
+    ``prompt_text``, which accepts a ``prompt()`` with that text).
+    """
+
+    dialog: Literal["accept", "dismiss"] | None = None
+    prompt_text: str | None = Field(default=None, max_length=10_000)
+
+
+class _Target(_StepFields):
     """An interaction names its element by ``id`` (last observation) or ``selector``."""
 
     id: str | None = Field(default=None, pattern=ACTION_ID_PATTERN)
@@ -142,31 +159,51 @@ class CheckStep(_Target):
     value: bool = True
 
 
+class HoverStep(_Target):
+    type: Literal["hover"]
+
+
+def _options(value: Any) -> Any:
+    """An option (value or label), or a non-empty list of them for a multiple select."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be an option (a string), or a list of them for a multiple select")
+    if not 1 <= len(value) <= 100:
+        raise ValueError(f"must list 1 to 100 options (got {len(value)})")
+    return value
+
+
+OptionValues = Annotated[str | list[str], BeforeValidator(_options)]
+
+
 class SelectStep(_Target):
+    """A native ``<select>`` (a list of values for ``multiple``) or an ARIA listbox/combobox."""
+
     type: Literal["select_dropdown_option"]
-    value: str
+    value: OptionValues
 
 
-class PressKeyStep(SessionFields):
+class PressKeyStep(_StepFields):
     type: Literal["press_key"]
     key: str = Field(min_length=1, max_length=100)
 
 
-class GotoStep(SessionFields):
+class GotoStep(_StepFields):
     type: Literal["goto"]
     url: Url
 
 
-class HistoryStep(SessionFields):
+class HistoryStep(_StepFields):
     type: Literal["go_back", "go_forward", "reload"]
 
 
-class ScrollStep(SessionFields):
+class ScrollStep(_StepFields):
     type: Literal["scroll_down", "scroll_up"]
     amount: Int | None = Field(default=None, gt=0, le=100_000)
 
 
-class WaitStep(SessionFields):
+class WaitStep(_StepFields):
     type: Literal["wait"]
     time_ms: Int = Field(ge=0)
 
@@ -179,22 +216,35 @@ class WaitStep(SessionFields):
         return value
 
 
+class SwitchTabStep(_StepFields):
+    type: Literal["switch_tab"]
+    index: Int = Field(ge=0, le=1000)
+
+
+class CloseTabStep(_StepFields):
+    type: Literal["close_tab"]
+    index: Int | None = Field(default=None, ge=0, le=1000)
+
+
 StepRequest = Annotated[
     ClickStep
     | FillStep
     | CheckStep
+    | HoverStep
     | SelectStep
     | PressKeyStep
     | GotoStep
     | HistoryStep
     | ScrollStep
-    | WaitStep,
+    | WaitStep
+    | SwitchTabStep
+    | CloseTabStep,
     Field(discriminator="type"),
 ]
 STEP_ADAPTER: TypeAdapter[StepRequest] = TypeAdapter(StepRequest)
 STEP_TYPES = (
-    "click, fill, check, select_dropdown_option, press_key, goto, go_back, go_forward, "
-    "reload, scroll_down, scroll_up, wait"
+    "click, fill, check, hover, select_dropdown_option, press_key, goto, go_back, go_forward, "
+    "reload, scroll_down, scroll_up, wait, switch_tab, close_tab"
 )
 
 
@@ -235,7 +285,12 @@ class PageInfo(BaseModel):
 
 
 class Action(BaseModel):
-    """One interactive element of an observation."""
+    """One interactive element of an observation.
+
+    ``frame`` is the id of the iframe it is in (None: the page itself); ``selector`` is a
+    CSS path within that frame (``host >> inner`` through shadow roots). ``covered``: a
+    click at its centre would land on something else, which ``covered_by`` describes.
+    """
 
     id: str
     role: str
@@ -243,6 +298,39 @@ class Action(BaseModel):
     value: str | None = None
     enabled: bool
     selector: str
+    frame: str | None = None
+    in_viewport: bool = True
+    covered: bool = False
+    covered_by: str | None = None
+
+
+class FrameInfo(BaseModel):
+    """An iframe of the page; ``observed``: its elements and text are in the observation."""
+
+    id: str
+    url: str
+    name: str = ""
+    parent: str | None = None
+    cross_origin: bool = False
+    observed: bool = True
+
+
+class TabInfo(BaseModel):
+    """A page of the session (tab); steps act on the ``current`` one."""
+
+    index: int
+    url: str
+    title: str
+    current: bool
+
+
+class DialogInfo(BaseModel):
+    """A JavaScript dialog (alert, confirm, prompt, beforeunload) and how it was answered."""
+
+    type: str
+    message: str
+    answer: Literal["accepted", "dismissed"]
+    prompt_text: str | None = None
 
 
 class Observation(PageInfo):
@@ -255,9 +343,14 @@ class Observation(PageInfo):
 
     screenshot: str | None = None
     actions: list[Action]
+    actions_total: int = 0
+    actions_truncated: bool = False
     text: str
     text_truncated: bool
-    warnings: list[str] = []
+    frames: list[FrameInfo] = Field(default_factory=list)
+    tabs: list[TabInfo] = Field(default_factory=list)
+    dialog: DialogInfo | None = None
+    warnings: list[str] = Field(default_factory=list)
     popups_blocked: int = 0
 
 
@@ -328,6 +421,11 @@ _HINTS = {
     "format": "send markdown, text or html",
     "full_page": "send true or false",
     "time_ms": "send a whole number of milliseconds",
+    "offset": "send a whole number of actions to skip, e.g. 300",
+    "find": "send a few words of the element's name",
+    "dialog": "send accept or dismiss",
+    "prompt_text": "send the text to answer a prompt() with",
+    "index": "send a tab index from observation.tabs (0 is the first tab)",
 }
 
 _PATTERN_MESSAGES = {
@@ -416,12 +514,15 @@ _STEP_MODELS: tuple[type[BaseModel], ...] = (
     ClickStep,
     FillStep,
     CheckStep,
+    HoverStep,
     SelectStep,
     PressKeyStep,
     GotoStep,
     HistoryStep,
     ScrollStep,
     WaitStep,
+    SwitchTabStep,
+    CloseTabStep,
 )
 
 

@@ -387,11 +387,13 @@ def test_page_timeouts_are_504_never_503(make_app: AppFactory, site: str) -> Non
         "/env/step", json={"session_id": sid, "type": "press_key", "key": "a"}, headers=AUTH_A
     )
     assert r.status_code in (200, 504) and r.is_json, r.data
+    # a page that no longer answers is said so at once (issue 11): 409, never 503
     r = client.get(f"/session/{sid}/screenshot?full_page=true", headers=AUTH_A)
-    assert r.status_code == 504 and r.is_json, (r.status_code, r.data)
+    assert r.status_code in (409, 504) and r.is_json, (r.status_code, r.data)
     r = client.post("/env/observe", json={"session_id": sid}, headers=AUTH_A)
-    assert r.status_code == 504 and r.is_json, r.data  # a hung evaluate
-    assert client.get(f"/session/{sid}", headers=AUTH_A).get_json()["status"] == "active"
+    assert r.status_code == 409 and r.get_json()["page_not_responding"] is True, r.data
+    record = client.get(f"/session/{sid}", headers=AUTH_A).get_json()
+    assert record["status"] == "active" and record["error"] == "the page is not responding"
     post(client, "/session/close", session_id=sid)  # ends the busy renderer
 
 

@@ -21,6 +21,7 @@ from flask_sessions.host.manager import SessionManager, SessionRecord
 from flask_sessions.host.pool import WarmPool
 from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, expiry_reason
 from flask_sessions.host.runtime import BrowserRuntime
+from flask_sessions.page.state import PageState
 from flask_sessions.schemas import ListQuery, SessionResponse, merge_sources, parse
 from flask_sessions.timefmt import iso_datetime
 
@@ -131,7 +132,9 @@ class FakePage:
 
 def fake_live() -> tuple[LiveSession, FakeContext]:
     context = FakeContext()
-    return LiveSession(context, FakePage()), context  # type: ignore[arg-type]
+    state = PageState(context)  # type: ignore[arg-type]
+    state.adopt(FakePage())  # type: ignore[arg-type]
+    return LiveSession(context, state), context  # type: ignore[arg-type]
 
 
 def test_reap_tick_times_out_closes_and_purges() -> None:

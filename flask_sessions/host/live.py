@@ -1,4 +1,4 @@
-"""The Playwright side of one session: a fresh BrowserContext with its one Page."""
+"""The Playwright side of one session: a fresh BrowserContext and its pages (tabs)."""
 
 from __future__ import annotations
 
@@ -13,25 +13,32 @@ from playwright.async_api import Error as PlaywrightError
 
 from flask_sessions.config import Settings
 from flask_sessions.host.limits import MB, BrowserGuard, SessionLimits
-from flask_sessions.page.ops import PageState
+from flask_sessions.page.ops import QUIET_INIT_JS
+from flask_sessions.page.state import PageState
 
 
 @dataclass
 class LiveSession:
-    """A context + page; touched only on the runtime loop.
+    """A context and its tabs (``state.tabs``, ``state.current``); touched only on the loop.
 
     ``lock`` makes a session's operations run one at a time, in arrival order
-    (asyncio locks are FIFO); different sessions run concurrently.
+    (asyncio locks are FIFO); different sessions run concurrently. ``limits`` caps the
+    pages the context may open (a tab past ``SESSIONS_MAX_PAGES_PER_SESSION`` is closed and
+    never becomes one of ``state.tabs``) and meters downloads.
     """
 
     context: BrowserContext
-    page: Page
+    state: PageState
     limits: SessionLimits = field(default_factory=SessionLimits)
-    state: PageState = field(default_factory=PageState)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    @property
+    def page(self) -> Page:
+        """The current tab's page."""
+        return self.state.page
+
     async def close(self) -> None:
-        """Close the context (and so its page); errors of an already dead one are ignored.
+        """Close the context (and so its pages); errors of an already dead one are ignored.
         Then delete whatever the session downloaded."""
         self.state.ended.set()
         with contextlib.suppress(PlaywrightError):
@@ -64,8 +71,13 @@ async def open_live(
     try:
         context.set_default_timeout(settings.action_timeout_ms)
         context.set_default_navigation_timeout(settings.navigation_timeout_ms)
-        limits.watch(context)
+        await context.add_init_script(QUIET_INIT_JS)
+        limits.watch(context)  # first: a page it closes (over the cap) is never a tab
+        state = PageState(context, settings.page_probe_ms, accepts=limits.pages.__contains__)
+        state.egress = egress
+        state.watch()
         page = await context.new_page()
+        state.adopt(page)
         if limits.max_download_bytes > 0 and guard is not None and guard.downloads_root:
             await _allow_downloads(context, page, limits, guard, guard.downloads_root)
     except BaseException:
@@ -73,10 +85,7 @@ async def open_live(
             await context.close()
         await limits.close()
         raise
-    live = LiveSession(context, page, limits)
-    live.state.egress = egress
-    live.state.watch(page)
-    return live
+    return LiveSession(context, state, limits)
 
 
 async def _allow_downloads(

@@ -39,6 +39,7 @@ from flask_sessions.host.pool import WarmPool, available_memory_mb
 from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
 from flask_sessions.host.runtime import BrowserRuntime, target_gone, wrap_playwright_error
 from flask_sessions.page import ops as page_ops
+from flask_sessions.page.state import NOT_RESPONDING
 from flask_sessions.schemas import (
     Observation,
     ObserveRequest,
@@ -398,6 +399,9 @@ class SessionManager:
                         await self._end(record, Status.error, self._crash_reason(record))
                         self._require_active(record)
                     raise wrap_playwright_error(exc, doing, connected) from None
+                finally:
+                    if record.status is Status.active:  # a hung page shows on the record
+                        record.error = NOT_RESPONDING if live.state.hung else None
         finally:
             if one_shot:
                 await self._end(record, Status.closed, None, wait=False)
@@ -406,9 +410,11 @@ class SessionManager:
         async def work(record: SessionRecord, live: LiveSession) -> SessionResponse:
             info = None
             if request.url is not None:
-                await page_ops.navigate(live.page, live.state, request.url, self.settings)
-                info = await page_ops.page_info(live.page, live.state)
-            shot = await page_ops.screenshot(live.page) if request.screenshot else None
+                await page_ops.open_url(live.state, request.url, self.settings)
+                info = await page_ops.page_info(live.state)
+            elif request.screenshot:
+                await live.state.check_responsive()
+            shot = await page_ops.screenshot(live.state) if request.screenshot else None
             response = record.to_response(self.clock(), shot)
             response.page = info
             return response
@@ -417,10 +423,20 @@ class SessionManager:
 
     async def _observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
         async def work(record: SessionRecord, live: LiveSession) -> Observation:
-            if request.url is not None:
-                await page_ops.navigate(live.page, live.state, request.url, self.settings)
+            since = None
+            if request.url is not None:  # settled by observe: one look when it is quiet
+                since = await page_ops.open_url(
+                    live.state, request.url, self.settings, settled=False
+                )
+            else:
+                await live.state.check_responsive()
             observation = await page_ops.observe(
-                live.page, live.state, self.settings, bool(request.screenshot)
+                live.state,
+                self.settings,
+                bool(request.screenshot),
+                offset=request.offset,
+                find=request.find,
+                since=since,
             )
             return _with_warnings(observation, live)
 
@@ -429,12 +445,12 @@ class SessionManager:
 
     async def _step(self, principal: str, request: StepRequest) -> StepResponse:
         async def work(record: SessionRecord, live: LiveSession) -> StepResponse:
-            success, message = await page_ops.run_step(
-                live.page, live.state, request, self.settings
+            success, message = await page_ops.run_step(live.state, request, self.settings)
+            observation = await page_ops.observe_after_step(
+                live.state, self.settings, bool(request.screenshot)
             )
-            observation = await page_ops.observe(
-                live.page, live.state, self.settings, bool(request.screenshot)
-            )
+            if success and live.state.hung:
+                success, message = False, f"{message}; then {NOT_RESPONDING}"
             return StepResponse(
                 session=record.to_response(self.clock()),
                 success=success,
@@ -443,15 +459,17 @@ class SessionManager:
             )
 
         record, response = await self._with_session(principal, request, "running the step", work)
-        response.session = record.to_response(self.clock())  # one-shot: now closed
+        response.session = record.to_response(self.clock())  # one-shot: now closed; error
         return response
 
     async def _scrape(self, principal: str, request: ScrapeRequest) -> tuple[SessionResponse, Any]:
         async def work(record: SessionRecord, live: LiveSession) -> Any:
             if request.url is not None:
-                await page_ops.navigate(live.page, live.state, request.url, self.settings)
-            source = await page_ops.scrape_source(live.page, request.selector, self.settings)
-            info = await page_ops.page_info(live.page, live.state)
+                await page_ops.open_url(live.state, request.url, self.settings)
+            else:
+                await live.state.check_responsive()
+            source = await page_ops.scrape_source(live.state, request.selector, self.settings)
+            info = await page_ops.page_info(live.state)
             return source, info
 
         record, result = await self._with_session(principal, request, "scraping", work)
@@ -459,9 +477,10 @@ class SessionManager:
 
     async def _screenshot_only(self, principal: str, session_id: str, full_page: bool) -> Shot:
         async def work(record: SessionRecord, live: LiveSession) -> Shot:
+            await live.state.check_responsive()
             if full_page:
-                return await page_ops.full_page_screenshot(live.page, self.settings)
-            png = await page_ops.screenshot(live.page)
+                return await page_ops.full_page_screenshot(live.state, self.settings)
+            png = await page_ops.screenshot(live.state)
             width, height = self.settings.viewport_width, self.settings.viewport_height
             return Shot(png, width, height, width, height)
 
@@ -605,6 +624,9 @@ class SessionManager:
         self._deadlines.push(record.created_at + lifetime, session_id)
         if not record.keep_alive:
             self._deadlines.push(record.idle_deadline, session_id)
+        # the session ends when its current tab crashes (state) or its first page does, or
+        # the memory watchdog stopped one of its renderers (limits)
+        live.state.on_crash = lambda: self._on_page_crash(session_id, True)
         live.limits.on_crash = lambda main: self._on_page_crash(session_id, main)
         if live.limits.crashed:  # it crashed between the hand-over and now
             self._on_page_crash(session_id, True)

@@ -1,0 +1,144 @@
+"""Observe and step latency of two checkouts, side by side, in one run.
+
+``bench.py`` runs one server; on a shared machine two of its runs minutes apart can differ
+by 2x. This starts a server from each checkout (``python -m flask_sessions`` with that
+checkout as working directory, like bench.py), and times the same operations on both,
+alternating A, B, A, B…, so the noise of the machine falls on both alike:
+
+- ``observe``: ``POST /env/observe {session_id, url: /report}`` (bench.py's row);
+- ``step click``: ``POST /env/step {"type": "click", "selector": "a"}`` on ``/pages/1``
+  (bench.py's row; the page is opened first, untimed).
+
+Run: ``python scripts/ab_latency.py BASELINE_DIR [--repeats 40]`` (this checkout is B).
+``--a-env``/``--b-env KEY=VALUE`` set a setting on one side: ``ab_latency.py .
+--a-env SESSIONS_SETTLE_MS=0`` is what settling after a step costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.bench import free_port
+from scripts.demo_site import start_demo_site
+
+HERE = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def server(checkout: Path, settings: list[str]) -> Iterator[tuple[str, str]]:
+    token = secrets.token_urlsafe(16)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONS_")}
+    for item in settings:
+        key, _, value = item.partition("=")
+        env[key] = value
+    env["SESSIONS_TOKENS"] = token
+    # the checkout's own package, whatever this venv's editable install points at
+    boot = (
+        "import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path "
+        "if '__editable__' not in type(f).__module__ + getattr(f, '__module__', '')]; "
+        "runpy.run_module('flask_sessions', run_name='__main__', alter_sys=True)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", boot, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=checkout,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+class Side:
+    def __init__(self, name: str, base: str, token: str, site: str) -> None:
+        self.name, self.base, self.site = name, base, site
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        self.sid = self.call("/session/start", {"keep_alive": True})["session_id"]
+        self.samples: dict[str, list[float]] = {"observe": [], "step click": []}
+
+    def call(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.http.post(self.base + path, json=body, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def observe(self) -> None:
+        began = time.perf_counter()
+        self.call("/env/observe", {"session_id": self.sid, "url": self.site + "/report"})
+        self.samples["observe"].append((time.perf_counter() - began) * 1000)
+
+    def click(self) -> None:
+        self.call("/env/observe", {"session_id": self.sid, "url": self.site + "/pages/1"})
+        body = {"session_id": self.sid, "type": "click", "selector": "a"}
+        began = time.perf_counter()
+        answer = self.call("/env/step", body)
+        self.samples["step click"].append((time.perf_counter() - began) * 1000)
+        assert answer["success"] and answer["observation"]["url"].endswith("/pages/2"), answer
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("baseline", type=Path, help="the other checkout (A)")
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--a-env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    demo, site = start_demo_site()
+    with ExitStack() as stack:
+        a_name = f"A {args.baseline} {' '.join(args.a_env)}"
+        b_name = f"B {HERE} {' '.join(args.b_env)}"
+        a = Side(a_name, *stack.enter_context(server(args.baseline, args.a_env)), site)
+        b = Side(b_name, *stack.enter_context(server(HERE, args.b_env)), site)
+        for side in (a, b):  # warm up
+            for _ in range(3):
+                side.observe()
+                side.click()
+        for i in range(args.repeats):
+            for side in (a, b) if i % 2 == 0 else (b, a):
+                side.observe()
+                time.sleep(0.05)
+                side.click()
+                time.sleep(0.05)
+    demo.shutdown()
+    print(f"{'operation':<11} {'A p50 ms':>9} {'B p50 ms':>9} {'B/A':>6}   ({args.repeats} each)")
+    for op in ("observe", "step click"):
+        pa = statistics.median(a.samples[op])
+        pb = statistics.median(b.samples[op])
+        print(f"{op:<11} {pa:>9.1f} {pb:>9.1f} {pb / pa:>5.2f}x")
+    print(f"A = {a.name}\nB = {b.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
