@@ -23,7 +23,7 @@ pytest: install browser redis node-deps
 # The heavy tests of issue 8 (fuzz, memory abuse, soak), bounded in time; they print their
 # figures and append them to stress-summary.txt. STRESS_SOAK_SECONDS=180 shortens the soak.
 stress: install browser redis node-deps
-	$(PY) -m pytest -m stress -s -p no:randomly tests/test_stress.py $(ARGS)
+	$(PY) -m pytest -m stress -s tests/test_stress.py $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check flask_sessions tests scripts

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, request
 from flask_httpauth import HTTPTokenAuth
+from werkzeug.exceptions import NotFound
 
 from flask_sessions import logs
 from flask_sessions.clock import Clock, system_clock
@@ -209,7 +210,11 @@ def _scope_errors(app: Flask, state: SessionsState, everywhere: bool) -> None:
         if exc is None or not (everywhere or ours(request.path)):
             return None
         if getattr(exc, "code", None) in (301, 302, 307, 308):
-            return None  # a redirect (e.g. a missing trailing slash), not an error
+            if not ours(request.path):
+                return None  # the host's redirect (e.g. a missing trailing slash)
+            # Ours have no trailing slashes, so a redirect only merges slashes: an empty id
+            # (/session//screenshot) is no route of ours, and says so in JSON.
+            exc = NotFound()
         response = error_response(exc)
         state.metrics.observe_request(request.method, "<unmatched>", response.status_code, 0.0)
         logs.access(request.method, request.path, "<unmatched>", response.status_code, 0.0)

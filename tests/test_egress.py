@@ -824,8 +824,15 @@ def test_localhost_goes_through_the_proxy_too(make_app: AppFactory, targets: Tar
 def test_the_proxy_itself_and_unreachable_hosts(client: FlaskClient, targets: Targets) -> None:
     proxy = FlaskSessions.state(client.application).runtime.egress
     assert proxy is not None
+    observe(client, url="about:blank")  # Chromium and its proxy are up: the port is known
+    assert proxy.port
     obs = observe(client, url=f"http://127.0.0.1:{proxy.port}/")["observation"]
     assert "is the egress proxy itself" in obs["error"]
+    # Chromium's restricted ports (the CDP debugging port is one) stay refused through it.
+    obs = observe(client, url="http://127.0.0.1:6666/json/list")["observation"]
+    assert "restricted port" in (obs["error"] or "") or "ERR_UNSAFE_PORT" in (obs["error"] or ""), (
+        obs
+    )
     obs = observe(client, url=f"http://nowhere.test:{targets.port}/")["observation"]
     assert "ERR_NAME_NOT_RESOLVED" in obs["error"] and obs["http_status"] is None
 

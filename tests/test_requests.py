@@ -69,3 +69,6 @@ def test_ids_that_cannot_exist_are_404_on_every_route(make_app: AppFactory) -> N
             r = client.open(path, method=method, headers=AUTH_A)
             assert r.status_code == 404, (method, path, r.status_code, r.data[:200])
             assert "error" in (r.get_json() or {})
+    for method in ("GET", "DELETE", "HEAD", "OPTIONS"):  # an empty id: no redirect, a 404
+        r = client.open("/session//screenshot", method=method, headers=AUTH_A)
+        assert r.status_code == 404, (method, r.status_code, r.data[:200])

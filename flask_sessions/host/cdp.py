@@ -111,6 +111,8 @@ MB = 1024 * 1024
 
 # Ports Chromium refuses to fetch from (net/base/port_util.cc, kRestrictedPorts) that an
 # unprivileged process may bind. A debugging port here is unreachable from the browser's pages.
+# The egress proxy refuses the same list (RESTRICTED_PORTS), so a page cannot reach the port
+# through it either.
 UNSAFE_PORTS = (
     6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080, 1719, 1720, 1723, 3659, 4045, 4190,
     5060, 5061, 6566, 2049, 6000,

@@ -115,6 +115,20 @@ PROXY_FLAGS = (
     "--host-resolver-rules",
 )
 
+# Chromium's restricted ports (net/base/port_util.cc, kRestrictedPorts). Without a proxy
+# Chromium itself refuses to fetch from them; through a proxy it leaves that to the proxy,
+# so the proxy refuses them too. The CDP debugging port sits on one of them (host/cdp.py):
+# no page can reach it, whatever the policy.
+RESTRICTED_PORTS = frozenset(
+    {
+        1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95,
+        101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161,
+        179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563,
+        587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060,
+        5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+    }
+)  # fmt: skip
+
 EGRESS_HEADER = "X-Flask-Sessions-Egress"
 """Header on every answer the proxy gives itself (403, 502, ...), never on forwarded ones."""
 TUNNEL_FAILED = "ERR_TUNNEL_CONNECTION_FAILED"
@@ -694,6 +708,8 @@ class EgressProxy:
             own = port == self.port and (address.is_loopback or address.is_unspecified)
             if reason is None and own:
                 reason = f"{host}:{port} is the egress proxy itself"
+            if reason is None and port in RESTRICTED_PORTS:
+                reason = f"port {port} is one Chromium never fetches from (a restricted port)"
             if reason is not None:
                 self.blocked += 1
                 log.debug("flask_sessions: egress blocked %s:%d: %s", host, port, reason)

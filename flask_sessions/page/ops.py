@@ -358,16 +358,26 @@ async def _observe_frame(
     return frame.url, data
 
 
+EVALUATE_TRIES = 5
+
+
 async def evaluate_retrying(state: PageState, settings: Settings, script: str, arg: Any) -> Any:
-    """``page.evaluate`` on the current tab, tried again (three tries in all) when a
-    navigation replaced the document under it (a meta refresh, a JS redirect)."""
-    for attempt in range(3):
+    """``page.evaluate`` on the current tab, tried again (five tries in all) when a
+    navigation replaced the document under it (a meta refresh, a JS redirect).
+
+    Between tries it waits for the page to load, and a little longer each time: the error
+    can come before Playwright has seen the new document, when the old one still counts as
+    loaded (a refresh right after load then failed three quick tries in a row).
+    """
+    for attempt in range(EVALUATE_TRIES):
         page = state.page
         try:
             return await page.evaluate(script, arg)
         except PlaywrightError as exc:
-            if page.is_closed() or attempt == 2 or "context was destroyed" not in str(exc):
+            last = attempt == EVALUATE_TRIES - 1
+            if page.is_closed() or last or "context was destroyed" not in str(exc):
                 raise
+            await asyncio.sleep(0.05 * (attempt + 1))
             await _wait_load(state, settings)
     raise AssertionError("unreachable")
 
@@ -892,8 +902,21 @@ async def _history(state: PageState, step: HistoryStep, settings: Settings) -> t
 
 
 async def screenshot(state: PageState) -> bytes:
-    """A PNG of the current tab's viewport."""
-    return await state.guarded(state.page.screenshot(type="png"))
+    """A PNG of the current tab's viewport. A capture that meets a navigation (a meta
+    refresh, a JS redirect) fails in Chromium with "Unable to capture screenshot": wait for
+    the new document and try again, a few times, rather than answer an error for a page
+    that is merely moving."""
+    for attempt in range(4):
+        page = state.page
+        try:
+            return await state.guarded(page.screenshot(type="png"))
+        except PlaywrightError as exc:
+            if page.is_closed() or attempt == 3 or "Unable to capture" not in str(exc):
+                raise
+            with contextlib.suppress(PlaywrightError):
+                await page.wait_for_load_state("load", timeout=2000)
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 _PAGE_SIZE_JS = """() => {
