@@ -267,7 +267,15 @@ class DebuggingPort:
         try:
             self.endpoint = await asyncio.wait_for(self._endpoint(browser, port), 10)
             self.error = None
-        except (OSError, ValueError, KeyError, StopIteration, PlaywrightError, TimeoutError) as exc:
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            IndexError,
+            StopIteration,
+            PlaywrightError,
+            TimeoutError,
+        ) as exc:
             self.endpoint = None
             self.error = f"Chromium's debugging port {port} is not usable ({exc})"
             log.error("flask_sessions: CDP unavailable: %s", self.error)
@@ -285,11 +293,15 @@ class DebuggingPort:
             flag = b"--user-data-dir="
             profile = next(a[len(flag) :].decode() for a in args if a.startswith(flag))
             active = Path(profile) / "DevToolsActivePort"
-            for _ in range(100):
+            lines: list[str] = []
+            for _ in range(100):  # the file appears first, its two lines a moment later
                 if active.exists():
-                    break
+                    lines = active.read_text(encoding="utf-8").split()
+                    if len(lines) >= 2:
+                        break
                 await asyncio.sleep(0.05)
-            lines = active.read_text(encoding="utf-8").split()
+            if len(lines) < 2:
+                raise ValueError(f"{active} did not name the port and path in 5 s")
             if int(lines[0]) != port:
                 raise ValueError(f"Chromium listens on {lines[0]}, not {port}")
             return f"ws://127.0.0.1:{port}{lines[1]}"
