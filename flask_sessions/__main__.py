@@ -26,6 +26,7 @@ from flask_sessions.config import PREFIX, ConfigError, Settings, load
 from flask_sessions.errors import SessionsError
 from flask_sessions.extension import FlaskSessions
 from flask_sessions.host import browser
+from flask_sessions.host.runtime import BrowserRuntime
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -127,6 +128,22 @@ def _config_problems(prog: str, exc: ConfigError) -> int:
     return 2
 
 
+def _stop_on_signals(runtime: BrowserRuntime | None) -> None:
+    """SIGTERM exits, Ctrl-C interrupts; either first marks the runtime as shutting down,
+    since Chromium may get the same signal and its exit is then not a crash. SIGINT is set
+    even when the parent started us with it ignored (`cmd &`)."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if runtime is not None:
+            runtime.begin_shutdown()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in ("serve", "host") else "serve"
@@ -163,16 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return _config_problems(prog, exc)
     state = FlaskSessions.state(app)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if state.local is not None:  # Chromium may get the same signal: not a crash
-            state.local.runtime.begin_shutdown()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    # Ctrl-C must work even when the parent started us with SIGINT ignored (`cmd &`).
-    signal.signal(signal.SIGINT, on_signal)
+    _stop_on_signals(state.local.runtime if state.local is not None else None)
     port = sock.getsockname()[1]
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     base = f"http://{shown_host}:{port}{state.settings.url_prefix}"
@@ -220,14 +228,7 @@ def _serve_host(
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        host.manager.runtime.begin_shutdown()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    _stop_on_signals(host.manager.runtime)
     try:
         try:
             host.start()

@@ -67,14 +67,18 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
         data = request.get_json(silent=True)
         return data if isinstance(data, dict) else {}
 
-    def answer(model: Any) -> Response:
-        """The public JSON, with each record's ``cdp_url`` on this host's CDP server."""
+    def with_cdp_url(record: object) -> None:
+        """An active record's ``cdp_url`` on this host's CDP server."""
         cdp = manager.cdp
-        for record in (model, getattr(model, "session", None)):
-            if not isinstance(record, SessionResponse) or cdp is None:
-                continue
-            if record.status is Status.active:
-                record.cdp_url = cdp.url_for(record.session_id)
+        if cdp is None or not isinstance(record, SessionResponse):
+            return
+        if record.status is Status.active:
+            record.cdp_url = cdp.url_for(record.session_id)
+
+    def answer(model: Any) -> Response:
+        """The public JSON, with each record's ``cdp_url``."""
+        with_cdp_url(model)
+        with_cdp_url(getattr(model, "session", None))
         return jsonify(model.model_dump(mode="json"))
 
     @bp.post("/sessions/<session_id>/cdp-ticket")
@@ -129,10 +133,8 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
     def list_sessions() -> Response:
         query = parse(ListQuery, {k: v for k, v in request.args.items() if k == "status"})
         found = backend.list_sessions(principal(), query.status)
-        if manager.cdp is not None:
-            for record in found:
-                if record.status is Status.active:
-                    record.cdp_url = manager.cdp.url_for(record.session_id)
+        for record in found:
+            with_cdp_url(record)
         return jsonify(sessions=[s.model_dump(mode="json") for s in found])
 
     @bp.get("/readyz")
