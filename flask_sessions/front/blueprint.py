@@ -254,7 +254,7 @@ def our_roots(settings: Settings) -> list[str]:
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 # Endpoints that answer even when the deployment is wrong (liveness and metrics).
-_ALWAYS_UP = frozenset({"flask_sessions.healthz", "flask_sessions.front.metrics"})
+_ALWAYS_UP = frozenset({"flask_sessions.healthz", "flask_sessions.metrics"})
 
 MULTIPROCESS_FIX = (
     "this app runs in several worker processes, but sessions live in the memory of one "
