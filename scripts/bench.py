@@ -1356,7 +1356,12 @@ def latency_section(plan: Plan, ours: dict[str, Json], raw: dict[str, Json]) -> 
         "text of /pages/2) and its observe runs observe.js where raw only calls content(); "
         "scrape converts to Markdown; so those ratios include work raw does not do."
     )
-    return "\n".join([title, format_table(headers, rows), "compared:", *legend, note])
+    png = _p50(raw.get("screenshot png"))
+    against_png = ", ".join(
+        f"{fmt} {_x(ratio(_p50(ours.get(f'screenshot {fmt}')), png))}" for fmt in SHOT_FORMATS
+    )
+    shots = f"screenshots against raw page.screenshot() PNG (p50): {against_png}"
+    return "\n".join([title, format_table(headers, rows), "compared:", *legend, note, shots])
 
 
 def _p50_ratio(ours: dict[str, Json], raw: dict[str, Json], name: str) -> float | None:
