@@ -354,12 +354,19 @@ def test_the_watchdog_walks_only_chromiums_tree(make_app: AppFactory, site: str)
     guard = FlaskSessions.state(app).manager.guard
     assert guard is not None and guard.pid is not None
     pid = guard.pid
-    by_walk = RendererScanner().renderers(pid)
+    scanner = RendererScanner()
+    by_walk = scanner.renderers(pid)  # from the browser
+    from_zygotes = scanner.renderers(pid)  # the next ticks: from the zygotes it found
     by_psutil = RendererScanner()._renderers_by_psutil(pid)
     assert len(by_walk) >= 3
     assert {p.pid for p in by_walk} == {p.pid for p in by_psutil}
+    assert {p.pid for p in from_zygotes} == {p.pid for p in by_psutil}
+    r = client.post("/session/start", json={"url": site + "/second"}, headers=AUTH_A)
+    assert r.status_code == 200
+    assert len(scanner.renderers(pid)) == len(RendererScanner().renderers(pid)) > len(by_walk)
     with mock.patch("flask_sessions.host.limits._child_pids", return_value=None):
-        assert {p.pid for p in RendererScanner().renderers(pid)} == {p.pid for p in by_walk}
+        by_fallback = {p.pid for p in RendererScanner().renderers(pid)}
+    assert by_fallback == {p.pid for p in RendererScanner()._renderers_by_psutil(pid)}
 
 
 def test_low_free_memory_refuses_new_sessions_with_503_and_retry_after(

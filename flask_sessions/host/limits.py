@@ -175,24 +175,34 @@ class RendererScanner:
     """Reads the renderers under a browser PID with psutil (in a worker thread)."""
 
     def __init__(self) -> None:
-        # pid -> (create_time, is a renderer): a process's type never changes, so its
-        # command line is read once
-        self._kinds: dict[int, tuple[float, bool]] = {}
+        # pid -> (create_time, role): a process's role (renderer, zygote or other) never
+        # changes, so its command line is read once
+        self._kinds: dict[int, tuple[float, str]] = {}
         self._killed: set[tuple[int, float]] = set()  # dying: not to be read (or killed) again
+        self._zygotes: list[tuple[int, float]] = []  # where renderers come from
+        self._ticks = 0
         self.peak_rss = 0  # the largest renderer RSS seen, for tests and the stress run
 
     def renderers(self, browser_pid: int) -> list[psutil.Process]:
         """The renderer processes under ``browser_pid``.
 
-        The tree is walked down from the browser through the kernel's per-thread
-        ``children`` lists, never into a renderer (renderers start no processes): a tick
-        reads the browser's and zygotes' threads, not every process of the machine (which
-        psutil's ``children(recursive=True)`` does, and which cost a fifth of the server's
-        CPU in a start-and-close loop). Where the kernel has no such lists, psutil does it.
+        Read through the kernel's per-thread ``children`` lists, from the zygotes that
+        start renderers (the browser itself, with its 30-odd threads, only every
+        ``BROWSER_EVERY`` ticks or when a zygote is gone), never into a renderer, GPU or
+        utility process: not every process of the machine, which psutil's
+        ``children(recursive=True)`` reads and which cost a fifth of the server's CPU in a
+        start-and-close loop. Where the kernel has no such lists, psutil does it.
         """
+        self._ticks += 1
+        zygotes = [pid for pid, created in self._zygotes if _created(pid) == created]
+        fresh = self._ticks % BROWSER_EVERY == 1 or not zygotes or len(zygotes) < len(self._zygotes)
         found: list[psutil.Process] = []
-        kinds: dict[int, tuple[float, bool]] = {}
-        stack = [browser_pid]
+        kinds: dict[int, tuple[float, str]] = {}
+        spawners: list[tuple[int, float]] = []
+        stack = [browser_pid] if fresh else list(zygotes)
+        if not fresh:
+            spawners = [(pid, self._kinds[pid][0]) for pid in zygotes if pid in self._kinds]
+            kinds.update({pid: self._kinds[pid] for pid in zygotes if pid in self._kinds})
         while stack:
             pids = _child_pids(stack.pop())
             if pids is None:
@@ -204,22 +214,29 @@ class RendererScanner:
                 except psutil.Error:
                     continue
                 kinds[pid] = kind
-                if not kind[1]:
+                if kind[1] == "zygote":
+                    spawners.append((pid, kind[0]))
                     stack.append(pid)
-                elif (pid, kind[0]) not in self._killed:
+                elif kind[1] == "renderer" and (pid, kind[0]) not in self._killed:
                     found.append(child)
+        if fresh:
+            self._zygotes = spawners
+        else:  # keep what only the browser's listing shows (GPU, utility) until it is read
+            kinds.update({k: v for k, v in self._kinds.items() if v[1] == "other"})
         self._forget_others(kinds)
         return found
 
-    def _kind(self, proc: psutil.Process) -> tuple[float, bool]:
-        """(create time, is a renderer), the command line read once per process."""
+    def _kind(self, proc: psutil.Process) -> tuple[float, str]:
+        """(create time, role), the command line read once per process."""
         created = proc.create_time()
         known = self._kinds.get(proc.pid)
         if known is not None and known[0] == created:
             return known
-        return created, "--type=renderer" in proc.cmdline()
+        command = proc.cmdline()
+        role = next((r for r in ("renderer", "zygote") if f"--type={r}" in command), "other")
+        return created, role
 
-    def _forget_others(self, kinds: dict[int, tuple[float, bool]]) -> None:
+    def _forget_others(self, kinds: dict[int, tuple[float, str]]) -> None:
         self._kinds = kinds
         self._killed &= {(pid, created) for pid, (created, _) in kinds.items()}
 
@@ -235,7 +252,7 @@ class RendererScanner:
             except psutil.Error:
                 continue
             kinds[child.pid] = kind
-            if kind[1] and (child.pid, kind[0]) not in self._killed:
+            if kind[1] == "renderer" and (child.pid, kind[0]) not in self._killed:
                 found.append(child)
         self._forget_others(kinds)
         return found
@@ -261,6 +278,18 @@ class RendererScanner:
         except psutil.Error:
             return None
         return proc.pid, rss
+
+
+BROWSER_EVERY = 20
+"""Watchdog ticks between readings of the browser's own children (zygotes, GPU, utility)."""
+
+
+def _created(pid: int) -> float | None:
+    """A process's start time (None if it is gone): tells a PID reused by another."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
 
 
 def _child_pids(pid: int) -> list[int] | None:
