@@ -34,6 +34,7 @@ from pydantic.json_schema import JsonSchemaMode
 from flask_sessions.config import Settings
 from flask_sessions.schemas import (
     ALIASES,
+    MEDIA_TYPES,
     SESSION_ID_PATTERN,
     STEP_ADAPTER,
     STEP_TYPES,
@@ -198,12 +199,13 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/session/<session_id>/screenshot",
         "A screenshot of the session's page",
-        "`image/png` by default; `Accept: application/json` answers the same image base64 in "
-        "JSON. A full page past `SESSIONS_MAX_SCREENSHOT_PIXELS` is clipped to its top, and "
-        "says so (`X-Screenshot-Clipped`, or `clipped` and `page_size`). Counts as access.",
+        "The image itself, in `format` (`image/png` by default, `image/jpeg` or `image/webp`); "
+        "`Accept: application/json` answers the same image base64 in JSON. A full page past "
+        "`SESSIONS_MAX_SCREENSHOT_PIXELS` is clipped to its top, and says so "
+        "(`X-Screenshot-Clipped`, or `clipped` and `page_size`). Counts as access.",
         query=ScreenshotQuery,
         ok={
-            "image/png": {"type": "string", "contentMediaType": "image/png"},
+            **{m: {"type": "string", "contentMediaType": m} for m in MEDIA_TYPES.values()},
             JSON: ScreenshotResponse,
         },
         ok_headers={
