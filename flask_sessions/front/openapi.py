@@ -321,6 +321,15 @@ _ERROR_TEXT = {
 }
 
 
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "session_id": {
+        "schema": {"type": "string", "pattern": SESSION_ID_PATTERN},
+        "description": "the session_id returned by POST /session/start",
+    }
+}
+"""Schemas of the path parameters by name (any other is a plain string)."""
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": REF.format(model=name)}
 
@@ -450,15 +459,8 @@ def _operation(
         operation["security"] = []
     parameters: list[dict[str, Any]] = []
     for name in re.findall(r"<(?:[^:<>]+:)?([^<>]+)>", route.path):
-        parameters.append(
-            {
-                "name": name,
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "pattern": SESSION_ID_PATTERN},
-                "description": "the session_id returned by POST /session/start",
-            }
-        )
+        known = PATH_PARAMETERS.get(name, {"schema": {"type": "string"}})
+        parameters.append({"name": name, "in": "path", "required": True, **known})
     if route.query is not None:
         parameters += _query_parameters(route.query, components, route.query_all_optional)
     if parameters:
