@@ -137,6 +137,30 @@ def test_the_servers_caps_are_in_the_document(make_app: AppFactory) -> None:
     assert alias["deprecated"] is True
 
 
+def _numeric_schemas(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        if value.get("type") in ("integer", "number"):
+            yield value
+        for item in value.values():
+            yield from _numeric_schemas(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _numeric_schemas(item)
+
+
+def test_bounds_are_in_json_schemas_words(make_app: AppFactory) -> None:
+    """``minimum``/``maximum``, never pydantic's ``ge``/``le`` (which validators ignore)."""
+    doc = document(make_app())
+    numbers = list(_numeric_schemas(doc))
+    assert numbers
+    assert not [n for n in numbers if {"ge", "le", "gt", "lt"} & set(n)]
+    schemas = doc["components"]["schemas"]
+    quality = schemas["StartRequest"]["properties"]["screenshot_quality"]["anyOf"][0]
+    assert (quality["minimum"], quality["maximum"]) == (0, 100)
+    amount = schemas["ScrollStep"]["properties"]["amount"]["anyOf"][0]
+    assert (amount["exclusiveMinimum"], amount["maximum"]) == (0, 100_000)
+
+
 def _ref_name(ref: dict[str, Any]) -> str:
     return str(ref["$ref"]).rsplit("/", 1)[1]
 

@@ -389,8 +389,33 @@ def _schemas(settings: Settings) -> tuple[dict[str, Any], dict[str, dict[str, An
         "title": STEP_SCHEMA,
         "description": f"One action, chosen by `type`: {STEP_TYPES}.",
     }
+    _json_schema_bounds(components)
     _this_server(components, settings)
     return components, {key: schema for (key, _mode), schema in top.items()}
+
+
+_PYDANTIC_BOUNDS = {
+    "ge": "minimum",
+    "le": "maximum",
+    "gt": "exclusiveMinimum",
+    "lt": "exclusiveMaximum",
+}
+
+
+def _json_schema_bounds(value: Any) -> None:
+    """pydantic leaves ``ge``/``le``/``gt``/``lt`` as they are where a bound applies to an
+    annotated int inside a union (``Int | None = Field(ge=0)``): JSON Schema's words instead,
+    or validators and fuzzers ignore them."""
+    if isinstance(value, dict):
+        if value.get("type") in ("integer", "number"):
+            for ours, theirs in _PYDANTIC_BOUNDS.items():
+                if ours in value:
+                    value[theirs] = value.pop(ours)
+        for item in value.values():
+            _json_schema_bounds(item)
+    elif isinstance(value, list):
+        for item in value:
+            _json_schema_bounds(item)
 
 
 def _this_server(components: dict[str, Any], settings: Settings) -> None:
