@@ -360,7 +360,7 @@ def live(page_server: str) -> Iterator[Live]:
     try:
         # the document schemathesis runs on is the one this server serves
         served_doc = requests.get(server.base + "/openapi.json", timeout=30).json()
-        assert served_doc == FUZZ_DOCUMENT
+        assert served_doc == FUZZ_DOCUMENT, "the server serves another document than the test's"
         yield state
     finally:
         state.http.close()
