@@ -355,9 +355,14 @@ class Observation(PageInfo):
 
 
 class ScreenshotQuery(_Body):
-    """Query string of ``GET /session/<id>/screenshot``."""
+    """Query string of ``GET /session/<id>/screenshot``.
+
+    ``touch=false``: the look does not count as access (the sessions page's thumbnails do
+    not keep a session alive).
+    """
 
     full_page: bool = False
+    touch: bool = True
 
 
 def _whole_ms(value: timedelta) -> timedelta:
@@ -420,6 +425,7 @@ _HINTS = {
     "id": "send an id like B3 from the session's last observation, or a selector instead",
     "format": "send markdown, text or html",
     "full_page": "send true or false",
+    "touch": "send true or false",
     "time_ms": "send a whole number of milliseconds",
     "offset": "send a whole number of actions to skip, e.g. 300",
     "find": "send a few words of the element's name",

@@ -120,7 +120,7 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
     @bp.get("/sessions/<session_id>/screenshot")
     def screenshot(session_id: str) -> Response:
         query = parse(ScreenshotQuery, request.args.to_dict())
-        shot = backend.screenshot(principal(), session_id, query.full_page)
+        shot = backend.screenshot(principal(), session_id, query.full_page, query.touch)
         return jsonify(
             png=base64.b64encode(shot.png).decode("ascii"),
             width=shot.width,

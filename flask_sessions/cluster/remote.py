@@ -232,8 +232,12 @@ class RemoteBackend:
     def scrape(self, principal: str, request: ScrapeRequest) -> ScrapeResponse:
         return self._placed(principal, "/scrape", request, ScrapeResponse)
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
+    def screenshot(
+        self, principal: str, session_id: str, full_page: bool, touch: bool = True
+    ) -> Shot:
         params = {"full_page": "true" if full_page else "false"}
+        if not touch:
+            params["touch"] = "false"
         path = f"/sessions/{session_id}/screenshot"
         data = self._on_owner(principal, session_id, "GET", path, params=params).json()
         return Shot(

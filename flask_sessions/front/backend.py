@@ -48,8 +48,11 @@ class SessionBackend(Protocol):
         """The page (or a part) as Markdown, text or HTML."""
         ...
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
-        """A PNG of the session's page (a full page clipped to the pixel cap, and said so)."""
+    def screenshot(
+        self, principal: str, session_id: str, full_page: bool, touch: bool = True
+    ) -> Shot:
+        """A PNG of the session's page (a full page clipped to the pixel cap, and said so);
+        an access unless ``touch`` is false."""
         ...
 
     def get(self, principal: str, session_id: str) -> SessionResponse:

@@ -134,7 +134,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     def session_screenshot(session_id: str) -> Response:
         _known_id(session_id)
         query = parse(ScreenshotQuery, _query())
-        shot = backend.screenshot(principal(), session_id, query.full_page)
+        shot = backend.screenshot(principal(), session_id, query.full_page, query.touch)
         # a full page past SESSIONS_MAX_SCREENSHOT_PIXELS is clipped to its top: say so
         clipped = {"width": shot.page_width, "height": shot.page_height}
         if request.accept_mimetypes.best_match(["image/png", "application/json"]) == (

@@ -58,8 +58,10 @@ class LocalBackend:
             content=content,
         )
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
-        return self.manager.screenshot(principal, session_id, full_page)
+    def screenshot(
+        self, principal: str, session_id: str, full_page: bool, touch: bool = True
+    ) -> Shot:
+        return self.manager.screenshot(principal, session_id, full_page, touch)
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
         return self.manager.get(principal, session_id)
