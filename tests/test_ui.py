@@ -247,6 +247,29 @@ def test_a_timeout_shows_without_a_reload(page: Page, live: Live, page_server: s
     assert live.session(sid)["status"] == "timed_out"
 
 
+def test_a_hidden_tab_asks_nothing(page: Page, live: Live, page_server: str) -> None:
+    sid = live.start(url=page_server + "/")
+    sign_in(page, live)
+    expect(row(page, sid).locator(".thumb img")).to_be_visible()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.evaluate(
+        """() => {
+            Object.defineProperty(document, "hidden", {configurable: true, get: () => true});
+            document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    page.wait_for_timeout(3500)  # longer than both the list's and the thumbnails' periods
+    assert asked == []
+    with page.expect_request(re.compile(r"/screenshot\?touch=false$"), timeout=5000):
+        page.evaluate(
+            """() => {
+                delete document.hidden;  // the real getter again: visible
+                document.dispatchEvent(new Event("visibilitychange"));
+            }"""
+        )
+
+
 def test_page_text_is_text(
     page: Page, live: Live, page_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
