@@ -171,7 +171,9 @@ def test_thumbnail_is_a_decoded_image_and_enlarges(
 ) -> None:
     sid = live.start(url=page_server + "/")
     touched = live.session(sid)["last_accessed_at"]
-    sign_in(page, live)
+    with page.expect_response(re.compile(r"/screenshot\?")) as shot:
+        sign_in(page, live)
+    assert shot.value.headers["content-type"] == "image/jpeg"  # small thumbnails
     img = row(page, sid).locator(".thumb img")
     expect(img).to_be_visible()
     assert img.evaluate("img => img.src").startswith("blob:")
@@ -261,7 +263,8 @@ def test_a_hidden_tab_asks_nothing(page: Page, live: Live, page_server: str) -> 
     )
     page.wait_for_timeout(3500)  # longer than both the list's and the thumbnails' periods
     assert asked == []
-    with page.expect_request(re.compile(r"/screenshot\?touch=false$"), timeout=5000):
+    thumbnail = re.compile(r"/screenshot\?format=jpeg&quality=60&touch=false$")
+    with page.expect_request(thumbnail, timeout=5000):
         page.evaluate(
             """() => {
                 delete document.hidden;  // the real getter again: visible

@@ -11,8 +11,9 @@
   const THUMB_EVERY_MS = 3000; // each active session's thumbnail
   const TICK_MS = 500; // countdowns and idle times
   const RESYNC_MS = 1500; // re-read the server's clock when ours drifts further than this
-  // Thumbnails do not count as access (touch=false): watching never keeps a session alive.
-  const THUMB_QUERY = "touch=false";
+  // Thumbnails are small JPEGs that do not count as access (touch=false): watching never
+  // keeps a session alive.
+  const THUMB_QUERY = "format=jpeg&quality=60&touch=false";
 
   // This page is <prefix>/ui: "." is <prefix>/, wherever the blueprint is mounted.
   const base = new URL(".", window.location.href);
@@ -390,7 +391,7 @@
     row.thumbBusy = true;
     try {
       const path = `session/${encodeURIComponent(row.id)}/screenshot?${THUMB_QUERY}`;
-      const response = await api(path, { headers: { Accept: "image/png, image/*" } });
+      const response = await api(path, { headers: { Accept: "image/jpeg, image/*" } });
       const blob = await response.blob();
       if (mine !== generation || !rows.has(row.id)) return;
       const url = URL.createObjectURL(blob);
