@@ -85,10 +85,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "SESSIONS_METRICS_PATH": "/internal/metrics",
         "SESSIONS_PROBES_REQUIRE_AUTH": True,
     },
-    "probes off": {
+    "probes and page off": {
         "SESSIONS_HEALTH_PATH": "",
         "SESSIONS_READY_PATH": "",
         "SESSIONS_METRICS_PATH": "",
+        "SESSIONS_UI": False,
     },
 }
 

@@ -32,6 +32,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from flask_sessions.config import Settings
+from flask_sessions.front.ui import ASSETS
 from flask_sessions.schemas import (
     ALIASES,
     MEDIA_TYPES,
@@ -297,9 +298,44 @@ def probe_routes(settings: Settings) -> list[Route]:
     return routes
 
 
+def ui_routes(settings: Settings) -> list[Route]:
+    """The live sessions page and its two files (``SESSIONS_UI``; no token: it asks)."""
+    if not settings.ui:
+        return []
+    not_modified = {304: {"description": "not modified: `If-None-Match` matched the ETag"}}
+    no_such_file = {
+        **_error_response(404),
+        "description": "no such file of the page (there are: " + ", ".join(ASSETS) + ")",
+    }
+    return [
+        Route(
+            "ui",
+            "GET",
+            "/ui",
+            "The live sessions page (HTML; it asks for a token and calls this API)",
+            tag="operations",
+            ok={"text/html": {"type": "string"}},
+            errors=(503,),
+            auth=False,
+            extra_responses=not_modified,
+        ),
+        Route(
+            "ui_asset",
+            "GET",
+            "/ui/<name>",
+            "The page's script and style sheet",
+            tag="operations",
+            ok={media: {"type": "string"} for media in sorted(set(ASSETS.values()))},
+            errors=(503,),
+            auth=False,
+            extra_responses={**not_modified, 404: no_such_file},
+        ),
+    ]
+
+
 def all_routes(settings: Settings) -> list[Route]:
     """Every operation this server's blueprint serves, with these settings."""
-    return [*ROUTES, *probe_routes(settings), OPENAPI_ROUTE]
+    return [*ROUTES, *probe_routes(settings), *ui_routes(settings), OPENAPI_ROUTE]
 
 
 # ------------------------------------------------------------------------ the document
@@ -325,7 +361,8 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "session_id": {
         "schema": {"type": "string", "pattern": SESSION_ID_PATTERN},
         "description": "the session_id returned by POST /session/start",
-    }
+    },
+    "name": {"schema": {"type": "string", "enum": sorted(ASSETS)}, "description": "a file"},
 }
 """Schemas of the path parameters by name (any other is a plain string)."""
 
