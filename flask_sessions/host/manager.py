@@ -44,6 +44,7 @@ from flask_sessions.schemas import (
     Observation,
     ObserveRequest,
     ObserveResponse,
+    PageInfo,
     ScrapeRequest,
     SessionFields,
     SessionResponse,
@@ -158,7 +159,8 @@ class SessionManager:
         return self._run(self._step(principal, request))
 
     def scrape(self, principal: str, request: ScrapeRequest) -> tuple[SessionResponse, Any]:
-        """The page's cleaned HTML and text; the caller converts it (off the loop)."""
+        """The page (or its part) as the format asked, with its title and URL; Markdown is
+        converted in the page, and the caller finishes it (off the loop: see ``convert``)."""
         return self._run(self._scrape(principal, request))
 
     def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
@@ -468,8 +470,19 @@ class SessionManager:
                 await page_ops.open_url(live.state, request.url, self.settings)
             else:
                 await live.state.check_responsive()
-            source = await page_ops.scrape_source(live.state, request.selector, self.settings)
-            info = await page_ops.page_info(live.state)
+            source = await page_ops.scrape_source(
+                live.state, request.selector, self.settings, request.format
+            )
+            if source is None:
+                return source, await page_ops.page_info(live.state)
+            # the page's title and URL came with the source: no second round trip
+            tab = live.state.tab
+            info = PageInfo(
+                url=source["url"],
+                title=source["title"],
+                http_status=tab.http_status,
+                error=tab.error,
+            )
             return source, info
 
         record, result = await self._with_session(principal, request, "scraping", work)
