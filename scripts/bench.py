@@ -8,7 +8,8 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
 1. Latency at light load (one client, ``--pause-ms`` before each timed operation, so
    background work such as a warm-pool refill is not counted), p50/p95/p99 and the p50 ratio:
    start, start+screenshot, observe of a demo page with and without screenshot, step (click a
-   link), scrape (markdown), close; each beside the raw page work doing the same.
+   link), scrape (markdown) of the page on show and goto+scrape (opening it by URL), close;
+   each beside the raw page work doing the same.
 2. Throughput: starts/s (start then close) and observe/s (one session per client) with 1, 4
    and 16 concurrent clients (threads, one keep-alive HTTP session each) for ``--duration``
    seconds each; raw Playwright starts/s with the same number of asyncio tasks.
@@ -130,6 +131,11 @@ LATENCY_ROWS = (
         'click("a") on /pages/1, until /pages/2 has loaded',
     ),
     ("scrape", "POST /env/scrape {session_id} (markdown of /report)", "page.content()"),
+    (
+        "goto+scrape",
+        "POST /env/scrape {session_id, url: /report} (markdown)",
+        "goto(/report) + content()",
+    ),
     ("screenshot png", "GET /session/<id>/screenshot (of /report)", "page.screenshot()"),
     (
         "screenshot jpeg",
@@ -642,8 +648,11 @@ class ServerOps:
         if not answer.get("success") or not answer["observation"]["url"].endswith("/pages/2"):
             raise BenchError(f"step click on /pages/1: {_short(answer)}")
 
-    def scrape(self) -> None:
-        answer = self.client.call("POST", "/env/scrape", {"session_id": self.shared})
+    def scrape(self, path: str | None = None) -> None:
+        body = {"session_id": self.shared}
+        if path is not None:
+            body["url"] = self.site + path
+        answer = self.client.call("POST", "/env/scrape", body)
         if not answer.get("success") or "Quarterly report" not in answer.get("content", ""):
             raise BenchError(f"scrape of /report: {_short(answer)}")
 
@@ -672,6 +681,7 @@ class ServerOps:
             Op("observe+screenshot", lambda _: self.observe("/report", screenshot=True)),
             Op("step click", lambda _: self.step_click(), lambda: self.observe("/pages/1")),
             Op("scrape", lambda _: self.scrape(), lambda: self.observe("/report")),
+            Op("goto+scrape", lambda _: self.scrape("/report")),
             *(self.shot_op(fmt) for fmt in SHOT_FORMATS),
             Op("close", self.client.delete, lambda: self.client.start_id({})),
             Op("status read", lambda _: self.read()),
@@ -1076,6 +1086,7 @@ class RawOps:
             AsyncOp("observe+screenshot", lambda _: self.observe(True)),
             AsyncOp("step click", lambda _: self.click(), lambda: self.goto("/pages/1")),
             AsyncOp("scrape", lambda _: self.content(), lambda: self.goto("/report")),
+            AsyncOp("goto+scrape", lambda _: self.observe(False)),
             *(self.shot_op(fmt) for fmt in SHOT_FORMATS),
             AsyncOp("close", _close, lambda: _open(self.browser)),
         ]
