@@ -21,9 +21,9 @@ pytest: install browser redis node-deps
 	$(PY) -m pytest $(ARGS)
 
 # The heavy tests of issue 8 (fuzz, memory abuse, soak), bounded in time; they print their
-# figures and append them to stress-summary.txt. STRESS_SOAK_SECONDS=180 shortens the soak.
+# figures and append them to stress-summary.txt. Then a larger schemathesis run (issue 13). STRESS_SOAK_SECONDS=180 shortens the soak.
 stress: install browser redis node-deps
-	$(PY) -m pytest -m stress -s tests/test_stress.py $(ARGS)
+	$(PY) -m pytest -m stress -s tests/test_stress.py tests/test_openapi.py $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check flask_sessions tests scripts

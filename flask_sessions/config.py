@@ -486,7 +486,10 @@ class _NoEnvSettings(Settings):
     """Settings from ``app.config`` alone (``load(environ=False)``)."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, *_: Any) -> Any:
+    def settings_customise_sources(
+        cls, settings_cls: Any, init_settings: Any, *_: Any, **__: Any
+    ) -> Any:
+        # pydantic-settings passes the other sources by keyword (2.16) or position (older)
         return (init_settings,)
 
 

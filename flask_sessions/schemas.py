@@ -22,6 +22,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -78,7 +79,10 @@ class SessionFields(_Body):
 
     session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
     keep_alive: bool = False
-    session_timeout_minutes: Int | None = None
+    # the bounds are checked by the validator below (its own words); the schema says them too
+    session_timeout_minutes: Int | None = Field(
+        default=None, json_schema_extra={"minimum": 1, "maximum": 29}
+    )
     screenshot: bool | None = None
     screenshot_format: ImageFormat = "png"
     screenshot_quality: Int | None = Field(default=None, ge=0, le=100)
@@ -242,7 +246,7 @@ class ScrollStep(_StepFields):
 
 class WaitStep(_StepFields):
     type: Literal["wait"]
-    time_ms: Int = Field(ge=0)
+    time_ms: Int = Field(ge=0, json_schema_extra={"maximum": 10_000})
 
     @field_validator("time_ms")
     @classmethod
@@ -435,7 +439,21 @@ def _whole_ms(value: timedelta) -> timedelta:
     return timedelta(milliseconds=max(0, round(value.total_seconds() * 1000)))
 
 
-Duration = Annotated[timedelta, AfterValidator(_whole_ms)]
+DURATION_PATTERN = r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$"
+
+# Not JSON Schema's "format": "duration": that is RFC 3339's, whose seconds have no fraction.
+Duration = Annotated[
+    timedelta,
+    AfterValidator(_whole_ms),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "description": "ISO 8601 duration, to the millisecond",
+            "examples": ["PT2M11.2S"],
+        }
+    ),
+]
 """A duration at millisecond precision; JSON shows it as ISO 8601 (``PT2M11.2S``)."""
 
 
@@ -664,3 +682,77 @@ class CdpTicketResponse(BaseModel):
     ticket: str
     expires_at: str
     cdp_url: str
+
+
+class SessionList(BaseModel):
+    """``GET /sessions``: the caller's sessions, oldest first."""
+
+    sessions: list[SessionResponse]
+
+
+class PageSize(BaseModel):
+    """The page's full size in CSS pixels (larger than the image when it was clipped)."""
+
+    width: int
+    height: int
+
+
+class ScreenshotResponse(BaseModel):
+    """``GET /session/<id>/screenshot`` with ``Accept: application/json``."""
+
+    session_id: str
+    screenshot: str = Field(description="the image, base64")
+    format: ImageFormat = Field(description="the image's encoding")
+    clipped: bool = Field(description="a full page past SESSIONS_MAX_SCREENSHOT_PIXELS was cut")
+    page_size: PageSize
+
+
+class HealthResponse(BaseModel):
+    """``GET /healthz``: the process answers. Embedded mode says whether Chromium runs and
+    how many sessions are active; a front says how many hosts it knows."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ok"] = "ok"
+    browser_running: bool | None = None
+    active_sessions: int | None = None
+    mode: Literal["front"] | None = None
+    hosts: int | None = None
+
+
+class ReadyResponse(BaseModel):
+    """``GET /readyz``: ``ready`` (200) once Chromium answers a probe, else ``unavailable``
+    (503) with the ``reason``."""
+
+    status: Literal["ready", "unavailable"]
+    reason: str
+
+
+class FieldError(BaseModel):
+    """One thing wrong with a request: which ``field``, what is wrong, how to ``fix`` it, and
+    what was sent (``got``, cut to 200 characters)."""
+
+    field: str
+    message: str
+    fix: str | None = None
+    got: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: ``{"error": "..."}``; a 400 names each wrong field in ``fields``."""
+
+    error: str
+    fields: list[FieldError] | None = None
+    fields_omitted: int | None = Field(
+        default=None, description="fields past the first 20 that were not listed"
+    )
+    unknown_fields_omitted: int | None = Field(
+        default=None, description="unknown fields past the first 10 that were not named"
+    )
+    status: Status | None = Field(default=None, description="409: the session's status")
+    page_not_responding: bool | None = Field(
+        default=None, description="409: the page's main thread does not answer (step goto/reload)"
+    )
+    stale_id: str | None = Field(
+        default=None, description="409: the action id that is not in the last observation"
+    )

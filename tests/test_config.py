@@ -136,3 +136,11 @@ def test_the_readme_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     for key in Settings.env_keys():
         assert f"`{key}`" in readme, f"{key} is missing from the README's Configuration table"
+
+
+def test_app_config_alone_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``load(config, environ=False)``: the settings of ``config`` and the defaults only."""
+    monkeypatch.setenv("SESSIONS_MAX_WAIT_MS", "1234")
+    settings = load({"SESSIONS_MAX_SESSIONS": 7}, environ=False)
+    assert settings.max_sessions == 7
+    assert settings.max_wait_ms == Settings.model_fields["max_wait_ms"].default

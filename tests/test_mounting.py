@@ -146,6 +146,16 @@ def test_probes_can_require_the_token_and_move(make_app: AppFactory) -> None:
     assert client.get("/metrics", headers=AUTH_A).status_code == 404
 
 
+def test_liveness_and_metrics_answer_under_several_workers(make_app: AppFactory) -> None:
+    """A deployment error (several worker processes) refuses the API, not the probes that
+    tell the operator about it."""
+    client = make_app().test_client()
+    several = {"wsgi.multiprocess": True}
+    assert client.get("/healthz", environ_overrides=several).status_code == 200
+    assert client.get("/metrics", environ_overrides=several).status_code == 200
+    assert client.get("/sessions", headers=AUTH_A, environ_overrides=several).status_code == 503
+
+
 def test_metrics_count_sessions_and_requests(make_app: AppFactory) -> None:
     app = make_app(SESSIONS_WARM_POOL=0)
     client = app.test_client()

@@ -20,15 +20,21 @@ from werkzeug.exceptions import MethodNotAllowed, default_exceptions
 from flask_sessions import logs
 from flask_sessions.config import Settings
 from flask_sessions.errors import BrowserUnavailable, InvalidInput, SessionNotFound, error_response
+from flask_sessions.front import openapi
 from flask_sessions.front.metrics import CONTENT_TYPE
 from flask_sessions.front.ui import register_ui
 from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
     CloseRequest,
+    HealthResponse,
     ListQuery,
     ObserveRequest,
+    PageSize,
+    ReadyResponse,
     ScrapeRequest,
     ScreenshotQuery,
+    ScreenshotResponse,
+    SessionList,
     SessionResponse,
     StartRequest,
     merge_sources,
@@ -137,16 +143,17 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         query = parse(ScreenshotQuery, _query())
         shot = backend.screenshot(principal(), session_id, query)
         # a full page past SESSIONS_MAX_SCREENSHOT_PIXELS is clipped to its top: say so
-        clipped = {"width": shot.page_width, "height": shot.page_height}
         if request.accept_mimetypes.best_match([shot.media_type, "application/json"]) == (
             "application/json"
         ):
-            return jsonify(
-                session_id=session_id,
-                screenshot=base64.b64encode(shot.data).decode("ascii"),
-                format=shot.format,
-                clipped=shot.clipped,
-                page_size=clipped,
+            return _as_json(
+                ScreenshotResponse(
+                    session_id=session_id,
+                    screenshot=base64.b64encode(shot.data).decode("ascii"),
+                    format=shot.format,
+                    clipped=shot.clipped,
+                    page_size=PageSize(width=shot.page_width, height=shot.page_height),
+                )
             )
         response = Response(shot.data, mimetype=shot.media_type)
         if shot.clipped:
@@ -183,7 +190,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         if state.cdp is not None:
             for record in sessions:
                 record.cdp_url = state.cdp.url_for(record.session_id)
-        return jsonify(sessions=[s.model_dump(mode="json") for s in sessions])
+        return _as_json(SessionList(sessions=sessions))
 
     @bp.post("/session/<session_id>/cdp-ticket")
     @login_required
@@ -193,6 +200,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         return _json(backend.cdp_ticket(principal(), session_id))
 
     _probes(bp, state, login_required)
+    openapi.register(bp, state)
     if settings.ui:
         register_ui(bp)
 
@@ -223,7 +231,8 @@ def _probes(
         @guard
         def healthz() -> Response:
             """Liveness: the process answers. 200 while it runs, whatever Chromium does."""
-            return jsonify(status="ok", **state.backend.health())
+            health = HealthResponse(status="ok", **state.backend.health())
+            return jsonify(health.model_dump(mode="json", exclude_none=True))
 
     if settings.ready_path:
 
@@ -232,7 +241,9 @@ def _probes(
         def readyz() -> Response:
             """Readiness: 200 once Chromium runs and opened a context within 2 s, else 503."""
             ready, reason = state.backend.readiness()
-            response = jsonify(status="ready" if ready else "unavailable", reason=reason)
+            response = _as_json(
+                ReadyResponse(status="ready" if ready else "unavailable", reason=reason)
+            )
             response.status_code = 200 if ready else 503
             if not ready:
                 response.headers["Retry-After"] = "1"
@@ -258,8 +269,10 @@ def our_roots(settings: Settings) -> list[str]:
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
-# Endpoints that answer even when the deployment is wrong (liveness and metrics).
-_ALWAYS_UP = frozenset({"flask_sessions.healthz", "flask_sessions.front.metrics"})
+# Endpoints that answer even when the deployment is wrong (liveness, metrics, the document).
+_ALWAYS_UP = frozenset(
+    {"flask_sessions.healthz", "flask_sessions.metrics", "flask_sessions.openapi"}
+)
 
 MULTIPROCESS_FIX = (
     "this app runs in several worker processes, but sessions live in the memory of one "
