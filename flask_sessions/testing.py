@@ -225,11 +225,13 @@ def start_process(
     token: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
     new_session: bool = False,
+    echo_stderr: bool = False,
 ) -> ServerProcess:
     """Start ``args`` (any server: ours, gunicorn, redis-server…) with its output captured.
 
     ``new_session``: its own process group, so a Ctrl-C in the caller's terminal does not
-    reach it before :meth:`ServerProcess.stop` does.
+    reach it before :meth:`ServerProcess.stop` does. ``echo_stderr``: its stderr goes to
+    ours (progress shown live) instead of into ``stderr``.
     """
     # A caller started in the background (SIGINT ignored) would pass the ignore on to the
     # child, which then could not be stopped with SIGINT the way a terminal's one can.
@@ -243,7 +245,7 @@ def start_process(
             env=dict(env) if env is not None else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=None if echo_stderr else subprocess.PIPE,
             text=True,
             bufsize=1,
             start_new_session=new_session,
@@ -252,8 +254,10 @@ def start_process(
         if restore == signal.SIG_IGN:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = ServerProcess(proc, base, token)
-    assert proc.stdout is not None and proc.stderr is not None
-    for stream, lines in ((proc.stdout, started.stdout), (proc.stderr, started.stderr)):
+    streams = [(proc.stdout, started.stdout), (proc.stderr, started.stderr)]
+    for stream, lines in streams:
+        if stream is None:
+            continue
         thread = threading.Thread(target=_pump, args=(stream, lines), daemon=True)
         thread.start()
         started.threads.append(thread)
