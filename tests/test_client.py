@@ -27,6 +27,8 @@ from flask_sessions.client import (
     InvalidRequest,
     NotFound,
     ObserveArgs,
+    PageFailed,
+    PageNotResponding,
     PayloadTooLarge,
     Retries,
     ScrapeArgs,
@@ -222,6 +224,16 @@ def test_stale_action_id(client: SessionsClient, page_server: str) -> None:
         with pytest.raises(StaleAction) as stale:
             s.step(type="click", id="B99")
     assert stale.value.stale_id == "B99" and "observe again" in stale.value.message
+
+
+def test_the_409s_and_a_foreign_answer_map_by_their_bodies() -> None:
+    """Answers the real server gives only after minutes or on a hung page, and a proxy's page."""
+    ended = error_from(httpx.Response(409, json={"error": "timed out", "status": "timed_out"}))
+    assert isinstance(ended, SessionEnded) and ended.session_status == "timed_out"
+    hung = {"error": "the page stopped", "status": "active", "page_not_responding": True}
+    assert isinstance(error_from(httpx.Response(409, json=hung)), PageNotResponding)
+    proxy = error_from(httpx.Response(502, text="<html>Bad Gateway</html>"))
+    assert isinstance(proxy, PageFailed) and proxy.message == "<html>Bad Gateway</html>"
 
 
 # -------------------------------------------------- capacity and retrying
