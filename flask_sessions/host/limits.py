@@ -150,12 +150,13 @@ class BrowserGuard:
         )
         if killed is not None:
             pid, rss = killed
-            self.last_kill = Kill(pid, rss // MB, time.monotonic())
+            used_mb = -(-rss // MB)  # rounded up: over a 400 MB limit never reads "400 MB"
+            self.last_kill = Kill(pid, used_mb, time.monotonic())
             self.kills += 1
             log.warning(
                 "flask_sessions: stopped renderer %d: it used %d MB (limit %g MB)",
                 pid,
-                rss // MB,
+                used_mb,
                 limit_mb,
             )
 
