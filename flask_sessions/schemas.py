@@ -30,6 +30,27 @@ from flask_sessions.errors import InvalidInput
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
+ImageFormat = Literal["png", "jpeg", "webp"]
+"""A screenshot's encoding: PNG (lossless, the default), JPEG or WebP (lossy, with a quality)."""
+
+DEFAULT_QUALITY = 80
+"""The JPEG/WebP quality when none is given."""
+
+MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def _quality_for(fmt: str, quality: int | None, field: str) -> int | None:
+    """The quality to encode with: None for PNG, else ``quality`` or the default."""
+    if fmt == "png":
+        if quality is not None:
+            raise ValueError(
+                f"applies to jpeg and webp only; drop {field}, or set "
+                f"{'screenshot_format' if field.startswith('screenshot') else 'format'} "
+                "to jpeg or webp"
+            )
+        return None
+    return DEFAULT_QUALITY if quality is None else quality
+
 
 class Status(StrEnum):
     active = "active"
@@ -59,6 +80,22 @@ class SessionFields(_Body):
     keep_alive: bool = False
     session_timeout_minutes: Int | None = None
     screenshot: bool | None = None
+    screenshot_format: ImageFormat = "png"
+    screenshot_quality: Int | None = Field(default=None, ge=0, le=100)
+
+    @field_validator("screenshot_quality")
+    @classmethod
+    def _quality_with_lossy(cls, value: int | None, info: ValidationInfo) -> int | None:
+        fmt = info.data.get("screenshot_format")  # absent: it failed, and says so itself
+        return value if fmt is None else _quality_for(fmt, value, "screenshot_quality")
+
+    @property
+    def shot_options(self) -> ShotOptions:
+        """How to encode the screenshot this request may ask for."""
+        return ShotOptions(
+            self.screenshot_format,
+            _quality_for(self.screenshot_format, self.screenshot_quality, "screenshot_quality"),
+        )
 
     @field_validator("session_timeout_minutes")
     @classmethod
@@ -260,15 +297,29 @@ class ListQuery(_Body):
     status: Status | None = None
 
 
+@dataclass(frozen=True)
+class ShotOptions:
+    """A screenshot's encoding: format, and quality for JPEG/WebP (None for PNG)."""
+
+    format: ImageFormat = "png"
+    quality: int | None = None
+
+
 @dataclass
 class Shot:
-    """A PNG, its size, and the page's size (larger when a full-page shot was clipped)."""
+    """An encoded image, its size, and the page's size (larger when a full-page shot was
+    clipped)."""
 
-    png: bytes
+    data: bytes
     width: int
     height: int
     page_width: int
     page_height: int
+    format: ImageFormat = "png"
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.format]
 
     @property
     def clipped(self) -> bool:
@@ -342,6 +393,8 @@ class Observation(PageInfo):
     """
 
     screenshot: str | None = None
+    # the encoding of ``screenshot`` (png, jpeg or webp); null when there is none
+    screenshot_format: ImageFormat | None = None
     actions: list[Action]
     actions_total: int = 0
     actions_truncated: bool = False
@@ -355,9 +408,22 @@ class Observation(PageInfo):
 
 
 class ScreenshotQuery(_Body):
-    """Query string of ``GET /session/<id>/screenshot``."""
+    """Query string of ``GET /session/<id>/screenshot``: the viewport (or the full page, up
+    to ``SESSIONS_MAX_SCREENSHOT_PIXELS``) as PNG, JPEG or WebP."""
 
     full_page: bool = False
+    format: ImageFormat = "png"
+    quality: Int | None = Field(default=None, ge=0, le=100)
+
+    @field_validator("quality")
+    @classmethod
+    def _quality_with_lossy(cls, value: int | None, info: ValidationInfo) -> int | None:
+        fmt = info.data.get("format")
+        return value if fmt is None else _quality_for(fmt, value, "quality")
+
+    @property
+    def shot_options(self) -> ShotOptions:
+        return ShotOptions(self.format, _quality_for(self.format, self.quality, "quality"))
 
 
 def _whole_ms(value: timedelta) -> timedelta:
@@ -381,6 +447,8 @@ class SessionResponse(BaseModel):
     keep_alive: bool
     error: str | None
     screenshot: str | None = None
+    # the encoding of ``screenshot`` (png, jpeg or webp); null when there is none
+    screenshot_format: ImageFormat | None = None
     page: PageInfo | None = None
     # ws(s):// URL to attach Playwright/Puppeteer over CDP (null when SESSIONS_CDP is off)
     cdp_url: str | None = None
@@ -415,6 +483,9 @@ _HINTS = {
     "keep_alive": "send true or false",
     "session_timeout_minutes": "send a whole number of minutes from 1 to 29",
     "screenshot": "send true, false or null",
+    "screenshot_format": "send png, jpeg or webp",
+    "screenshot_quality": "send a whole number from 0 to 100 (jpeg and webp only)",
+    "quality": "send a whole number from 0 to 100 (jpeg and webp only)",
     "status": "send one of: active, closed, error, timed_out",
     "url": "send an http(s)://, about:blank or data: URL",
     "id": "send an id like B3 from the session's last observation, or a selector instead",
@@ -427,6 +498,9 @@ _HINTS = {
     "prompt_text": "send the text to answer a prompt() with",
     "index": "send a tab index from observation.tabs (0 is the first tab)",
 }
+
+# where one field name means different things in different models
+_MODEL_HINTS = {("ScreenshotQuery", "format"): "send png, jpeg or webp"}
 
 _PATTERN_MESSAGES = {
     "session_id": "must be 1 to 64 letters, digits, '-' or '_'",
@@ -554,7 +628,7 @@ def invalid_input(
                 message = _PATTERN_MESSAGES.get(name, "has the wrong format")
             elif err["type"] in ("enum", "literal_error"):
                 message = "is not a known value"
-        hint = _HINTS.get(name)
+        hint = _MODEL_HINTS.get((model.__name__ if model else "", name)) or _HINTS.get(name)
         entry: dict[str, Any] = {"field": name, "message": message}
         if hint and err["type"] != "extra_forbidden":
             entry["fix"] = hint

@@ -64,7 +64,13 @@ from typing import Any, TypeVar
 
 import httpx
 import psutil
-from playwright.async_api import Browser, BrowserContext, ViewportSize, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    ViewportSize,
+    async_playwright,
+)
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
@@ -99,6 +105,8 @@ HEALTH_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 TERM_GRACE_S = 20.0
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+IMAGE_MAGIC = {"png": PNG_MAGIC, "jpeg": b"\xff\xd8", "webp": b"RIFF"}
+SHOT_FORMATS = ("png", "jpeg", "webp")
 VIEWPORT: ViewportSize = {"width": 1280, "height": 720}  # the server's default viewport
 REAPER_INTERVAL_S = 1.0
 REAPER_TIMEOUT_MIN = 1
@@ -133,6 +141,17 @@ LATENCY_ROWS = (
         'click("a") on /pages/1, until /pages/2 has loaded',
     ),
     ("scrape", "POST /env/scrape {session_id} (markdown of /report)", "page.content()"),
+    ("screenshot png", "GET /session/<id>/screenshot (of /report)", "page.screenshot()"),
+    (
+        "screenshot jpeg",
+        "GET /session/<id>/screenshot?format=jpeg (quality 80)",
+        'page.screenshot(type="jpeg", quality=80)',
+    ),
+    (
+        "screenshot webp",
+        "GET /session/<id>/screenshot?format=webp (quality 80)",
+        "CDP Page.captureScreenshot webp (Playwright has no WebP)",
+    ),
     ("close", "POST /session/close {session_id}", "context.close()"),
     ("status read", "GET /session/<id> (HTTP + auth + loop hop, no Chromium)", "-"),
 )
@@ -590,6 +609,16 @@ class ServerOps:
     def read(self) -> None:
         self.client.api.get(self.shared)
 
+    def shot_op(self, fmt: str) -> Op:
+        return Op(f"screenshot {fmt}", lambda _: self.screenshot(fmt))
+
+    def screenshot(self, fmt: str) -> None:
+        params = {"format": fmt} if fmt != "png" else {}
+        url = f"{self.client.base}/session/{self.shared}/screenshot"
+        response = self.client.http.get(url, params=params, timeout=self.client.timeout)
+        if response.status_code != 200 or not response.content.startswith(IMAGE_MAGIC[fmt]):
+            raise BenchError(f"screenshot {fmt}: {response.status_code} {response.text[:300]}")
+
     def start_op(self, name: str = "start", body: Json | None = None) -> Op:
         payload = body or {}
         return Op(name, lambda _: self.client.start_id(payload), teardown=self.client.delete)
@@ -602,6 +631,7 @@ class ServerOps:
             Op("observe+screenshot", lambda _: self.observe("/report", screenshot=True)),
             Op("step click", lambda _: self.step_click(), lambda: self.observe("/pages/1")),
             Op("scrape", lambda _: self.scrape(), lambda: self.observe("/report")),
+            *(self.shot_op(fmt) for fmt in SHOT_FORMATS),
             Op("close", self.client.delete, lambda: self.client.start_id({})),
             Op("status read", lambda _: self.read()),
         ]
@@ -953,6 +983,7 @@ class RawOps:
         self.browser = browser
         self.page = shared.pages[0]
         self.site = site
+        self._cdp: CDPSession | None = None
 
     async def start(self, screenshot: bool) -> BrowserContext:
         context = await _open(self.browser)
@@ -979,6 +1010,24 @@ class RawOps:
     async def content(self) -> None:
         await self.page.content()
 
+    def shot_op(self, fmt: str) -> AsyncOp:
+        return AsyncOp(f"screenshot {fmt}", lambda _: self.screenshot(fmt))
+
+    async def screenshot(self, fmt: str) -> None:
+        if fmt == "webp":  # Playwright has no WebP: its CDP session, as a user would
+            if self._cdp is None:
+                self._cdp = await self.page.context.new_cdp_session(self.page)
+            answer = await self._cdp.send(
+                "Page.captureScreenshot", {"format": "webp", "quality": 80}
+            )
+            data = base64.b64decode(answer["data"])
+        elif fmt == "jpeg":
+            data = await self.page.screenshot(type="jpeg", quality=80)
+        else:
+            data = await self.page.screenshot(type="png")
+        if not data.startswith(IMAGE_MAGIC[fmt]):
+            raise BenchError(f"raw screenshot {fmt}: not a {fmt}: {data[:16]!r}")
+
     def ops(self) -> list[AsyncOp]:
         return [
             AsyncOp("start", lambda _: self.start(False), teardown=_close),
@@ -987,6 +1036,7 @@ class RawOps:
             AsyncOp("observe+screenshot", lambda _: self.observe(True)),
             AsyncOp("step click", lambda _: self.click(), lambda: self.goto("/pages/1")),
             AsyncOp("scrape", lambda _: self.content(), lambda: self.goto("/report")),
+            *(self.shot_op(fmt) for fmt in SHOT_FORMATS),
             AsyncOp("close", _close, lambda: _open(self.browser)),
         ]
 
@@ -1263,7 +1313,12 @@ def latency_section(plan: Plan, ours: dict[str, Json], raw: dict[str, Json]) -> 
         "text of /pages/2) and its observe runs observe.js where raw only calls content(); "
         "scrape converts to Markdown; so those ratios include work raw does not do."
     )
-    return "\n".join([title, format_table(headers, rows), "compared:", *legend, note])
+    png = _p50(raw.get("screenshot png"))
+    against_png = ", ".join(
+        f"{fmt} {_x(ratio(_p50(ours.get(f'screenshot {fmt}')), png))}" for fmt in SHOT_FORMATS
+    )
+    shots = f"screenshots against raw page.screenshot() PNG (p50): {against_png}"
+    return "\n".join([title, format_table(headers, rows), "compared:", *legend, note, shots])
 
 
 def _p50_ratio(ours: dict[str, Json], raw: dict[str, Json], name: str) -> float | None:

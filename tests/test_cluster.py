@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from flask_sessions.page.capture import image_size
 from flask_sessions.testing import ServerProcess, free_port, server_env, start_process
 
 from .conftest import wait_for
@@ -193,6 +194,18 @@ def test_hosts_and_fronts_on_redis(procs: list[ServerProcess], redis_url: str) -
     sessions = [start(fronts[i % 2].base) for i in range(30)]
     per_host = Counter(str(s["session_id"])[:8] for s in sessions)
     assert len(per_host) == 3 and max(per_host.values()) / min(per_host.values()) <= 1.5, per_host
+
+    # Captures cross a front as they are: the image, its format, its size.
+    mine_too = str(sessions[1]["session_id"])
+    shot_url = f"{fronts[0].base}/session/{mine_too}/screenshot"
+    r = requests.get(shot_url, params={"format": "jpeg", "quality": "50"}, headers=A, timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "image/jpeg", r.text
+    assert image_size(r.content) == (1280, 720)
+    json_a = {**A, "Accept": "application/json"}
+    r = requests.get(shot_url, params={"full_page": "true"}, headers=json_a, timeout=30)
+    shot = r.json()
+    assert shot["format"] == "png" and shot["clipped"] is False, shot
+    assert shot["page_size"] == {"width": 1280, "height": 720}
 
     # Tenancy holds through any front.
     sid = str(sessions[0]["session_id"])

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from unittest import mock
 
 import pytest
 from flask import Flask
@@ -27,9 +28,9 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from flask_sessions import FlaskSessions
 from flask_sessions.errors import BrowserUnavailable, OperationTimeout, PageFailed
-from flask_sessions.host.limits import SessionLimits
+from flask_sessions.host.limits import RendererScanner, SessionLimits
 from flask_sessions.host.runtime import wrap_playwright_error
-from flask_sessions.page.ops import screenshot_clip
+from flask_sessions.page.capture import screenshot_clip
 
 from .conftest import AUTH_A, AppFactory, png_size, wait_for
 
@@ -340,6 +341,32 @@ def test_a_page_over_the_memory_limit_ends_its_session_with_the_figure(
     r = client.post("/env/observe", json={"session_id": bomb}, headers=AUTH_A)
     assert r.status_code == 409 and r.get_json()["status"] == "error"
     assert post(client, "/env/observe", session_id=calm)["observation"]["title"] == "Second"
+
+
+def test_the_watchdog_walks_only_chromiums_tree(make_app: AppFactory, site: str) -> None:
+    """The renderers found through /proc/<pid>/task/*/children are psutil's, and a kernel
+    without those lists falls back to psutil."""
+    app = make_app()
+    client = app.test_client()
+    for _ in range(3):
+        r = client.post("/session/start", json={"url": site + "/second"}, headers=AUTH_A)
+        assert r.status_code == 200, r.get_json()
+    guard = FlaskSessions.state(app).manager.guard
+    assert guard is not None and guard.pid is not None
+    pid = guard.pid
+    scanner = RendererScanner()
+    by_walk = scanner.renderers(pid)  # from the browser
+    from_zygotes = scanner.renderers(pid)  # the next ticks: from the zygotes it found
+    by_psutil = RendererScanner()._renderers_by_psutil(pid)
+    assert len(by_walk) >= 3
+    assert {p.pid for p in by_walk} == {p.pid for p in by_psutil}
+    assert {p.pid for p in from_zygotes} == {p.pid for p in by_psutil}
+    r = client.post("/session/start", json={"url": site + "/second"}, headers=AUTH_A)
+    assert r.status_code == 200
+    assert len(scanner.renderers(pid)) == len(RendererScanner().renderers(pid)) > len(by_walk)
+    with mock.patch("flask_sessions.host.limits._child_pids", return_value=None):
+        by_fallback = {p.pid for p in RendererScanner().renderers(pid)}
+    assert by_fallback == {p.pid for p in RendererScanner()._renderers_by_psutil(pid)}
 
 
 def test_low_free_memory_refuses_new_sessions_with_503_and_retry_after(

@@ -9,7 +9,6 @@ the public API's JSON, and errors add ``error_type`` so the front raises the sam
 
 from __future__ import annotations
 
-import base64
 import hmac
 import logging
 from typing import Any
@@ -120,14 +119,12 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
     @bp.get("/sessions/<session_id>/screenshot")
     def screenshot(session_id: str) -> Response:
         query = parse(ScreenshotQuery, request.args.to_dict())
-        shot = backend.screenshot(principal(), session_id, query.full_page)
-        return jsonify(
-            png=base64.b64encode(shot.png).decode("ascii"),
-            width=shot.width,
-            height=shot.height,
-            page_width=shot.page_width,
-            page_height=shot.page_height,
-        )
+        shot = backend.screenshot(principal(), session_id, query)
+        # the image as it is (no base64 round trip), its sizes in headers
+        response = Response(shot.data, mimetype=shot.media_type)
+        response.headers["X-Shot-Size"] = f"{shot.width}x{shot.height}"
+        response.headers["X-Shot-Page-Size"] = f"{shot.page_width}x{shot.page_height}"
+        return response
 
     @bp.get("/sessions")
     def list_sessions() -> Response:

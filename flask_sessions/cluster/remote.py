@@ -10,7 +10,6 @@ and the principal; connections are pooled (httpx).
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from flask_sessions.schemas import (
     ObserveResponse,
     ScrapeRequest,
     ScrapeResponse,
+    ScreenshotQuery,
     SessionFields,
     SessionResponse,
     Shot,
@@ -232,17 +232,13 @@ class RemoteBackend:
     def scrape(self, principal: str, request: ScrapeRequest) -> ScrapeResponse:
         return self._placed(principal, "/scrape", request, ScrapeResponse)
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
-        params = {"full_page": "true" if full_page else "false"}
+    def screenshot(self, principal: str, session_id: str, query: ScreenshotQuery) -> Shot:
+        params = {k: str(v).lower() for k, v in query.model_dump(exclude_none=True).items()}
         path = f"/sessions/{session_id}/screenshot"
-        data = self._on_owner(principal, session_id, "GET", path, params=params).json()
-        return Shot(
-            png=base64.b64decode(data["png"]),
-            width=int(data["width"]),
-            height=int(data["height"]),
-            page_width=int(data["page_width"]),
-            page_height=int(data["page_height"]),
-        )
+        response = self._on_owner(principal, session_id, "GET", path, params=params)
+        width, height = _size(response.headers.get("X-Shot-Size"))
+        page_width, page_height = _size(response.headers.get("X-Shot-Page-Size"))
+        return Shot(response.content, width, height, page_width, page_height, query.format)
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
         response = self._on_owner(principal, session_id, "GET", f"/sessions/{session_id}")
@@ -326,3 +322,12 @@ def _error_from(response: httpx.Response) -> SessionsError:
     if cls is SessionsError:
         exc.status_code = response.status_code
     return exc
+
+
+def _size(header: str | None) -> tuple[int, int]:
+    """``"1280x720"`` as (1280, 720); (0, 0) if the host did not say."""
+    width, _, height = (header or "").partition("x")
+    try:
+        return int(width), int(height)
+    except ValueError:
+        return 0, 0

@@ -16,6 +16,7 @@ from flask_sessions.schemas import (
     ObserveResponse,
     ScrapeRequest,
     ScrapeResponse,
+    ScreenshotQuery,
     SessionResponse,
     Shot,
     StartRequest,
@@ -48,8 +49,9 @@ class SessionBackend(Protocol):
         """The page (or a part) as Markdown, text or HTML."""
         ...
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
-        """A PNG of the session's page (a full page clipped to the pixel cap, and said so)."""
+    def screenshot(self, principal: str, session_id: str, query: ScreenshotQuery) -> Shot:
+        """The session's page as PNG, JPEG or WebP (a full page clipped to the pixel cap, and
+        said so)."""
         ...
 
     def get(self, principal: str, session_id: str) -> SessionResponse:

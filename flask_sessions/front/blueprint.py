@@ -134,19 +134,20 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     def session_screenshot(session_id: str) -> Response:
         _known_id(session_id)
         query = parse(ScreenshotQuery, _query())
-        shot = backend.screenshot(principal(), session_id, query.full_page)
+        shot = backend.screenshot(principal(), session_id, query)
         # a full page past SESSIONS_MAX_SCREENSHOT_PIXELS is clipped to its top: say so
         clipped = {"width": shot.page_width, "height": shot.page_height}
-        if request.accept_mimetypes.best_match(["image/png", "application/json"]) == (
+        if request.accept_mimetypes.best_match([shot.media_type, "application/json"]) == (
             "application/json"
         ):
             return jsonify(
                 session_id=session_id,
-                screenshot=base64.b64encode(shot.png).decode("ascii"),
+                screenshot=base64.b64encode(shot.data).decode("ascii"),
+                format=shot.format,
                 clipped=shot.clipped,
                 page_size=clipped,
             )
-        response = Response(shot.png, mimetype="image/png")
+        response = Response(shot.data, mimetype=shot.media_type)
         if shot.clipped:
             response.headers["X-Screenshot-Clipped"] = (
                 f"{shot.width}x{shot.height} of {shot.page_width}x{shot.page_height}"

@@ -175,13 +175,72 @@ class RendererScanner:
     """Reads the renderers under a browser PID with psutil (in a worker thread)."""
 
     def __init__(self) -> None:
-        # pid -> (create_time, is a renderer): a process's type never changes, so its
-        # command line is read once
-        self._kinds: dict[int, tuple[float, bool]] = {}
+        # pid -> (create_time, role): a process's role (renderer, zygote or other) never
+        # changes, so its command line is read once
+        self._kinds: dict[int, tuple[float, str]] = {}
         self._killed: set[tuple[int, float]] = set()  # dying: not to be read (or killed) again
+        self._zygotes: list[tuple[int, float]] = []  # where renderers come from
+        self._ticks = 0
         self.peak_rss = 0  # the largest renderer RSS seen, for tests and the stress run
 
     def renderers(self, browser_pid: int) -> list[psutil.Process]:
+        """The renderer processes under ``browser_pid``.
+
+        Read through the kernel's per-thread ``children`` lists, from the zygotes that
+        start renderers (the browser itself, with its 30-odd threads, only every
+        ``BROWSER_EVERY`` ticks or when a zygote is gone), never into a renderer, GPU or
+        utility process: not every process of the machine, which psutil's
+        ``children(recursive=True)`` reads and which cost a fifth of the server's CPU in a
+        start-and-close loop. Where the kernel has no such lists, psutil does it.
+        """
+        self._ticks += 1
+        zygotes = [pid for pid, created in self._zygotes if _created(pid) == created]
+        fresh = self._ticks % BROWSER_EVERY == 1 or not zygotes or len(zygotes) < len(self._zygotes)
+        found: list[psutil.Process] = []
+        kinds: dict[int, tuple[float, str]] = {}
+        spawners: list[tuple[int, float]] = []
+        stack = [browser_pid] if fresh else list(zygotes)
+        if not fresh:
+            spawners = [(pid, self._kinds[pid][0]) for pid in zygotes if pid in self._kinds]
+            kinds.update({pid: self._kinds[pid] for pid in zygotes if pid in self._kinds})
+        while stack:
+            pids = _child_pids(stack.pop())
+            if pids is None:
+                return self._renderers_by_psutil(browser_pid)
+            for pid in pids:
+                try:
+                    child = psutil.Process(pid)
+                    kind = self._kind(child)
+                except psutil.Error:
+                    continue
+                kinds[pid] = kind
+                if kind[1] == "zygote":
+                    spawners.append((pid, kind[0]))
+                    stack.append(pid)
+                elif kind[1] == "renderer" and (pid, kind[0]) not in self._killed:
+                    found.append(child)
+        if fresh:
+            self._zygotes = spawners
+        else:  # keep what only the browser's listing shows (GPU, utility) until it is read
+            kinds.update({k: v for k, v in self._kinds.items() if v[1] == "other"})
+        self._forget_others(kinds)
+        return found
+
+    def _kind(self, proc: psutil.Process) -> tuple[float, str]:
+        """(create time, role), the command line read once per process."""
+        created = proc.create_time()
+        known = self._kinds.get(proc.pid)
+        if known is not None and known[0] == created:
+            return known
+        command = proc.cmdline()
+        role = next((r for r in ("renderer", "zygote") if f"--type={r}" in command), "other")
+        return created, role
+
+    def _forget_others(self, kinds: dict[int, tuple[float, str]]) -> None:
+        self._kinds = kinds
+        self._killed &= {(pid, created) for pid, (created, _) in kinds.items()}
+
+    def _renderers_by_psutil(self, browser_pid: int) -> list[psutil.Process]:
         try:
             children = psutil.Process(browser_pid).children(recursive=True)
         except psutil.Error:
@@ -189,19 +248,13 @@ class RendererScanner:
         found, kinds = [], {}
         for child in children:
             try:
-                created = child.create_time()
-                known = self._kinds.get(child.pid)
-                if known is not None and known[0] == created:
-                    is_renderer = known[1]
-                else:
-                    is_renderer = "--type=renderer" in child.cmdline()
-                kinds[child.pid] = (created, is_renderer)
+                kind = self._kind(child)
             except psutil.Error:
                 continue
-            if is_renderer and (child.pid, created) not in self._killed:
+            kinds[child.pid] = kind
+            if kind[1] == "renderer" and (child.pid, kind[0]) not in self._killed:
                 found.append(child)
-        self._kinds = kinds
-        self._killed &= {(pid, created) for pid, (created, _) in kinds.items()}
+        self._forget_others(kinds)
         return found
 
     def scan(self, browser_pid: int, limit_bytes: int, may_kill: bool) -> tuple[int, int] | None:
@@ -225,6 +278,39 @@ class RendererScanner:
         except psutil.Error:
             return None
         return proc.pid, rss
+
+
+BROWSER_EVERY = 20
+"""Watchdog ticks between readings of the browser's own children (zygotes, GPU, utility)."""
+
+
+def _created(pid: int) -> float | None:
+    """A process's start time (None if it is gone): tells a PID reused by another."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _child_pids(pid: int) -> list[int] | None:
+    """``pid``'s child processes from /proc/<pid>/task/*/children; None where the kernel
+    has no such files (CONFIG_PROC_CHILDREN off), [] for a process that is gone."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return [] if os.path.isdir("/proc/self/task") else None
+    pids: list[int] = []
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as listing:
+                pids.extend(int(word) for word in listing.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended
+            return None  # the process is there, its listing is not: no kernel support
+        except (OSError, ValueError):
+            continue
+    return pids
 
 
 async def run_watchdog(

@@ -14,6 +14,7 @@ from flask_sessions.schemas import (
     ObserveResponse,
     ScrapeRequest,
     ScrapeResponse,
+    ScreenshotQuery,
     SessionResponse,
     Shot,
     StartRequest,
@@ -58,8 +59,8 @@ class LocalBackend:
             content=content,
         )
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
-        return self.manager.screenshot(principal, session_id, full_page)
+    def screenshot(self, principal: str, session_id: str, query: ScreenshotQuery) -> Shot:
+        return self.manager.screenshot(principal, session_id, query)
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
         return self.manager.get(principal, session_id)

@@ -38,13 +38,16 @@ from flask_sessions.host.live import LiveSession, open_live
 from flask_sessions.host.pool import WarmPool, available_memory_mb
 from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
 from flask_sessions.host.runtime import BrowserRuntime, target_gone, wrap_playwright_error
+from flask_sessions.page import capture
 from flask_sessions.page import ops as page_ops
 from flask_sessions.page.state import NOT_RESPONDING
 from flask_sessions.schemas import (
+    ImageFormat,
     Observation,
     ObserveRequest,
     ObserveResponse,
     ScrapeRequest,
+    ScreenshotQuery,
     SessionFields,
     SessionResponse,
     Shot,
@@ -85,7 +88,10 @@ class SessionRecord:
     def idle_deadline(self) -> datetime:
         return self.last_accessed_at + timedelta(minutes=self.timeout_minutes)
 
-    def to_response(self, now: datetime, screenshot: bytes | None = None) -> SessionResponse:
+    def to_response(
+        self, now: datetime, screenshot: str | None = None, shot_format: ImageFormat = "png"
+    ) -> SessionResponse:
+        """The record as the API shows it; ``screenshot`` is already base64."""
         end = self.closed_at or now
         return SessionResponse(
             session_id=self.session_id,
@@ -97,7 +103,8 @@ class SessionRecord:
             timeout_minutes=self.timeout_minutes,
             keep_alive=self.keep_alive,
             error=self.error,
-            screenshot=base64.b64encode(screenshot).decode("ascii") if screenshot else None,
+            screenshot=screenshot,
+            screenshot_format=shot_format if screenshot else None,
         )
 
 
@@ -161,10 +168,10 @@ class SessionManager:
         """The page's cleaned HTML and text; the caller converts it (off the loop)."""
         return self._run(self._scrape(principal, request))
 
-    def screenshot(self, principal: str, session_id: str, full_page: bool) -> Shot:
-        """A PNG of the session's page (a full page clipped to SESSIONS_MAX_SCREENSHOT_PIXELS);
-        counts as access."""
-        return self._run(self._screenshot_only(principal, session_id, full_page))
+    def screenshot(self, principal: str, session_id: str, query: ScreenshotQuery) -> Shot:
+        """The session's page as PNG, JPEG or WebP (a full page clipped to
+        SESSIONS_MAX_SCREENSHOT_PIXELS); counts as access."""
+        return self._run(self._screenshot_only(principal, session_id, query))
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
         """A session's record; reading it does not count as access."""
@@ -414,8 +421,13 @@ class SessionManager:
                 info = await page_ops.page_info(live.state)
             elif request.screenshot:
                 await live.state.check_responsive()
-            shot = await page_ops.screenshot(live.state) if request.screenshot else None
-            response = record.to_response(self.clock(), shot)
+            options = request.shot_options
+            shot = (
+                await capture.screenshot(live.state, self.settings, options)
+                if request.screenshot
+                else None
+            )
+            response = record.to_response(self.clock(), shot, options.format)
             response.page = info
             return response
 
@@ -433,7 +445,7 @@ class SessionManager:
             observation = await page_ops.observe(
                 live.state,
                 self.settings,
-                bool(request.screenshot),
+                request.shot_options if request.screenshot else None,
                 offset=request.offset,
                 find=request.find,
                 since=since,
@@ -447,7 +459,7 @@ class SessionManager:
         async def work(record: SessionRecord, live: LiveSession) -> StepResponse:
             success, message = await page_ops.run_step(live.state, request, self.settings)
             observation = await page_ops.observe_after_step(
-                live.state, self.settings, bool(request.screenshot)
+                live.state, self.settings, request.shot_options if request.screenshot else None
             )
             if success and live.state.hung:
                 success, message = False, f"{message}; then {NOT_RESPONDING}"
@@ -475,14 +487,18 @@ class SessionManager:
         record, result = await self._with_session(principal, request, "scraping", work)
         return record.to_response(self.clock()), result
 
-    async def _screenshot_only(self, principal: str, session_id: str, full_page: bool) -> Shot:
+    async def _screenshot_only(
+        self, principal: str, session_id: str, query: ScreenshotQuery
+    ) -> Shot:
+        options = query.shot_options
+
         async def work(record: SessionRecord, live: LiveSession) -> Shot:
             await live.state.check_responsive()
-            if full_page:
-                return await page_ops.full_page_screenshot(live.state, self.settings)
-            png = await page_ops.screenshot(live.state)
+            if query.full_page:
+                return await capture.full_page_screenshot(live.state, self.settings, options)
+            data = base64.b64decode(await capture.screenshot(live.state, self.settings, options))
             width, height = self.settings.viewport_width, self.settings.viewport_height
-            return Shot(png, width, height, width, height)
+            return Shot(data, width, height, width, height, options.format)
 
         request = SessionFields(session_id=session_id)
         return (await self._with_session(principal, request, "taking the screenshot", work))[1]

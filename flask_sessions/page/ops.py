@@ -1,4 +1,4 @@
-"""What a session does with its pages: observe, step, scrape, screenshot.
+"""What a session does with its pages: observe, step, scrape (screenshots: capture.py).
 
 Coroutines here run on the runtime loop, with the session's lock held by the manager.
 The Markdown conversion (:func:`convert`) is plain CPU work and runs in the Flask thread,
@@ -8,12 +8,10 @@ so a large page never stalls the loop.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import math
 import re
-import struct
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -24,8 +22,9 @@ from playwright.async_api import Frame, FrameLocator, Locator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from flask_sessions.config import Settings
-from flask_sessions.errors import InvalidInput, OperationTimeout, SessionNotActive
+from flask_sessions.errors import InvalidInput, SessionNotActive
 from flask_sessions.host.egress import TUNNEL_FAILED
+from flask_sessions.page import capture
 from flask_sessions.page.state import (
     NOT_RESPONDING,
     PageNotResponding,
@@ -49,7 +48,7 @@ from flask_sessions.schemas import (
     PressKeyStep,
     ScrollStep,
     SelectStep,
-    Shot,
+    ShotOptions,
     StepRequest,
     SwitchTabStep,
     TabInfo,
@@ -385,7 +384,7 @@ async def evaluate_retrying(state: PageState, settings: Settings, script: str, a
 async def observe(
     state: PageState,
     settings: Settings,
-    screenshot: bool,
+    screenshot: ShotOptions | None,
     offset: int = 0,
     find: str | None = None,
     since: float | None = None,
@@ -398,7 +397,9 @@ async def observe(
     return await state.guarded(_observe(state, settings, screenshot, offset, find, since))
 
 
-async def observe_after_step(state: PageState, settings: Settings, screenshot: bool) -> Observation:
+async def observe_after_step(
+    state: PageState, settings: Settings, screenshot: ShotOptions | None
+) -> Observation:
     """The observation a step answers with; a page that stopped responding gets a short one."""
     if not state.hung:
         with contextlib.suppress(PageNotResponding):
@@ -420,7 +421,7 @@ async def observe_after_step(state: PageState, settings: Settings, screenshot: b
 async def _observe(
     state: PageState,
     settings: Settings,
-    screenshot: bool,
+    screenshot: ShotOptions | None,
     offset: int,
     find: str | None,
     since: float | None = None,
@@ -497,11 +498,12 @@ async def _observe(
     tab = state.tab
     if tab.http_status is None and tab.error is None and data.get("navStatus"):
         record_status(tab, int(data["navStatus"]))  # a tab whose load began before we watched
-    shot = await page.screenshot(type="png") if screenshot else None
+    shot = await capture.screenshot(state, settings, screenshot) if screenshot else None
     shown = await page_info(state)
     return Observation(
         **shown.model_dump(),
-        screenshot=base64.b64encode(shot).decode("ascii") if shot else None,
+        screenshot=shot,
+        screenshot_format=screenshot.format if screenshot else None,
         actions=actions,
         actions_total=total,
         actions_truncated=offset + len(actions) < total,
@@ -898,76 +900,7 @@ async def _history(state: PageState, step: HistoryStep, settings: Settings) -> t
     return True, f"{step.type.replace('_', ' ')}: now at {page.url}"
 
 
-# ------------------------------------------------------------------ scrape, screenshot
-
-
-async def screenshot(state: PageState) -> bytes:
-    """A PNG of the current tab's viewport. A capture that meets a navigation (a meta
-    refresh, a JS redirect) fails in Chromium with "Unable to capture screenshot": wait for
-    the new document and try again, a few times, rather than answer an error for a page
-    that is merely moving."""
-    for attempt in range(4):
-        page = state.page
-        try:
-            return await state.guarded(page.screenshot(type="png"))
-        except PlaywrightError as exc:
-            if page.is_closed() or attempt == 3 or "Unable to capture" not in str(exc):
-                raise
-            with contextlib.suppress(PlaywrightError):
-                await page.wait_for_load_state("load", timeout=2000)
-            await asyncio.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-_PAGE_SIZE_JS = """() => {
-  const d = document.documentElement, b = document.body;
-  return [Math.max(d ? d.scrollWidth : 0, b ? b.scrollWidth : 0, innerWidth),
-          Math.max(d ? d.scrollHeight : 0, b ? b.scrollHeight : 0, innerHeight)];
-}"""
-
-
-def screenshot_clip(width: int, height: int, max_pixels: int, strip: int) -> tuple[int, int]:
-    """The part of a ``width`` x ``height`` page a full-page screenshot keeps: the whole
-    page if it has at most ``max_pixels`` pixels, else its top, as tall as fits (and no
-    wider than leaves room for a ``strip``-pixel-tall band)."""
-    width, height = max(1, width), max(1, height)
-    clip_width = min(width, max(1, max_pixels // max(1, min(height, strip))))
-    return clip_width, min(height, max(1, max_pixels // clip_width))
-
-
-async def full_page_screenshot(state: PageState, settings: Settings) -> Shot:
-    """A full-page PNG of at most ``SESSIONS_MAX_SCREENSHOT_PIXELS`` pixels.
-
-    The clip is always passed, so a page that grows (or lies about its size) between
-    measuring and capturing still gets at most that many pixels; Chromium then renders
-    only the clipped part (a 200,000 px tall page costs what a 16,384 px one does).
-    """
-    try:
-        size = await asyncio.wait_for(
-            state.guarded(evaluate_retrying(state, settings, _PAGE_SIZE_JS, None)),
-            settings.action_timeout_ms / 1000,
-        )
-        page_width, page_height = (int(size[0]), int(size[1]))
-    except TimeoutError:
-        raise OperationTimeout(
-            f"the page did not answer within {settings.action_timeout_ms} ms "
-            "(SESSIONS_ACTION_TIMEOUT_MS) while measuring it for a full-page screenshot; "
-            "the session is still there: retry, or observe to see what the page is doing"
-        ) from None
-    except (TypeError, ValueError, IndexError, KeyError):  # the page redefined something
-        page_width, page_height = settings.viewport_width, settings.viewport_height
-    clip_width, clip_height = screenshot_clip(
-        page_width, page_height, settings.max_screenshot_pixels, settings.viewport_height
-    )
-    png = await state.guarded(
-        state.page.screenshot(
-            type="png",
-            full_page=True,
-            clip={"x": 0, "y": 0, "width": clip_width, "height": clip_height},
-        )
-    )
-    width, height = struct.unpack(">II", png[16:24])
-    return Shot(png, width, height, max(page_width, width), max(page_height, height))
+# ------------------------------------------------------------------ scrape
 
 
 async def scrape_source(

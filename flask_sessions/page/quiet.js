@@ -3,6 +3,9 @@
 // can wait for the new tab). Parsing does not count (observing starts at DOMContentLoaded);
 // open shadow roots are observed too; flask_sessions' own data-fs-* attributes are ignored.
 // Read with window[Symbol.for("flask_sessions.quiet")]: {last, opened} (performance.now()).
+// It also hides the text caret, once per document, with an adopted style sheet (no element
+// in the DOM): the caret blinks, so two screenshots of a page with a focused input would
+// differ by it, and Playwright's own page.screenshot() hides it too (caret: "hide").
 (() => {
   const KEY = Symbol.for("flask_sessions.quiet");
   if (window[KEY]) return;
@@ -19,6 +22,11 @@
   } else {
     start();
   }
+  try {
+    const caret = new CSSStyleSheet();
+    caret.replaceSync("*, *::before, *::after { caret-color: transparent !important; }");
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, caret];
+  } catch (e) { /* an old engine or a locked-down page: the caret may show */ }
   const open = window.open;
   window.open = function (...args) {
     state.opened = performance.now();

@@ -74,6 +74,9 @@ class Tab:
     last_network: float = 0.0  # loop time of the last request start or end
     last_data: float = 0.0  # loop time a fetch, XHR or script ended
     cdp: CDPSession | None = None
+    # the ``committed`` load whose document's web fonts were seen loaded (captures skip the
+    # wait from then on); a fresh tab has seen none
+    fonts_loaded_in: Request | bool | None = False
 
     @property
     def navigating(self) -> bool:
