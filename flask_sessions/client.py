@@ -38,6 +38,7 @@ from flask_sessions import __version__, schemas
 from flask_sessions.errors import InvalidInput
 from flask_sessions.schemas import (
     CdpTicketResponse,
+    ImageFormat,
     ListQuery,
     ObserveRequest,
     ObserveResponse,
@@ -302,6 +303,8 @@ class SessionArgs(TypedDict, total=False):
     keep_alive: bool
     session_timeout_minutes: int
     screenshot: bool | None
+    screenshot_format: ImageFormat
+    screenshot_quality: int | None
 
 
 class NewSessionArgs(SessionArgs, total=False):
@@ -644,9 +647,17 @@ class SessionsClient:
         """The page (or ``selector``'s part) as Markdown, text or HTML."""
         return self._send(_Calls.scrape(session_id, fields))
 
-    def screenshot(self, session_id: str, *, full_page: bool | None = None) -> Screenshot:
-        """The page as an image (counts as access)."""
-        return self._send(_Calls.screenshot(session_id, {"full_page": full_page}))
+    def screenshot(
+        self,
+        session_id: str,
+        *,
+        full_page: bool | None = None,
+        format: ImageFormat | None = None,
+        quality: int | None = None,
+    ) -> Screenshot:
+        """The page as PNG (default), JPEG or WebP (``quality`` 0-100); counts as access."""
+        query = {"full_page": full_page, "format": format, "quality": quality}
+        return self._send(_Calls.screenshot(session_id, query))
 
     def cdp_ticket(self, session_id: str) -> CdpTicketResponse:
         """A one-use ``cdp_url`` with a ``?ticket=``, for CDP clients that cannot send headers."""
@@ -744,8 +755,16 @@ class Session(_Bound):
         self._keep(answer.session)
         return answer
 
-    def screenshot(self, *, full_page: bool | None = None) -> Screenshot:
-        return self.client.screenshot(self.session_id, full_page=full_page)
+    def screenshot(
+        self,
+        *,
+        full_page: bool | None = None,
+        format: ImageFormat | None = None,
+        quality: int | None = None,
+    ) -> Screenshot:
+        return self.client.screenshot(
+            self.session_id, full_page=full_page, format=format, quality=quality
+        )
 
     def cdp_ticket(self) -> CdpTicketResponse:
         return self.client.cdp_ticket(self.session_id)
@@ -825,8 +844,16 @@ class AsyncSessionsClient:
     ) -> ScrapeResponse:
         return await self._send(_Calls.scrape(session_id, fields))
 
-    async def screenshot(self, session_id: str, *, full_page: bool | None = None) -> Screenshot:
-        return await self._send(_Calls.screenshot(session_id, {"full_page": full_page}))
+    async def screenshot(
+        self,
+        session_id: str,
+        *,
+        full_page: bool | None = None,
+        format: ImageFormat | None = None,
+        quality: int | None = None,
+    ) -> Screenshot:
+        query = {"full_page": full_page, "format": format, "quality": quality}
+        return await self._send(_Calls.screenshot(session_id, query))
 
     async def cdp_ticket(self, session_id: str) -> CdpTicketResponse:
         return await self._send(_Calls.cdp_ticket(session_id))
@@ -894,8 +921,16 @@ class AsyncSession(_Bound):
         self._keep(answer.session)
         return answer
 
-    async def screenshot(self, *, full_page: bool | None = None) -> Screenshot:
-        return await self.client.screenshot(self.session_id, full_page=full_page)
+    async def screenshot(
+        self,
+        *,
+        full_page: bool | None = None,
+        format: ImageFormat | None = None,
+        quality: int | None = None,
+    ) -> Screenshot:
+        return await self.client.screenshot(
+            self.session_id, full_page=full_page, format=format, quality=quality
+        )
 
     async def cdp_ticket(self) -> CdpTicketResponse:
         return await self.client.cdp_ticket(self.session_id)

@@ -87,7 +87,7 @@ from flask_sessions.client import (  # noqa: E402
     StartArgs,
 )
 from flask_sessions.host.browser import find_browser, launch_args  # noqa: E402
-from flask_sessions.schemas import Observation  # noqa: E402
+from flask_sessions.schemas import ImageFormat, Observation  # noqa: E402
 from flask_sessions.testing import (  # noqa: E402
     ServerProcess,
     ServerProcessError,
@@ -106,7 +106,7 @@ REQUEST_TIMEOUT_S = 30.0
 TERM_GRACE_S = 20.0
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMAGE_MAGIC = {"png": PNG_MAGIC, "jpeg": b"\xff\xd8", "webp": b"RIFF"}
-SHOT_FORMATS = ("png", "jpeg", "webp")
+SHOT_FORMATS: tuple[ImageFormat, ...] = ("png", "jpeg", "webp")
 VIEWPORT: ViewportSize = {"width": 1280, "height": 720}  # the server's default viewport
 REAPER_INTERVAL_S = 1.0
 REAPER_TIMEOUT_MIN = 1
@@ -609,15 +609,13 @@ class ServerOps:
     def read(self) -> None:
         self.client.api.get(self.shared)
 
-    def shot_op(self, fmt: str) -> Op:
+    def shot_op(self, fmt: ImageFormat) -> Op:
         return Op(f"screenshot {fmt}", lambda _: self.screenshot(fmt))
 
-    def screenshot(self, fmt: str) -> None:
-        params = {"format": fmt} if fmt != "png" else {}
-        url = f"{self.client.base}/session/{self.shared}/screenshot"
-        response = self.client.http.get(url, params=params, timeout=self.client.timeout)
-        if response.status_code != 200 or not response.content.startswith(IMAGE_MAGIC[fmt]):
-            raise BenchError(f"screenshot {fmt}: {response.status_code} {response.text[:300]}")
+    def screenshot(self, fmt: ImageFormat) -> None:
+        shot = self.client.api.screenshot(self.shared, format=None if fmt == "png" else fmt)
+        if shot.format != fmt or not shot.data.startswith(IMAGE_MAGIC[fmt]):
+            raise BenchError(f"screenshot {fmt}: {shot.media_type} {shot.data[:16]!r}")
 
     def start_op(self, name: str = "start", body: Json | None = None) -> Op:
         payload = body or {}

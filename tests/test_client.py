@@ -8,6 +8,7 @@ httpx's ``MockTransport``: a real server cannot be made to fail that way on cue.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import typing
 from collections.abc import Iterator
@@ -129,6 +130,28 @@ def test_every_method_under_a_prefix(client: SessionsClient, page_server: str) -
     assert s.record.status == "closed"  # the block closed it
     assert client.get(s.session_id).status == "closed"
     assert client.close(s.session_id).status == "closed"  # closing again: its record
+
+
+def test_screenshot_formats(client: SessionsClient, page_server: str) -> None:
+    jpeg_magic, webp_magic = b"\xff\xd8\xff", b"RIFF"
+    home = f"{page_server}/"
+    with client.session(
+        url=home, screenshot=True, screenshot_format="jpeg", screenshot_quality=50
+    ) as s:
+        assert s.record is not None and s.record.screenshot_format == "jpeg"
+        assert base64.b64decode(s.record.screenshot or "").startswith(jpeg_magic)
+        jpeg = s.screenshot(format="jpeg", quality=40)
+        assert jpeg.media_type == "image/jpeg" and jpeg.format == "jpeg"
+        assert jpeg.data.startswith(jpeg_magic)
+        webp = s.screenshot(format="webp")
+        assert webp.format == "webp" and webp.data.startswith(webp_magic)
+        assert webp.data[8:12] == b"WEBP"
+        assert s.screenshot(format="png").data.startswith(PNG)
+        seen = s.observe(screenshot=True, screenshot_format="webp")
+        assert seen.observation.screenshot_format == "webp"
+    with pytest.raises(InvalidRequest) as png_quality:
+        client.screenshot("abc", quality=50)  # a PNG has no quality: refused before sending
+    assert png_quality.value.fields[0]["field"] == "quality"
 
 
 def test_start_touches_and_one_shot_observe(client: SessionsClient, page_server: str) -> None:
