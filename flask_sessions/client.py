@@ -68,6 +68,7 @@ __all__ = [
     "Retries",
     "ScrapeArgs",
     "Screenshot",
+    "ScreenshotArgs",
     "ServerError",
     "Session",
     "SessionArgs",
@@ -335,6 +336,14 @@ class ScrapeArgs(SessionArgs, total=False):
     format: Literal["markdown", "text", "html"]
 
 
+class ScreenshotArgs(TypedDict, total=False):
+    """``GET /session/<id>/screenshot``'s query (``ScreenshotQuery``)."""
+
+    full_page: bool
+    format: ImageFormat
+    quality: int | None
+
+
 class StepArgs(SessionArgs, total=False):
     """``POST /env/step``: ``type`` and that action's fields (the ``*Step`` models)."""
 
@@ -508,8 +517,7 @@ class _Calls:
 
     @staticmethod
     def screenshot(session_id: str, query: Mapping[str, Any]) -> _Call[Screenshot]:
-        given = {key: value for key, value in query.items() if value is not None}
-        params = {k: str(v).lower() for k, v in _body(ScreenshotQuery, None, given).items()}
+        params = {k: str(v).lower() for k, v in _body(ScreenshotQuery, None, query).items()}
         path = f"/session/{_sid(session_id)}/screenshot"
         return _Call("GET", path, _screenshot, params=params, idempotent=True)
 
@@ -647,16 +655,8 @@ class SessionsClient:
         """The page (or ``selector``'s part) as Markdown, text or HTML."""
         return self._send(_Calls.scrape(session_id, fields))
 
-    def screenshot(
-        self,
-        session_id: str,
-        *,
-        full_page: bool | None = None,
-        format: ImageFormat | None = None,
-        quality: int | None = None,
-    ) -> Screenshot:
+    def screenshot(self, session_id: str, **query: Unpack[ScreenshotArgs]) -> Screenshot:
         """The page as PNG (default), JPEG or WebP (``quality`` 0-100); counts as access."""
-        query = {"full_page": full_page, "format": format, "quality": quality}
         return self._send(_Calls.screenshot(session_id, query))
 
     def cdp_ticket(self, session_id: str) -> CdpTicketResponse:
@@ -755,16 +755,8 @@ class Session(_Bound):
         self._keep(answer.session)
         return answer
 
-    def screenshot(
-        self,
-        *,
-        full_page: bool | None = None,
-        format: ImageFormat | None = None,
-        quality: int | None = None,
-    ) -> Screenshot:
-        return self.client.screenshot(
-            self.session_id, full_page=full_page, format=format, quality=quality
-        )
+    def screenshot(self, **query: Unpack[ScreenshotArgs]) -> Screenshot:
+        return self.client.screenshot(self.session_id, **query)
 
     def cdp_ticket(self) -> CdpTicketResponse:
         return self.client.cdp_ticket(self.session_id)
@@ -844,15 +836,7 @@ class AsyncSessionsClient:
     ) -> ScrapeResponse:
         return await self._send(_Calls.scrape(session_id, fields))
 
-    async def screenshot(
-        self,
-        session_id: str,
-        *,
-        full_page: bool | None = None,
-        format: ImageFormat | None = None,
-        quality: int | None = None,
-    ) -> Screenshot:
-        query = {"full_page": full_page, "format": format, "quality": quality}
+    async def screenshot(self, session_id: str, **query: Unpack[ScreenshotArgs]) -> Screenshot:
         return await self._send(_Calls.screenshot(session_id, query))
 
     async def cdp_ticket(self, session_id: str) -> CdpTicketResponse:
@@ -921,16 +905,8 @@ class AsyncSession(_Bound):
         self._keep(answer.session)
         return answer
 
-    async def screenshot(
-        self,
-        *,
-        full_page: bool | None = None,
-        format: ImageFormat | None = None,
-        quality: int | None = None,
-    ) -> Screenshot:
-        return await self.client.screenshot(
-            self.session_id, full_page=full_page, format=format, quality=quality
-        )
+    async def screenshot(self, **query: Unpack[ScreenshotArgs]) -> Screenshot:
+        return await self.client.screenshot(self.session_id, **query)
 
     async def cdp_ticket(self) -> CdpTicketResponse:
         return await self.client.cdp_ticket(self.session_id)

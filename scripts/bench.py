@@ -613,7 +613,7 @@ class ServerOps:
         return Op(f"screenshot {fmt}", lambda _: self.screenshot(fmt))
 
     def screenshot(self, fmt: ImageFormat) -> None:
-        shot = self.client.api.screenshot(self.shared, format=None if fmt == "png" else fmt)
+        shot = self.client.api.screenshot(self.shared, format=fmt)
         if shot.format != fmt or not shot.data.startswith(IMAGE_MAGIC[fmt]):
             raise BenchError(f"screenshot {fmt}: {shot.media_type} {shot.data[:16]!r}")
 

@@ -33,6 +33,7 @@ from flask_sessions.client import (
     PayloadTooLarge,
     Retries,
     ScrapeArgs,
+    ScreenshotArgs,
     SessionArgs,
     SessionEnded,
     SessionNotFound,
@@ -273,7 +274,8 @@ def test_capacity_429_with_retry_after(client: SessionsClient, base: str) -> Non
     with once, pytest.raises(CapacityReached) as full:
         once.start()
     assert full.value.status == 429 and f"all {MAX_SESSIONS} session slots" in full.value.message
-    assert full.value.retry_after is not None and 0 < full.value.retry_after <= 60
+    # the soonest idle deadline (1 minute) plus a reaper tick (0.5 s), rounded up
+    assert full.value.retry_after is not None and 0 < full.value.retry_after <= 61
     assert sleeps.calls == []
 
     # a Retry-After beyond the budget is raised at once, not slept
@@ -417,11 +419,12 @@ def test_cdp_url_works_with_playwright(base: str, page_server: str) -> None:
         (ObserveArgs, [schemas.ObserveRequest]),
         (ScrapeArgs, [schemas.ScrapeRequest]),
         (StepArgs, list(schemas._STEP_MODELS)),
+        (ScreenshotArgs, [schemas.ScreenshotQuery]),
     ],
-    ids=["start", "observe", "scrape", "step"],
+    ids=["start", "observe", "scrape", "step", "screenshot"],
 )
 def test_keyword_arguments_are_the_request_models_fields(
-    args: type[SessionArgs], models: list[type[BaseModel]]
+    args: type[SessionArgs | ScreenshotArgs], models: list[type[BaseModel]]
 ) -> None:
     fields = {name for model in models for name in model.model_fields}
     if args is not StartArgs:
