@@ -164,7 +164,11 @@ def test_start_touches_and_one_shot_observe(client: SessionsClient, page_server:
     one_shot = client.observe(url=f"{page_server}/second")  # no id: a session for one call
     assert one_shot.observation.title == "Second"
     assert client.get(one_shot.session.session_id).status == "closed"
-    assert client.close(record.session_id).status == "closed"
+    bound = client.bind(record.session_id)  # an existing session's methods; nothing sent
+    assert bound.record is None and bound.cdp_url is None
+    assert bound.observe(url=f"{page_server}/").observation.title == "Home"
+    assert bound.record is not None and bound.cdp_url == bound.record.cdp_url
+    assert bound.close().status == "closed"
 
 
 def test_session_closes_when_the_block_raises(client: SessionsClient) -> None:
