@@ -404,6 +404,7 @@ class Settings(BaseSettings):
     probes_require_auth: bool = Field(
         default=False, description="the probes and metrics need a bearer token too"
     )
+    ui: bool = Field(default=True, description="the live sessions page at <prefix>/ui (false: off)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

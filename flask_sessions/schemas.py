@@ -409,11 +409,16 @@ class Observation(PageInfo):
 
 class ScreenshotQuery(_Body):
     """Query string of ``GET /session/<id>/screenshot``: the viewport (or the full page, up
-    to ``SESSIONS_MAX_SCREENSHOT_PIXELS``) as PNG, JPEG or WebP."""
+    to ``SESSIONS_MAX_SCREENSHOT_PIXELS``) as PNG, JPEG or WebP.
+
+    ``touch=false``: the look does not count as access (the sessions page's thumbnails do
+    not keep a session alive).
+    """
 
     full_page: bool = False
     format: ImageFormat = "png"
     quality: Int | None = Field(default=None, ge=0, le=100)
+    touch: bool = True
 
     @field_validator("quality")
     @classmethod
@@ -491,6 +496,7 @@ _HINTS = {
     "id": "send an id like B3 from the session's last observation, or a selector instead",
     "format": "send markdown, text or html",
     "full_page": "send true or false",
+    "touch": "send true or false",
     "time_ms": "send a whole number of milliseconds",
     "offset": "send a whole number of actions to skip, e.g. 300",
     "find": "send a few words of the element's name",

@@ -21,6 +21,7 @@ from flask_sessions import logs
 from flask_sessions.config import Settings
 from flask_sessions.errors import BrowserUnavailable, InvalidInput, SessionNotFound, error_response
 from flask_sessions.front.metrics import CONTENT_TYPE
+from flask_sessions.front.ui import register_ui
 from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
     CloseRequest,
@@ -192,6 +193,8 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         return _json(backend.cdp_ticket(principal(), session_id))
 
     _probes(bp, state, login_required)
+    if settings.ui:
+        register_ui(bp)
 
     # Per status code as well as for Exception: Flask looks up a code's handlers on the
     # app before a blueprint's class handlers, so a host's @app.errorhandler(404) would
@@ -249,7 +252,8 @@ def our_roots(settings: Settings) -> list[str]:
     if settings.url_prefix:
         return [settings.url_prefix]
     probes = [settings.health_path, settings.ready_path, settings.metrics_path]
-    return ["/session", "/sessions", "/env", *[p for p in probes if p]]
+    ui = ["/ui"] if settings.ui else []
+    return ["/session", "/sessions", "/env", *ui, *[p for p in probes if p]]
 
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)

@@ -46,6 +46,7 @@ from flask_sessions.schemas import (
     Observation,
     ObserveRequest,
     ObserveResponse,
+    PageInfo,
     ScrapeRequest,
     ScreenshotQuery,
     SessionFields,
@@ -83,6 +84,8 @@ class SessionRecord:
     status: Status = Status.active
     error: str | None = None
     closed_at: datetime | None = None
+    # the page as last seen by an operation (lists show it without driving the page)
+    page: PageInfo | None = None
 
     @property
     def idle_deadline(self) -> datetime:
@@ -170,7 +173,8 @@ class SessionManager:
 
     def screenshot(self, principal: str, session_id: str, query: ScreenshotQuery) -> Shot:
         """The session's page as PNG, JPEG or WebP (a full page clipped to
-        SESSIONS_MAX_SCREENSHOT_PIXELS); counts as access."""
+        SESSIONS_MAX_SCREENSHOT_PIXELS); counts as access unless ``query.touch`` is false (a
+        viewer's look)."""
         return self._run(self._screenshot_only(principal, session_id, query))
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
@@ -355,9 +359,10 @@ class SessionManager:
         return live
 
     async def _acquire(
-        self, principal: str, request: SessionFields
+        self, principal: str, request: SessionFields, touch: bool = True
     ) -> tuple[SessionRecord, LiveSession, bool]:
-        """The session a request names (touched), or a new one; True if it is one-shot.
+        """The session a request names (touched, if ``touch``), or a new one; True if it is
+        one-shot.
 
         A request without ``session_id`` gets a fresh session; unless it is a start or
         asks ``keep_alive``, that session is closed when the request is done.
@@ -377,7 +382,8 @@ class SessionManager:
             record.keep_alive = request.keep_alive
         if request.session_timeout_minutes is not None:
             record.timeout_minutes = request.session_timeout_minutes
-        self._touch(record, now)
+        if touch:
+            self._touch(record, now)
         return record, live, False
 
     async def _with_session(
@@ -386,9 +392,10 @@ class SessionManager:
         request: SessionFields,
         doing: str,
         work: Callable[[SessionRecord, LiveSession], Awaitable[T]],
+        touch: bool = True,
     ) -> tuple[SessionRecord, T]:
         """Run ``work`` on the session under its lock; 409 if it ended meanwhile."""
-        record, live, one_shot = await self._acquire(principal, request)
+        record, live, one_shot = await self._acquire(principal, request, touch)
         try:
             async with live.lock:
                 self._require_active(record)  # closed or reaped while we waited
@@ -429,6 +436,8 @@ class SessionManager:
             )
             response = record.to_response(self.clock(), shot, options.format)
             response.page = info
+            if info is not None:
+                record.page = info
             return response
 
         return (await self._with_session(principal, request, "starting the session", work))[1]
@@ -450,6 +459,7 @@ class SessionManager:
                 find=request.find,
                 since=since,
             )
+            record.page = _page_of(observation)
             return _with_warnings(observation, live)
 
         record, observation = await self._with_session(principal, request, "observing", work)
@@ -461,6 +471,7 @@ class SessionManager:
             observation = await page_ops.observe_after_step(
                 live.state, self.settings, request.shot_options if request.screenshot else None
             )
+            record.page = _page_of(observation)
             if success and live.state.hung:
                 success, message = False, f"{message}; then {NOT_RESPONDING}"
             return StepResponse(
@@ -482,6 +493,7 @@ class SessionManager:
                 await live.state.check_responsive()
             source = await page_ops.scrape_source(live.state, request.selector, self.settings)
             info = await page_ops.page_info(live.state)
+            record.page = info
             return source, info
 
         record, result = await self._with_session(principal, request, "scraping", work)
@@ -494,6 +506,10 @@ class SessionManager:
 
         async def work(record: SessionRecord, live: LiveSession) -> Shot:
             await live.state.check_responsive()
+            if record.page is None or record.page.url != live.page.url:
+                # the page moved since an operation last looked (a CDP client, a link the
+                # page followed): one title read now, so lists show where it is
+                record.page = await page_ops.page_info(live.state)
             if query.full_page:
                 return await capture.full_page_screenshot(live.state, self.settings, options)
             data = base64.b64decode(await capture.screenshot(live.state, self.settings, options))
@@ -501,7 +517,8 @@ class SessionManager:
             return Shot(data, width, height, width, height, options.format)
 
         request = SessionFields(session_id=session_id)
-        return (await self._with_session(principal, request, "taking the screenshot", work))[1]
+        doing = "taking the screenshot"
+        return (await self._with_session(principal, request, doing, work, query.touch))[1]
 
     async def _create(
         self, principal: str, request: SessionFields, now: datetime
@@ -682,7 +699,10 @@ class SessionManager:
         return list(self._records.values())
 
     async def _get(self, principal: str, session_id: str) -> SessionResponse:
-        return self._lookup(principal, session_id).to_response(self.clock())
+        record = self._lookup(principal, session_id)
+        response = record.to_response(self.clock())
+        response.page = self._last_page(record)
+        return response
 
     async def _close(self, principal: str, session_id: str) -> SessionResponse:
         record = self._lookup(principal, session_id)
@@ -696,8 +716,27 @@ class SessionManager:
         for session_id in self._by_principal.get(principal, {}):
             record = self._records[session_id]
             if status is None or record.status is status:
-                out.append(record.to_response(now))
+                response = record.to_response(now)
+                response.page = self._last_page(record)
+                out.append(response)
         return out
+
+    def _last_page(self, record: SessionRecord) -> PageInfo | None:
+        """Where the session's page is, without a round trip to it.
+
+        The URL is Playwright's own (kept current by navigation events); the title and the
+        load's outcome are the last an operation saw, shown only while the URL still
+        matches (a page that moved since has an empty title until the next look).
+        """
+        live = self._live.get(record.session_id)
+        known = record.page
+        if live is None or not live.state.tabs:
+            return known
+        tab = live.state.tab
+        url = tab.page.url
+        if known is not None and known.url == url:
+            return known
+        return PageInfo(url=url, title="", http_status=tab.http_status, error=tab.error)
 
     async def _end(
         self, record: SessionRecord, status: Status, error: str | None, wait: bool = True
@@ -845,6 +884,16 @@ class SessionManager:
 
 
 LOW_MEMORY_RETRY_AFTER = 10  # seconds: a start refused for low memory may try again then
+
+
+def _page_of(observation: Observation) -> PageInfo:
+    """The page part of an observation, to remember for lists."""
+    return PageInfo(
+        url=observation.url,
+        title=observation.title,
+        http_status=observation.http_status,
+        error=observation.error,
+    )
 
 
 def _with_warnings(observation: Observation, live: LiveSession) -> Observation:
