@@ -342,6 +342,7 @@ class ScreenshotArgs(TypedDict, total=False):
     full_page: bool
     format: ImageFormat
     quality: int | None
+    touch: bool
 
 
 class StepArgs(SessionArgs, total=False):
@@ -656,7 +657,8 @@ class SessionsClient:
         return self._send(_Calls.scrape(session_id, fields))
 
     def screenshot(self, session_id: str, **query: Unpack[ScreenshotArgs]) -> Screenshot:
-        """The page as PNG (default), JPEG or WebP (``quality`` 0-100); counts as access."""
+        """The page as PNG (default), JPEG or WebP (``quality`` 0-100); counts as access
+        unless ``touch=False``."""
         return self._send(_Calls.screenshot(session_id, query))
 
     def cdp_ticket(self, session_id: str) -> CdpTicketResponse:

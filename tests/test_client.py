@@ -148,6 +148,9 @@ def test_screenshot_formats(client: SessionsClient, page_server: str) -> None:
         assert webp.format == "webp" and webp.data.startswith(webp_magic)
         assert webp.data[8:12] == b"WEBP"
         assert s.screenshot(format="png").data.startswith(PNG)
+        touched = s.get().last_accessed_at
+        assert s.screenshot(touch=False).data.startswith(PNG)  # a look, not an access
+        assert s.get().last_accessed_at == touched
         seen = s.observe(screenshot=True, screenshot_format="webp")
         assert seen.observation.screenshot_format == "webp"
     with pytest.raises(InvalidRequest) as png_quality:
