@@ -8,7 +8,8 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
 1. Latency at light load (one client, ``--pause-ms`` before each timed operation, so
    background work such as a warm-pool refill is not counted), p50/p95/p99 and the p50 ratio:
    start, start+screenshot, observe of a demo page with and without screenshot, step (click a
-   link), scrape (markdown), close; each beside the raw page work doing the same.
+   link), scrape (markdown) of the page on show and goto+scrape (opening it by URL), close;
+   each beside the raw page work doing the same.
 2. Throughput: starts/s (start then close) and observe/s (one session per client) with 1, 4
    and 16 concurrent clients (threads, one keep-alive HTTP session each) for ``--duration``
    seconds each; raw Playwright starts/s with the same number of asyncio tasks.
@@ -141,6 +142,11 @@ LATENCY_ROWS = (
         'click("a") on /pages/1, until /pages/2 has loaded',
     ),
     ("scrape", "POST /env/scrape {session_id} (markdown of /report)", "page.content()"),
+    (
+        "goto+scrape",
+        "POST /env/scrape {session_id, url: /report} (markdown)",
+        "goto(/report) + content()",
+    ),
     ("screenshot png", "GET /session/<id>/screenshot (of /report)", "page.screenshot()"),
     (
         "screenshot jpeg",
@@ -601,8 +607,9 @@ class ServerOps:
         if not answer.success or not answer.observation.url.endswith("/pages/2"):
             raise BenchError(f"step click on /pages/1: {_short(answer)}")
 
-    def scrape(self) -> None:
-        answer = self.client.api.scrape(self.shared)
+    def scrape(self, path: str | None = None) -> None:
+        url = None if path is None else self.site + path
+        answer = self.client.api.scrape(self.shared, url=url)
         if not answer.success or "Quarterly report" not in answer.content:
             raise BenchError(f"scrape of /report: {_short(answer)}")
 
@@ -629,6 +636,7 @@ class ServerOps:
             Op("observe+screenshot", lambda _: self.observe("/report", screenshot=True)),
             Op("step click", lambda _: self.step_click(), lambda: self.observe("/pages/1")),
             Op("scrape", lambda _: self.scrape(), lambda: self.observe("/report")),
+            Op("goto+scrape", lambda _: self.scrape("/report")),
             *(self.shot_op(fmt) for fmt in SHOT_FORMATS),
             Op("close", self.client.delete, lambda: self.client.start_id({})),
             Op("status read", lambda _: self.read()),
@@ -1034,6 +1042,7 @@ class RawOps:
             AsyncOp("observe+screenshot", lambda _: self.observe(True)),
             AsyncOp("step click", lambda _: self.click(), lambda: self.goto("/pages/1")),
             AsyncOp("scrape", lambda _: self.content(), lambda: self.goto("/report")),
+            AsyncOp("goto+scrape", lambda _: self.observe(False)),
             *(self.shot_op(fmt) for fmt in SHOT_FORMATS),
             AsyncOp("close", _close, lambda: _open(self.browser)),
         ]

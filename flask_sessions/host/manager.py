@@ -168,7 +168,8 @@ class SessionManager:
         return self._run(self._step(principal, request))
 
     def scrape(self, principal: str, request: ScrapeRequest) -> tuple[SessionResponse, Any]:
-        """The page's cleaned HTML and text; the caller converts it (off the loop)."""
+        """The page (or its part) as the format asked, with its title and URL; Markdown is
+        converted in the page, and the caller finishes it (off the loop: see ``convert``)."""
         return self._run(self._scrape(principal, request))
 
     def screenshot(self, principal: str, session_id: str, query: ScreenshotQuery) -> Shot:
@@ -491,8 +492,19 @@ class SessionManager:
                 await page_ops.open_url(live.state, request.url, self.settings)
             else:
                 await live.state.check_responsive()
-            source = await page_ops.scrape_source(live.state, request.selector, self.settings)
-            info = await page_ops.page_info(live.state)
+            source = await page_ops.scrape_source(
+                live.state, request.selector, self.settings, request.format
+            )
+            if source is None:
+                info = await page_ops.page_info(live.state)
+            else:  # the page's title and URL came with the source: no second round trip
+                tab = live.state.tab
+                info = PageInfo(
+                    url=source["url"],
+                    title=source["title"],
+                    http_status=tab.http_status,
+                    error=tab.error,
+                )
             record.page = info
             return source, info
 

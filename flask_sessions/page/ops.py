@@ -1,8 +1,8 @@
 """What a session does with its pages: observe, step, scrape (screenshots: capture.py).
 
 Coroutines here run on the runtime loop, with the session's lock held by the manager.
-The Markdown conversion (:func:`convert`) is plain CPU work and runs in the Flask thread,
-so a large page never stalls the loop.
+Scrape's Markdown is converted in the page (:mod:`flask_sessions.page.markdown`); the
+fallback conversion (:func:`convert`) runs in the Flask thread, so it never stalls the loop.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from markdownify import MarkdownConverter
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, FrameLocator, Locator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
@@ -25,6 +24,8 @@ from flask_sessions.config import Settings
 from flask_sessions.errors import InvalidInput, SessionNotActive
 from flask_sessions.host.egress import TUNNEL_FAILED
 from flask_sessions.page import capture
+from flask_sessions.page.markdown import SCRAPE_JS
+from flask_sessions.page.markdown import convert as convert  # re-exported: it lived here
 from flask_sessions.page.state import (
     NOT_RESPONDING,
     PageNotResponding,
@@ -66,7 +67,6 @@ OBSERVE_JS = "(args) => JSON.stringify((" + _script("observe.js") + ")(args))"
 """observe.js, its answer as one JSON string: much faster than Playwright's serializer
 for hundreds of actions."""
 HIT_JS = _script("hit.js")
-SCRAPE_JS = _script("scrape.js")
 QUIET_INIT_JS = _script("quiet.js")
 """Init script of every page: when the DOM last changed (see :func:`settle`)."""
 
@@ -904,19 +904,19 @@ async def _history(state: PageState, step: HistoryStep, settings: Settings) -> t
 
 
 async def scrape_source(
-    state: PageState, selector: str | None, settings: Settings
+    state: PageState, selector: str | None, settings: Settings, fmt: str = "markdown"
 ) -> dict[str, str] | None:
-    """Cleaned HTML and visible text of the page or ``selector`` (None: no match)."""
+    """The page or ``selector``'s part as ``fmt`` (Markdown converted in the page, or else
+    its cleaned HTML: see :func:`convert`), with its ``title`` and ``url``; None: no match."""
+    args = {"selector": selector, "format": fmt}
 
     async def read() -> dict[str, str] | None:
-        result: dict[str, str] | None = await evaluate_retrying(
-            state, settings, SCRAPE_JS, selector
-        )
+        result: dict[str, str] | None = await evaluate_retrying(state, settings, SCRAPE_JS, args)
         if result is None and selector is None:
             # no root element: a new document that has not started to parse (a redirect
             # is under way); wait for it to load, then read it
             await _wait_load(state, settings)
-            result = await evaluate_retrying(state, settings, SCRAPE_JS, selector)
+            result = await evaluate_retrying(state, settings, SCRAPE_JS, args)
         return result
 
     try:
@@ -928,37 +928,3 @@ async def scrape_source(
                 fields=[{"field": "selector", "message": "is not a valid CSS selector"}],
             ) from None
         raise
-
-
-class _Markdown(MarkdownConverter):
-    """markdownify, with table cells that cannot break their row: ``|`` escaped, line
-    breaks as ``<br>``. (markdownify's stubs leave out its ``convert_*`` methods.)"""
-
-    def convert_td(self, el: Any, text: str, parent_tags: Any) -> str:
-        return str(super().convert_td(el, _cell(text), parent_tags))  # type: ignore[misc]
-
-    def convert_th(self, el: Any, text: str, parent_tags: Any) -> str:
-        return str(super().convert_th(el, _cell(text), parent_tags))  # type: ignore[misc]
-
-    def convert_br(self, el: Any, text: str, parent_tags: Any) -> str:
-        if "td" in parent_tags or "th" in parent_tags:
-            return "\n"  # _cell turns it into <br>
-        return str(super().convert_br(el, text, parent_tags))  # type: ignore[misc]
-
-
-def _cell(text: str) -> str:
-    text = re.sub(r"(?<!\\)\|", r"\\|", text.strip())
-    return re.sub(r"[ \t]+", " ", re.sub(r"\s*\n\s*", "<br>", text))
-
-
-def convert(source: dict[str, str], fmt: str) -> str:
-    """``markdown`` (markdownify: ATX headings, links and tables kept), ``text`` or ``html``."""
-    if fmt == "html":
-        return source["html"]
-    if fmt == "text":
-        return source["text"]
-    markdown = _Markdown(heading_style="ATX", bullets="-", escape_misc=False).convert(
-        source["html"]
-    )
-    markdown = re.sub(r"[ \t]+\n", "\n", markdown)
-    return re.sub(r"\n{3,}", "\n\n", markdown).strip() + "\n"

@@ -1,8 +1,16 @@
-// Runs in the page: the cleaned HTML and visible text of the page or of `selector`.
-// Returns null when the selector matches nothing.
-(selector) => {
+// Runs in the page: the page or `selector`'s part as `format` ("markdown", "text" or "html"),
+// with the page's title and URL. Returns null when the selector matches nothing.
+// Markdown is converted here, by turndown and our rules (markdown.js); if that throws (a page
+// that broke a built-in it uses), the cleaned HTML comes back instead and Python converts it.
+({ selector, format }) => {
   const root = selector ? document.querySelector(selector) : document.body || document.documentElement;
   if (!root) return null;
+  const page = { title: document.title, url: location.href };
+  if (format === "text") {
+    const text = (root.innerText || "").replace(/[ \t\u00a0]+/g, " ").replace(/ *\n */g, "\n")
+      .replace(/\n{3,}/g, "\n\n").trim();
+    return { ...page, text };
+  }
   // CSS-hidden elements (display:none, visibility:hidden) are not part of the page a
   // person sees: mark them on the live page, clone, then drop the marked ones.
   const marked = [];
@@ -22,7 +30,27 @@
   // absolute links, so the Markdown is usable outside the page
   clone.querySelectorAll("a[href]").forEach((a) => a.setAttribute("href", a.href));
   clone.querySelectorAll("img[src]").forEach((img) => img.setAttribute("src", img.src));
-  const text = (root.innerText || "").replace(/[ \t\u00a0]+/g, " ").replace(/ *\n */g, "\n")
-    .replace(/\n{3,}/g, "\n\n").trim();
-  return { html: clone.outerHTML, text, title: document.title, url: location.href };
+  if (format === "markdown") {
+    try {
+      // The converter is made once per document and kept on the window (under a symbol,
+      // not enumerable): its functions stay JIT-warm, which halves the time on large pages.
+      const KEY = Symbol.for("flask_sessions.markdown");
+      let toMarkdown = window[KEY];
+      if (typeof toMarkdown !== "function") {
+        const TurndownService = (() => {
+          const module = { exports: {} };
+          //@turndown
+          return module.exports;
+        })();
+        toMarkdown = (//@markdown
+        )(TurndownService);
+        Object.defineProperty(window, KEY, { value: toMarkdown, configurable: true });
+      }
+      const markdown = toMarkdown(clone);
+      if (typeof markdown === "string") return { ...page, markdown };
+    } catch (error) {
+      // fall through: Python converts the HTML
+    }
+  }
+  return { ...page, html: clone.outerHTML };
 }
