@@ -17,10 +17,8 @@ Run: ``python scripts/ab_latency.py BASELINE_DIR [--repeats 40]`` (this checkout
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -32,7 +30,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.bench import free_port
+from flask_sessions.testing import serve, server_env
 from scripts.demo_site import start_demo_site
 
 HERE = Path(__file__).resolve().parent.parent
@@ -41,43 +39,17 @@ HERE = Path(__file__).resolve().parent.parent
 @contextmanager
 def server(checkout: Path, settings: list[str]) -> Iterator[tuple[str, str]]:
     token = secrets.token_urlsafe(16)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONS_")}
-    for item in settings:
-        key, _, value = item.partition("=")
-        env[key] = value
-    env["SESSIONS_TOKENS"] = token
+    given = dict(item.partition("=")[::2] for item in settings)
+    env = server_env(token, SESSIONS_REAPER_INTERVAL_SECONDS="1", **given)
     # the checkout's own package, whatever this venv's editable install points at
     boot = (
         "import runpy, sys; sys.meta_path[:] = [f for f in sys.meta_path "
         "if '__editable__' not in type(f).__module__ + getattr(f, '__module__', '')]; "
         "runpy.run_module('flask_sessions', run_name='__main__', alter_sys=True)"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", boot, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=checkout,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        yield base, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    python = (sys.executable, "-c", boot)
+    with serve(env, python=python, cwd=checkout, new_session=True, timeout=60) as running:
+        yield running.base, token
 
 
 class Side:

@@ -50,7 +50,6 @@ import queue
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -62,10 +61,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
+import httpx
 import psutil
-import requests
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -82,10 +81,22 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
+from flask_sessions.client import (  # noqa: E402
+    Retries,
+    SessionsClient,
+    SessionsError,
+    StartArgs,
+)
 from flask_sessions.host.browser import find_browser, launch_args  # noqa: E402
-from scripts.api_client import ApiClient, Json  # noqa: E402
-from scripts.api_client import ApiError as BenchError  # noqa: E402
-from scripts.api_client import short as _short  # noqa: E402
+from flask_sessions.schemas import ImageFormat, Observation  # noqa: E402
+from flask_sessions.testing import (  # noqa: E402
+    ServerProcess,
+    ServerProcessError,
+    free_port,
+    server_env,
+    start_process,
+)
+from flask_sessions.testing import serve as serve_process  # noqa: E402
 from scripts.demo_site import start_demo_site  # noqa: E402
 
 T = TypeVar("T")
@@ -96,7 +107,7 @@ REQUEST_TIMEOUT_S = 30.0
 TERM_GRACE_S = 20.0
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMAGE_MAGIC = {"png": PNG_MAGIC, "jpeg": b"\xff\xd8", "webp": b"RIFF"}
-SHOT_FORMATS = ("png", "jpeg", "webp")
+SHOT_FORMATS: tuple[ImageFormat, ...] = ("png", "jpeg", "webp")
 VIEWPORT: ViewportSize = {"width": 1280, "height": 720}  # the server's default viewport
 REAPER_INTERVAL_S = 1.0
 REAPER_TIMEOUT_MIN = 1
@@ -147,7 +158,7 @@ LATENCY_ROWS = (
         "GET /session/<id>/screenshot?format=webp (quality 80)",
         "CDP Page.captureScreenshot webp (Playwright has no WebP)",
     ),
-    ("close", "DELETE /session/<id>", "context.close()"),
+    ("close", "POST /session/close {session_id}", "context.close()"),
     ("status read", "GET /session/<id> (HTTP + auth + loop hop, no Chromium)", "-"),
 )
 
@@ -310,60 +321,26 @@ class Plan:
 # ---------------------------------------------------------- process hygiene
 
 
-class Descendants:
-    """Every process seen below ``root`` (pid + create time), to make sure they all end."""
-
-    def __init__(self, root: int) -> None:
-        self.root = root
-        self.seen: set[psutil.Process] = set()
-
-    def snapshot(self) -> None:
-        with suppress(psutil.Error):
-            self.seen.update(psutil.Process(self.root).children(recursive=True))
-
-    def reap(self, grace: float = 5.0) -> list[str]:
-        """Wait for the seen processes to end; kill survivors. Returns what had to be killed."""
-        alive = [p for p in self.seen if p.is_running()]
-        _, alive = psutil.wait_procs(alive, timeout=grace)
-        killed = []
-        for proc in alive:
-            with suppress(psutil.Error):
-                killed.append(f"{proc.pid} {proc.name()}")
-                proc.kill()
-        if alive:
-            psutil.wait_procs(alive, timeout=5)
-        return killed
+Json = dict[str, Any]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+class BenchError(Exception):
+    """A step of the bench did not do what it should: the message says what came back."""
 
 
-def _read_log(logfile: IO[bytes]) -> str:
-    logfile.flush()
-    logfile.seek(0)
-    return logfile.read().decode("utf-8", "replace")
+FAILURES = (BenchError, SessionsError, ServerProcessError)
+"""What a bench step may raise: its own checks, the server's answers, a server not coming up."""
 
 
-def _tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.splitlines()[-lines:])
+def _short(value: Any, limit: int = 500) -> str:
+    """``value`` as text, cut to ``limit`` characters for an error message."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
 
-def stop_process(proc: subprocess.Popen[bytes], tree: Descendants, name: str) -> list[str]:
+def stop_process(proc: ServerProcess, name: str) -> list[str]:
     """SIGTERM, wait up to TERM_GRACE_S, else SIGKILL; then make sure its children ended."""
-    tree.snapshot()
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=TERM_GRACE_S)
-        except subprocess.TimeoutExpired:
-            log(f"{name}: pid {proc.pid} ignored SIGTERM for {TERM_GRACE_S:.0f} s; killing it")
-            proc.kill()
-            proc.wait()
-    killed = tree.reap()
+    killed = proc.stop(timeout=TERM_GRACE_S)
     if killed:
         log(f"{name}: killed leftover processes after exit: {', '.join(killed)}")
     return killed
@@ -432,12 +409,11 @@ def _server_env(
 ) -> dict[str, str]:
     # Inherited SESSIONS_* settings (extra browser flags, viewport …) would make the two sides
     # differ; only the browser path is kept, and both sides honour it through find_browser().
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONS_")}
-    if "SESSIONS_BROWSER_PATH" in os.environ:
-        env["SESSIONS_BROWSER_PATH"] = os.environ["SESSIONS_BROWSER_PATH"]
-    env["SESSIONS_TOKENS"] = token
-    env["SESSIONS_MAX_SESSIONS"] = str(max_sessions)
-    env["SESSIONS_REAPER_INTERVAL_SECONDS"] = str(REAPER_INTERVAL_S)
+    env = server_env(
+        token,
+        SESSIONS_MAX_SESSIONS=str(max_sessions),
+        SESSIONS_REAPER_INTERVAL_SECONDS=str(REAPER_INTERVAL_S),
+    )
     if warm_pool is not None:
         env["SESSIONS_WARM_POOL"] = str(warm_pool)
     env.update(extra or {})
@@ -460,67 +436,43 @@ class Server:
         return Client(self.base, self.token, REQUEST_TIMEOUT_S)
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], base: str, logfile: IO[bytes]) -> Json:
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise BenchError(
-                f"server exited with {proc.returncode} before it was healthy:\n"
-                + _tail(_read_log(logfile))
-            )
-        with suppress(requests.RequestException, ValueError):
-            resp = requests.get(base + "/healthz", timeout=2)
-            if resp.status_code == 200:
-                health: Json = resp.json()
-                return health
-        if time.monotonic() > deadline:
-            raise BenchError(
-                f"server not healthy after {HEALTH_TIMEOUT_S:.0f} s:\n" + _tail(_read_log(logfile))
-            )
-        time.sleep(0.1)
-
-
 @contextmanager
 def run_server(
     max_sessions: int, warm_pool: int | None, extra_env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     """``python -m flask_sessions`` on a free port, healthy; stopped (SIGTERM) on exit."""
     token = secrets.token_urlsafe(24)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "flask_sessions", "--host", "127.0.0.1", "--port", str(port)]
-    with tempfile.TemporaryFile() as logfile:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=_REPO_ROOT,
-            env=_server_env(token, max_sessions, warm_pool, extra_env),
-            stdin=subprocess.DEVNULL,
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C here does not reach it before we SIGTERM it
-        )
-        tree = Descendants(proc.pid)
-        server = Server(base, token, proc.pid)
-        log(f"server: pid {proc.pid} on {base}")
-        try:
-            started = time.perf_counter()
-            server.health = _wait_healthy(proc, base, logfile)
-            log(f"server: healthy after {_ms(started):.0f} ms: {server.health}")
-            tree.snapshot()
-            yield server
-        finally:
-            server.leftovers = stop_process(proc, tree, "server")
-            server.exit_code = proc.returncode
-            server.log_text = _read_log(logfile)
-            log(f"server: stopped (exit {proc.returncode})")
+    env = _server_env(token, max_sessions, warm_pool, extra_env)
+    # its own process group: Ctrl-C here does not reach it before we SIGTERM it
+    proc = serve_process(env, cwd=_REPO_ROOT, new_session=True, ready=False)
+    server = Server(proc.base, token, proc.pid)
+    log(f"server: pid {proc.pid} on {proc.base}")
+    try:
+        started = time.perf_counter()
+        server.health = proc.wait_ready(timeout=HEALTH_TIMEOUT_S)
+        log(f"server: healthy after {_ms(started):.0f} ms: {server.health}")
+        yield server
+    finally:
+        server.leftovers = stop_process(proc, "server")
+        server.exit_code = proc.proc.returncode
+        server.log_text = "".join(proc.stdout) + "".join(proc.stderr)
+        log(f"server: stopped (exit {server.exit_code})")
 
 
-class Client(ApiClient):
-    """An HTTP client of the server that also checks what start and close answer."""
+class Client:
+    """flask_sessions.client for the bench: JSON answers, and checks of what start and close
+    answer. No retries: a refusal must show as an error, not as a slow sample."""
+
+    def __init__(self, base: str, token: str, timeout: float) -> None:
+        self.api = SessionsClient(base, token, timeout=timeout, retries=Retries(max_retries=0))
+        self.base = base
+        self.timeout = timeout
+        self.http = self.api.http
 
     def start(self, body: Json) -> Json:
-        answer = self.call("POST", "/session/start", body)
-        if not isinstance(answer.get("session_id"), str) or answer.get("status") != "active":
+        fields: StartArgs = body  # type: ignore[assignment]
+        answer = self.api.start(**fields).model_dump(mode="json")
+        if answer["status"] != "active":
             raise BenchError(f"start did not give an active session: {_short(answer)}")
         if body.get("screenshot"):
             _check_b64_png(answer.get("screenshot"), "start")
@@ -533,9 +485,16 @@ class Client(ApiClient):
         return session_id
 
     def delete(self, session_id: str) -> None:
-        closed = self.call("DELETE", f"/session/{session_id}")
-        if closed.get("status") != "closed":
-            raise BenchError(f"DELETE /session/{session_id}: {_short(closed)}")
+        closed = self.api.close(session_id)
+        if closed.status != "closed":
+            raise BenchError(f"close {session_id}: {_short(closed)}")
+
+    def get(self, session_id: str) -> Json:
+        return self.api.get(session_id).model_dump(mode="json")
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.api.close_client()
 
 
 # ------------------------------------------------------------ latency engine
@@ -633,41 +592,37 @@ class ServerOps:
             self.client.delete(self._shared)
             self._shared = None
 
-    def observe(self, path: str, screenshot: bool = False) -> Json:
-        body = {"session_id": self.shared, "url": self.site + path, "screenshot": screenshot}
-        observation: Json = self.client.call("POST", "/env/observe", body)["observation"]
-        if observation.get("error") or not observation["url"].endswith(path):
-            raise BenchError(f"observe {path}: {_short(observation)}")
+    def observe(self, path: str, screenshot: bool = False) -> Observation:
+        url = self.site + path
+        observation = self.client.api.observe(self.shared, url=url, screenshot=screenshot)
+        seen = observation.observation
+        if seen.error or not seen.url.endswith(path):
+            raise BenchError(f"observe {path}: {_short(seen)}")
         if screenshot:
-            _check_b64_png(observation.get("screenshot"), "observe")
-        return observation
+            _check_b64_png(seen.screenshot, "observe")
+        return seen
 
     def step_click(self) -> None:
-        body = {"session_id": self.shared, "type": "click", "selector": "a"}
-        answer = self.client.call("POST", "/env/step", body)
-        if not answer.get("success") or not answer["observation"]["url"].endswith("/pages/2"):
+        answer = self.client.api.step(self.shared, type="click", selector="a")
+        if not answer.success or not answer.observation.url.endswith("/pages/2"):
             raise BenchError(f"step click on /pages/1: {_short(answer)}")
 
     def scrape(self, path: str | None = None) -> None:
-        body = {"session_id": self.shared}
-        if path is not None:
-            body["url"] = self.site + path
-        answer = self.client.call("POST", "/env/scrape", body)
-        if not answer.get("success") or "Quarterly report" not in answer.get("content", ""):
+        url = None if path is None else self.site + path
+        answer = self.client.api.scrape(self.shared, url=url)
+        if not answer.success or "Quarterly report" not in answer.content:
             raise BenchError(f"scrape of /report: {_short(answer)}")
 
     def read(self) -> None:
-        self.client.call("GET", f"/session/{self.shared}")
+        self.client.api.get(self.shared)
 
-    def shot_op(self, fmt: str) -> Op:
+    def shot_op(self, fmt: ImageFormat) -> Op:
         return Op(f"screenshot {fmt}", lambda _: self.screenshot(fmt))
 
-    def screenshot(self, fmt: str) -> None:
-        params = {"format": fmt} if fmt != "png" else {}
-        url = f"{self.client.base}/session/{self.shared}/screenshot"
-        response = self.client.http.get(url, params=params, timeout=self.client.timeout)
-        if response.status_code != 200 or not response.content.startswith(IMAGE_MAGIC[fmt]):
-            raise BenchError(f"screenshot {fmt}: {response.status_code} {response.text[:300]}")
+    def screenshot(self, fmt: ImageFormat) -> None:
+        shot = self.client.api.screenshot(self.shared, format=fmt)
+        if shot.format != fmt or not shot.data.startswith(IMAGE_MAGIC[fmt]):
+            raise BenchError(f"screenshot {fmt}: {shot.media_type} {shot.data[:16]!r}")
 
     def start_op(self, name: str = "start", body: Json | None = None) -> Op:
         payload = body or {}
@@ -698,7 +653,7 @@ def server_latency(server: Server, plan: Plan) -> dict[str, list[float]]:
             for op in ops.ops()
         }
     finally:
-        with suppress(BenchError):
+        with suppress(*FAILURES):
             ops.release()
         client.close()
 
@@ -773,7 +728,7 @@ def _one_loop(client: Client, wl: Workload, state: Any, duration: float, stats: 
             result = wl.counted(client, state)
             stats.ok(t0)
             wl.after(client, result)
-        except BenchError as exc:
+        except FAILURES as exc:
             stats.error(str(exc))
             time.sleep(0.05)  # a server that fails fast must not turn this into a spin
 
@@ -786,14 +741,14 @@ def _client_thread(
         try:
             state = wl.setup(client)
             barrier.wait()
-        except (BenchError, threading.BrokenBarrierError) as exc:
+        except (*FAILURES, threading.BrokenBarrierError) as exc:
             barrier.abort()
             stats.error(f"setup: {exc}")
             return
         _one_loop(client, wl, state, duration, stats)
         try:
             wl.teardown(client, state)
-        except BenchError as exc:
+        except FAILURES as exc:
             stats.error(f"teardown: {exc}")
     finally:
         client.close()
@@ -824,10 +779,9 @@ def _own_session(client: Client) -> str:
 
 def server_workloads(site: str) -> list[Workload]:
     def observe(client: Client, session_id: str) -> None:
-        body = {"session_id": session_id, "url": site + "/report"}
-        observation = client.call("POST", "/env/observe", body)["observation"]
-        if observation.get("error"):
-            raise BenchError(f"observe: {observation['error']}")
+        observation = client.api.observe(session_id, url=site + "/report").observation
+        if observation.error:
+            raise BenchError(f"observe: {observation.error}")
 
     return [
         Workload("starts/s", lambda client, _: client.start_id({}), after=Client.delete),
@@ -866,7 +820,7 @@ def fan_out(
                     return
                 try:
                     out = fn(client, item)
-                except BenchError as exc:
+                except FAILURES as exc:
                     with lock:
                         errors.append(str(exc))
                     return
@@ -969,8 +923,10 @@ def _poll_timed_out(client: Client, ids: set[str], give_up: float) -> dict[str, 
     found: dict[str, Json] = {}
     with Progress("reaper: reaped", len(ids)) as bar:
         while True:
-            listed = client.call("GET", "/sessions?status=timed_out")["sessions"]
-            found.update({s["session_id"]: s for s in listed if s["session_id"] in ids})
+            listed = client.api.list("timed_out")
+            found.update(
+                {s.session_id: s.model_dump(mode="json") for s in listed if s.session_id in ids}
+            )
             bar.set(len(found))
             if len(found) == len(ids) or time.monotonic() > give_up:
                 return found
@@ -979,8 +935,8 @@ def _poll_timed_out(client: Client, ids: set[str], give_up: float) -> dict[str, 
 
 def _status_or_error(client: Client, session_id: str) -> Json | str:
     try:
-        return client.call("GET", f"/session/{session_id}")
-    except BenchError as exc:
+        return client.get(session_id)
+    except FAILURES as exc:
         return str(exc)
 
 
@@ -1220,24 +1176,21 @@ def run_raw_worker(plan: Plan) -> Json:
     """``--raw-worker`` in a subprocess (progress on our stderr); its JSON parsed."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--raw-worker", plan.to_json()]
     budget = plan.worker_budget_s()
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(
-            cmd, cwd=_REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out, start_new_session=True
-        )
-        log(f"raw Playwright: worker pid {proc.pid} (bound {budget:.0f} s)")
-        tree = Descendants(proc.pid)
-        try:
-            deadline = time.monotonic() + budget
-            while proc.poll() is None:
-                tree.snapshot()
-                if time.monotonic() > deadline:
-                    raise BenchError(f"raw worker still running after {budget:.0f} s")
-                time.sleep(0.2)
-        finally:
-            stop_process(proc, tree, "raw worker")
-        stdout = _read_log(out)
-    if proc.returncode != 0:
-        raise BenchError(f"raw worker exited with {proc.returncode} (its stderr is above)")
+    worker = start_process(cmd, "", cwd=_REPO_ROOT, new_session=True, echo_stderr=True)
+    log(f"raw Playwright: worker pid {worker.pid} (bound {budget:.0f} s)")
+    try:
+        deadline = time.monotonic() + budget
+        while worker.proc.poll() is None:
+            worker.remember_children()
+            if time.monotonic() > deadline:
+                raise BenchError(f"raw worker still running after {budget:.0f} s")
+            time.sleep(0.2)
+    finally:
+        stop_process(worker, "raw worker")
+    stdout = "".join(worker.stdout)
+    if worker.proc.returncode != 0:
+        code = worker.proc.returncode
+        raise BenchError(f"raw worker exited with {code} (its stderr is above)")
     lines = stdout.strip().splitlines()
     try:
         data = json.loads(lines[-1]) if lines else None
@@ -1575,7 +1528,7 @@ def egress_cost(plan: Plan) -> Json:
                         bar.advance()
         finally:
             for o in sides.values():
-                with suppress(BenchError):
+                with suppress(*FAILURES):
                     o.release()
                 o.client.close()
     logs = {"proxy": proxied.log_text, "direct": direct.log_text}
@@ -1701,7 +1654,7 @@ def run_server_phases(server: Server, plan: Plan, report: Report) -> None:
         report.show(reaper_section(report.data["reaper"]))
     client = server.client()
     try:
-        report.data["server_health_end"] = client.call("GET", "/healthz")
+        report.data["server_health_end"] = client.api.health()
     finally:
         client.close()
 
@@ -1765,7 +1718,7 @@ def run(plan: Plan, json_path: Path | None) -> int:
             if plan.egress or plan.egress_only:
                 run_egress_phase(plan, report)
         failure = None
-    except BenchError as exc:
+    except FAILURES as exc:
         failure = str(exc)
         print(f"FAILED: {exc}", file=sys.stderr)
     finally:
@@ -1862,23 +1815,12 @@ def raw_cdp_chromium() -> Iterator[tuple[str, int]]:
             f"--user-data-dir={profile}",
             "about:blank",
         ]
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        tree = Descendants(proc.pid)
+        chromium = start_process(cmd, f"http://127.0.0.1:{port}")
         try:
-            deadline = time.monotonic() + HEALTH_TIMEOUT_S
-            while True:
-                with suppress(requests.RequestException):
-                    if requests.get(f"http://127.0.0.1:{port}/json/version", timeout=2).ok:
-                        break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"raw Chromium did not open its debugging port: {cmd}")
-                time.sleep(0.1)
-            tree.snapshot()
-            yield f"http://127.0.0.1:{port}", proc.pid
+            chromium.wait_ready("/json/version", HEALTH_TIMEOUT_S)
+            yield chromium.base, chromium.pid
         finally:
-            stop_process(proc, tree, "raw chromium")
+            stop_process(chromium, "raw chromium")
 
 
 def _tree_with_root(pid: int) -> Json:
@@ -1918,23 +1860,23 @@ def cdp_bench(plan: Plan, report: Report) -> None:
         raw["one_page_tree"] = _tree_with_root(pid)
         log("raw: attach")
         raw["attach_ms"] = asyncio.run(_attach_times(endpoint, {}, repeats))
-        version = requests.get(endpoint + "/json/version", timeout=5).json()
+        version = httpx.get(endpoint + "/json/version", timeout=5, trust_env=False).json()
         log("raw: Runtime.evaluate round trips")
         raw["eval_ms"] = asyncio.run(_eval_times(version["webSocketDebuggerUrl"], {}, evals))
     ours: Json = {}
     with report.phase("server cdp"), run_server(n + 10, 0) as server:
         client = server.client()
         headers = {"Authorization": f"Bearer {server.token}"}
-        record = client.post("/session/start", {"url": plan.site + "/report"})
+        record = client.start({"url": plan.site + "/report"})
         log("server: attach")
         ours["attach_ms"] = asyncio.run(_attach_times(record["cdp_url"], headers, repeats))
         log("server: Runtime.evaluate round trips")
         ours["eval_ms"] = asyncio.run(_eval_times(record["cdp_url"], headers, evals))
-        client.call("DELETE", f"/session/{record['session_id']}")
+        client.delete(record["session_id"])
         time.sleep(SETTLE_S * 2)
         base, base_py = chromium_tree(server.pid), _server_pss_kb(server.pid)
         log(f"server: {n} plain sessions")
-        records = [client.post("/session/start", {}) for _ in range(n)]
+        records = [client.start({}) for _ in range(n)]
         time.sleep(SETTLE_S)
         plain, plain_py = chromium_tree(server.pid), _server_pss_kb(server.pid)
         log(f"server: a Playwright client attached to each of the {n}")
@@ -1946,7 +1888,7 @@ def cdp_bench(plan: Plan, report: Report) -> None:
 
         asyncio.run(_hold_clients([r["cdp_url"] for r in records], headers, measure))
         for r in records:
-            client.call("DELETE", f"/session/{r['session_id']}")
+            client.delete(r["session_id"])
         ours["memory"] = {
             "n": n,
             "base": base,

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -24,22 +20,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import psutil
 import redis
 import requests
+
+from flask_sessions import testing
+from flask_sessions.testing import ServerProcess, free_port, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-cluster-token"
 SECRET = "bench-cluster-secret-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PAGE = b"<!doctype html><title>Bench</title><h1>bench</h1><a href='/'>home</a><button>ok</button>"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _Page(BaseHTTPRequestHandler):
@@ -54,68 +45,29 @@ class _Page(BaseHTTPRequestHandler):
         pass
 
 
-class Procs:
+class Procs(list[ServerProcess]):
     """Processes started here; all stopped (and their descendants killed) at the end."""
 
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.seen: set[int] = set()
-
-    def spawn(self, args: list[str], **env: str) -> subprocess.Popen[bytes]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONS_")}
-        base.update(SESSIONS_TOKENS=TOKEN, SESSIONS_CLUSTER_SECRET=SECRET, **env)
-        proc = subprocess.Popen(
-            args, cwd=ROOT, env=base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    def env(self, **settings: str) -> dict[str, str]:
+        # the default reaper interval, as a deployment has it (server_env's is for tests)
+        return server_env(
+            TOKEN, SESSIONS_CLUSTER_SECRET=SECRET, SESSIONS_REAPER_INTERVAL_SECONDS="1", **settings
         )
-        self.procs.append(proc)
-        return proc
-
-    def remember(self) -> None:
-        for proc in self.procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                self.seen |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
 
     def stop_all(self) -> None:
-        self.remember()
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for pid in self.seen:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
+        for proc in reversed(self):
+            proc.stop(timeout=30)
+        self.clear()
 
 
-def wait_ok(url: str, timeout: float = 60, contains: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException):
-            r = requests.get(url, timeout=2)
-            if r.status_code == 200 and contains in r.text:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer in {timeout:g} s")
-
-
-def serve(procs: Procs, env: dict[str, str]) -> str:
-    port = free_port()
-    procs.spawn([sys.executable, "-m", "flask_sessions", "--port", str(port)], **env)
-    base = f"http://127.0.0.1:{port}"
-    wait_ok(base + "/healthz")
-    return base
+def serve(procs: Procs, env: dict[str, str]) -> ServerProcess:
+    procs.append(testing.serve(procs.env(**env), timeout=60, cwd=ROOT))
+    return procs[-1]
 
 
 def host(procs: Procs, address: str, env: dict[str, str]) -> str:
-    port = free_port()
-    args = [sys.executable, "-m", "flask_sessions", "host", "--host", address, "--port", str(port)]
-    procs.spawn(args, **env)
-    base = f"http://{address}:{port}"
-    wait_ok(base + "/healthz")
-    return base
+    procs.append(testing.serve(procs.env(**env), role="host", host=address, timeout=60, cwd=ROOT))
+    return procs[-1].base
 
 
 def p50(samples: list[float]) -> float:
@@ -190,9 +142,8 @@ def redis_server(procs: Procs) -> tuple[str, redis.Redis]:
     if exe is None:
         raise SystemExit("redis-server is missing: run `make redis` (apt-get install redis-server)")
     port = free_port()
-    procs.spawn(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    )
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    procs.append(testing.start_process(args, f"redis://127.0.0.1:{port}"))
     client = redis.Redis(port=port)
     for _ in range(50):
         with contextlib.suppress(redis.RedisError):
@@ -287,14 +238,14 @@ def main(quick: bool = False) -> int:
                 "cluster bench: embedded, then front + hosts (fixed list, then Redis)", flush=True
             )
             results: dict[str, dict[str, float]] = {}
-            base = serve(procs, {"SESSIONS_WARM_POOL": "2"})
+            base = serve(procs, {"SESSIONS_WARM_POOL": "2"}).base
             results["embedded"] = latency(base, page, repeats)
             embedded_tput = throughput(base, 4, seconds)
             procs.stop_all()
 
             procs = Procs()
             h = host(procs, "127.0.0.2", {"SESSIONS_WARM_POOL": "2"})
-            base = serve(procs, {"SESSIONS_HOSTS": h})
+            base = serve(procs, {"SESSIONS_HOSTS": h}).base
             results["front + 1 host (SESSIONS_HOSTS)"] = latency(base, page, repeats)
             procs.stop_all()
 
@@ -302,7 +253,8 @@ def main(quick: bool = False) -> int:
             url, client = redis_server(procs)
             tput: dict[int, float] = {}
             hosts: list[str] = []
-            base = serve(procs, {"SESSIONS_REGISTRY_URL": url})
+            front = serve(procs, {"SESSIONS_REGISTRY_URL": url})
+            base = front.base
             costs: dict[str, dict[str, float]] = {}
             for n in (1, 2, 3):
                 hosts.append(
@@ -312,12 +264,11 @@ def main(quick: bool = False) -> int:
                         {"SESSIONS_REGISTRY_URL": url, "SESSIONS_WARM_POOL": "2"},
                     )
                 )
-                wait_ok(base + "/readyz", contains=f"{n} browser host")
+                front.wait_ready("/readyz", 60, contains=f"{n} browser host")
                 if n == 1:
                     results["front + 1 host (Redis)"] = latency(base, page, repeats)
                     costs = redis_costs(base, client, page, repeats)
                 tput[n] = throughput(base, 4, seconds)
-            procs.remember()
     finally:
         procs.stop_all()
 

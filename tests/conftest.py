@@ -20,6 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_sessions import FlaskSessions, ManualClock, create_app
+from flask_sessions.testing import alive as alive  # re-exported: the tests import it from here
 
 TOKEN_A = "token-alice"
 TOKEN_B = "token-bob"
@@ -146,18 +147,6 @@ def chromium_pids(root: int | None = None) -> set[int]:
         if "chrom" in name or "headless" in name or "chromium" in cmd:
             pids.add(child.pid)
     return pids
-
-
-def alive(pids: set[int]) -> set[int]:
-    """The PIDs of ``pids`` still running (zombies count as gone)."""
-    out = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

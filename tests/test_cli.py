@@ -10,8 +10,10 @@ from pathlib import Path
 
 import requests
 
+from flask_sessions.testing import descendants, server_env
+
 from .conftest import alive, wait_for
-from .test_server import ROOT, descendants, server_env
+from .test_server import ROOT
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "flask-sessions"
 

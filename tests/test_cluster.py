@@ -6,26 +6,23 @@ Hosts listen on distinct loopback addresses (127.0.0.2, .3, .4); nothing leaves 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
 from flask_sessions.page.capture import image_size
+from flask_sessions.testing import ServerProcess, free_port, server_env, start_process
 
-from .conftest import alive, wait_for
-from .test_server import ROOT, descendants, free_port, server_env
+from .conftest import wait_for
+from .test_server import ROOT
 
 SECRET = "cluster-secret-for-tests-0123456789"
 TOKENS = {"tok-a": "alice", "tok-b": "bob"}
@@ -34,78 +31,35 @@ B = {"Authorization": "Bearer tok-b"}
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 
-@dataclass
-class Proc:
-    proc: subprocess.Popen[str]
-    base: str
-    seen: set[int] = field(default_factory=set)
-
-    def up(self, path: str = "/healthz", timeout: float = 45) -> None:
-        def ok() -> bool:
-            self.seen |= descendants(self.proc.pid)
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.base} exited: {self.proc.communicate()[1][-3000:]}")
-            try:
-                return requests.get(self.base + path, timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-
-        assert wait_for(ok, timeout, 0.2), f"{self.base}{path} never answered 200"
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        self.seen |= descendants(self.proc.pid)
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        for pid in alive(self.seen):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
-        with contextlib.suppress(ValueError, OSError):
-            self.proc.communicate(timeout=5)
-
-
 @pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    running: list[Proc] = []
+def procs() -> Iterator[list[ServerProcess]]:
+    running: list[ServerProcess] = []
     yield running
     for proc in reversed(running):
-        proc.stop()
+        proc.stop(timeout=30)
 
 
-def spawn(procs: list[Proc], args: list[str], base: str, **env: str) -> Proc:
+def spawn(procs: list[ServerProcess], args: list[str], base: str, **env: str) -> ServerProcess:
     full_env = server_env(json.dumps(TOKENS), SESSIONS_CLUSTER_SECRET=SECRET, **env)
-    proc = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    started = Proc(proc, base)
+    started = start_process(args, base, full_env, cwd=ROOT)
     procs.append(started)
     return started
 
 
-def host(procs: list[Proc], address: str, **env: str) -> Proc:
+def host(procs: list[ServerProcess], address: str, **env: str) -> ServerProcess:
     port = free_port()
     args = [sys.executable, "-m", "flask_sessions", "host", "--host", address, "--port", str(port)]
     return spawn(procs, args, f"http://{address}:{port}", SESSIONS_WARM_POOL="1", **env)
 
 
-def front(procs: list[Proc], **env: str) -> Proc:
+def front(procs: list[ServerProcess], **env: str) -> ServerProcess:
     port = free_port()
     args = [sys.executable, "-m", "flask_sessions", "--port", str(port)]
     return spawn(procs, args, f"http://127.0.0.1:{port}", **env)
 
 
 @pytest.fixture
-def redis_url(procs: list[Proc]) -> str:
+def redis_url(procs: list[ServerProcess]) -> str:
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail(
@@ -113,8 +67,7 @@ def redis_url(procs: list[Proc]) -> str:
         )
     port = free_port()
     args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    procs.append(Proc(proc, f"redis://127.0.0.1:{port}"))
+    procs.append(start_process(args, f"redis://127.0.0.1:{port}"))
     import redis
 
     client = redis.Redis(port=port)
@@ -146,9 +99,9 @@ def status(base: str, sid: str, headers: dict[str, str] = A) -> requests.Respons
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["workers", "preload"])
-def test_gunicorn_workers_share_one_host(procs: list[Proc], preload: bool) -> None:
+def test_gunicorn_workers_share_one_host(procs: list[ServerProcess], preload: bool) -> None:
     h = host(procs, "127.0.0.2")
-    h.up()
+    h.wait_ready()
     port = free_port()
     args = [str(GUNICORN), "-w", "4", "-b", f"127.0.0.1:{port}"]
     if preload:
@@ -160,7 +113,7 @@ def test_gunicorn_workers_share_one_host(procs: list[Proc], preload: bool) -> No
         SESSIONS_HOSTS=h.base,
         SESSIONS_LAUNCH_AT_INIT="true" if preload else "false",
     )
-    fronts.up()
+    fronts.wait_ready()
     sids = [str(start(fronts.base)["session_id"]) for _ in range(5)]
     codes: Counter[int] = Counter()
     for i in range(100):  # a fresh connection each time: any worker may answer
@@ -178,13 +131,15 @@ def test_gunicorn_workers_share_one_host(procs: list[Proc], preload: bool) -> No
     assert status(fronts.base, sids[0], B).status_code == 404
 
 
-def test_cdp_through_a_front_reaches_the_owner_host(procs: list[Proc], page_server: str) -> None:
+def test_cdp_through_a_front_reaches_the_owner_host(
+    procs: list[ServerProcess], page_server: str
+) -> None:
     from playwright.sync_api import sync_playwright
 
     h = host(procs, "127.0.0.2")
-    h.up()
+    h.wait_ready()
     f = front(procs, SESSIONS_HOSTS=h.base)
-    f.up()
+    f.wait_ready()
     body = start(f.base)
     sid = str(body["session_id"])
     assert str(body["cdp_url"]).startswith("ws://127.0.0.2:")  # straight to the owner host
@@ -211,9 +166,9 @@ def test_cdp_through_a_front_reaches_the_owner_host(procs: list[Proc], page_serv
         browser.close()
 
 
-def test_a_host_refuses_calls_without_the_secret(procs: list[Proc]) -> None:
+def test_a_host_refuses_calls_without_the_secret(procs: list[ServerProcess]) -> None:
     h = host(procs, "127.0.0.2")
-    h.up()
+    h.wait_ready()
     for headers in ({}, {"X-Sessions-Secret": "wrong"}, A):
         r = requests.post(h.base + "/internal/v1/start", headers=headers, json={}, timeout=10)
         assert r.status_code == 401 and "secret" in r.json()["error"]
@@ -224,13 +179,13 @@ def test_a_host_refuses_calls_without_the_secret(procs: list[Proc]) -> None:
 # ---------------------------------------------------------------- Redis
 
 
-def test_hosts_and_fronts_on_redis(procs: list[Proc], redis_url: str) -> None:
+def test_hosts_and_fronts_on_redis(procs: list[ServerProcess], redis_url: str) -> None:
     hosts = [host(procs, f"127.0.0.{i}", SESSIONS_REGISTRY_URL=redis_url) for i in (2, 3, 4)]
     for h in hosts:
-        h.up()
+        h.wait_ready()
     fronts = [front(procs, SESSIONS_REGISTRY_URL=redis_url) for _ in range(2)]
     for f in fronts:
-        f.up()
+        f.wait_ready()
     assert wait_for(
         lambda: "3 browser host" in requests.get(fronts[0].base + "/readyz", timeout=5).text, 15
     )
@@ -304,7 +259,7 @@ def test_hosts_and_fronts_on_redis(procs: list[Proc], redis_url: str) -> None:
 
     # A host started again takes starts again.
     back = host(procs, victim.base.split("//")[1].split(":")[0], SESSIONS_REGISTRY_URL=redis_url)
-    back.up()
+    back.wait_ready()
     assert wait_for(
         lambda: "3 browser host" in requests.get(fronts[0].base + "/readyz", timeout=5).text, 15
     )
@@ -331,12 +286,8 @@ def test_hosts_and_fronts_on_redis(procs: list[Proc], redis_url: str) -> None:
     )
     server = shutil.which("redis-server")
     assert server
-    again = subprocess.Popen(
-        [server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    procs.append(Proc(again, redis_url))  # type: ignore[arg-type]
+    args = [server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    procs.append(start_process(args, redis_url))
 
     def restored() -> bool:
         now = requests.get(fronts[1].base + "/sessions", headers=A, timeout=30)
@@ -349,6 +300,6 @@ def test_hosts_and_fronts_on_redis(procs: list[Proc], redis_url: str) -> None:
     assert wait_for(restored, 15, 0.3)
 
 
-def _host_id(h: Proc) -> str:
+def _host_id(h: ServerProcess) -> str:
     info = requests.get(h.base + "/healthz", timeout=5).json()
     return str(info["host_id"])

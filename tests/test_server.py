@@ -7,174 +7,35 @@ process they left behind is killed by PID, so a failing test leaks nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import psutil
 import pytest
 import requests
+
+# Re-exported for the other test modules, which start their servers through launch().
+from flask_sessions.testing import STOP_TIMEOUT as STOP_TIMEOUT
+from flask_sessions.testing import ServerProcess, serve
+from flask_sessions.testing import server_env as server_env
 
 from .conftest import CONTRACT_FIELDS, alive, chromium_pids, png_size, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "server-token-alice"
 OTHER_TOKEN = "server-token-bob"
-READY_TIMEOUT = 45.0
-STOP_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (Playwright's driver, Chromium and its helpers)."""
-    try:
-        return {child.pid for child in psutil.Process(pid).children(recursive=True)}
-    except psutil.NoSuchProcess:
-        return set()
-
-
-def _pump(stream: IO[str], lines: list[str]) -> None:
-    for line in stream:
-        lines.append(line)
-
-
-@dataclass
-class Server:
-    """One ``python -m flask_sessions`` subprocess and what it printed so far."""
-
-    proc: subprocess.Popen[str]
-    base: str
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-    seen: set[int] = field(default_factory=set)  # descendants ever observed
-    threads: list[threading.Thread] = field(default_factory=list)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def output(self) -> str:
-        return (
-            f"exit code: {self.proc.poll()}\n--- stdout ---\n{''.join(self.stdout)}"
-            f"--- stderr ---\n{''.join(self.stderr)}"
-        )
-
-    def remember_children(self) -> set[int]:
-        found = descendants(self.pid)
-        self.seen |= found
-        return found
-
-    def wait_for_stdout(self, pattern: str, timeout: float) -> re.Match[str] | None:
-        """The first stdout line matching ``pattern``, waiting at most ``timeout`` s."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in list(self.stdout):
-                match = regex.search(line)
-                if match:
-                    return match
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL; then kill, by PID, whatever it left running."""
-        if self.proc.poll() is None:
-            self.remember_children()
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        for pid in alive(self.seen):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
-        for thread in self.threads:  # orphans may hold the pipes open: do not wait long
-            thread.join(2)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-
-
-def server_env(tokens: str | None, **extra: str) -> dict[str, str]:
-    """This process's environment without any SESSIONS_* key, plus the given ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONS_")}
-    env.pop("PYTHONUNBUFFERED", None)  # the server must flush its token line itself
-    if tokens is not None:
-        env["SESSIONS_TOKENS"] = tokens
-    env["SESSIONS_REAPER_INTERVAL_SECONDS"] = "0.5"
-    env.update(extra)
-    return env
+Server = ServerProcess
 
 
 def launch(env: dict[str, str]) -> Server:
-    """Start a server and wait (bounded) until ``GET /healthz`` answers 200."""
-    port = free_port()
-    # A server started from a terminal gets the default SIGINT disposition; a test run
-    # started in the background (SIGINT ignored) would pass the ignore on to the child.
-    restore = signal.getsignal(signal.SIGINT)
-    if restore == signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flask_sessions", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-    finally:
-        if restore == signal.SIG_IGN:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server = Server(proc, f"http://127.0.0.1:{port}")
-    assert proc.stdout is not None and proc.stderr is not None
-    for stream, lines in ((proc.stdout, server.stdout), (proc.stderr, server.stderr)):
-        thread = threading.Thread(target=_pump, args=(stream, lines), daemon=True)
-        thread.start()
-        server.threads.append(thread)
-    deadline = time.monotonic() + READY_TIMEOUT
-    try:
-        while True:
-            if proc.poll() is not None:
-                time.sleep(0.2)  # let the pumps read the last lines
-                pytest.fail(f"the server exited before it was ready\n{server.output()}")
-            try:
-                if requests.get(server.base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"/healthz not 200 within {READY_TIMEOUT:g} s\n{server.output()}")
-            time.sleep(0.1)
-    except BaseException:
-        server.stop()
-        raise
-    server.remember_children()
-    return server
+    """A server with ``env``, ready (``GET /healthz`` 200) or failed with its output."""
+    return serve(env, cwd=ROOT)
 
 
 @pytest.fixture

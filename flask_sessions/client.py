@@ -1,0 +1,919 @@
+"""A typed Python client of flask_sessions, sync and async, on httpx.
+
+::
+
+    from flask_sessions.client import SessionsClient
+
+    with SessionsClient("http://127.0.0.1:8000", token) as client:
+        with client.session(url="https://example.org") as s:   # closed on exit, even on error
+            page = s.observe()
+            s.step(type="click", id=page.observation.actions[0].id)
+
+Every method returns the server's own pydantic models (:mod:`flask_sessions.schemas`), and
+every error answer becomes an exception of :class:`SessionsError`'s tree (``SessionNotFound``,
+``SessionEnded``, ``CapacityReached``, ``InvalidRequest``…) carrying the server's message.
+Keyword arguments are validated by the same models the server validates with, before
+anything is sent. Only safe retries happen: a request that surely never reached the server
+(connect errors), any idempotent request after a transport error, and 429 (or 503 with
+``Retry-After``), waiting what ``Retry-After`` says within :class:`Retries`' limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Generic, Literal, Required, Self, TypedDict, TypeVar, Unpack
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from flask_sessions import __version__, schemas
+from flask_sessions.errors import InvalidInput
+from flask_sessions.schemas import (
+    CdpTicketResponse,
+    ImageFormat,
+    ListQuery,
+    ObserveRequest,
+    ObserveResponse,
+    ScrapeRequest,
+    ScrapeResponse,
+    ScreenshotQuery,
+    SessionResponse,
+    StartRequest,
+    Status,
+    StepResponse,
+)
+
+__all__ = [
+    "AsyncSession",
+    "AsyncSessionsClient",
+    "BrowserUnavailable",
+    "CapacityReached",
+    "Conflict",
+    "InvalidRequest",
+    "MethodNotAllowed",
+    "NotFound",
+    "ObserveArgs",
+    "OperationTimeout",
+    "PageFailed",
+    "PageNotResponding",
+    "PayloadTooLarge",
+    "Retries",
+    "ScrapeArgs",
+    "Screenshot",
+    "ScreenshotArgs",
+    "ServerError",
+    "Session",
+    "SessionArgs",
+    "SessionEnded",
+    "SessionNotFound",
+    "SessionsClient",
+    "SessionsError",
+    "StaleAction",
+    "StartArgs",
+    "StepArgs",
+    "TransportError",
+    "Unauthorized",
+]
+
+T = TypeVar("T")
+
+# ------------------------------------------------------------------ exceptions
+
+
+class SessionsError(Exception):
+    """An error answer of the server (or no answer: :class:`TransportError`).
+
+    ``status`` is the HTTP status (None when no answer came), ``message`` the server's
+    ``error`` text, ``body`` the whole JSON answer, ``retry_after`` its ``Retry-After`` in
+    seconds, if any.
+    """
+
+    def __init__(
+        self,
+        status: int | None,
+        message: str,
+        body: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.body: dict[str, Any] = dict(body or {})
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}: {self.message}" if self.status else self.message
+
+
+class TransportError(SessionsError):
+    """No answer: the connection failed or broke, or the answer took too long.
+
+    ``sent`` is False when the request surely never reached the server (it could not
+    connect), so a retry cannot run anything twice. The httpx error is ``__cause__``.
+    """
+
+    def __init__(self, message: str, sent: bool) -> None:
+        super().__init__(None, message)
+        self.sent = sent
+
+
+class InvalidRequest(SessionsError):
+    """400: a field is wrong; ``fields`` names each (``field``, ``message``, ``fix``, ``got``).
+
+    Also raised before sending when the arguments fail the server's own models.
+    """
+
+    @property
+    def fields(self) -> list[dict[str, Any]]:
+        fields = self.body.get("fields")
+        return fields if isinstance(fields, builtins.list) else []
+
+
+class Unauthorized(SessionsError):
+    """401: no token, or one the server does not know."""
+
+
+class NotFound(SessionsError):
+    """404: no such route (is ``base_url``'s prefix right?)."""
+
+
+class SessionNotFound(NotFound):
+    """404: no such session for this token (never existed, someone else's, or purged)."""
+
+
+class MethodNotAllowed(SessionsError):
+    """405: the route does not take this method."""
+
+
+class Conflict(SessionsError):
+    """409: the session cannot do this now (see the subclasses)."""
+
+
+class SessionEnded(Conflict):
+    """409: the session is closed, timed out or failed; ``session_status`` says which."""
+
+    @property
+    def session_status(self) -> str:
+        return str(self.body.get("status", ""))
+
+
+class StaleAction(Conflict):
+    """409: the action id (``stale_id``) is not in the last observation any more."""
+
+    @property
+    def stale_id(self) -> str:
+        return str(self.body.get("stale_id", ""))
+
+
+class PageNotResponding(Conflict):
+    """409: the session is active but its page does not respond (goto or reload it)."""
+
+
+class PayloadTooLarge(SessionsError):
+    """413: the body is over the server's ``SESSIONS_MAX_CONTENT_LENGTH``."""
+
+
+class CapacityReached(SessionsError):
+    """429: every session slot (or this caller's share) is taken; see ``retry_after``."""
+
+
+class PageFailed(SessionsError):
+    """502: the browser is up but the page failed the operation."""
+
+
+class BrowserUnavailable(SessionsError):
+    """503: no Chromium, or low memory (then with ``retry_after``)."""
+
+
+class OperationTimeout(SessionsError):
+    """504: the page or the browser did not answer in time."""
+
+
+class ServerError(SessionsError):
+    """500: a bug in the server (its log has the traceback)."""
+
+
+_BY_STATUS: dict[int, type[SessionsError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    404: SessionNotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    413: PayloadTooLarge,
+    429: CapacityReached,
+    500: ServerError,
+    502: PageFailed,
+    503: BrowserUnavailable,
+    504: OperationTimeout,
+}
+
+
+def error_from(response: httpx.Response) -> SessionsError:
+    """The exception for an error answer, with the server's message and body."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        body: dict[str, Any] = data
+    else:  # not ours (a proxy's page?): keep the start of the text
+        body = {"error": response.text[:500] or response.reason_phrase}
+    message = str(body.get("error") or response.reason_phrase)
+    status = response.status_code
+    cls = _BY_STATUS.get(status, SessionsError)
+    if status == 404 and message.startswith("no such endpoint"):
+        cls = NotFound
+    elif status == 409:
+        if "stale_id" in body:
+            cls = StaleAction
+        elif body.get("page_not_responding") or body.get("status") == "active":
+            cls = PageNotResponding
+        elif body.get("status") in {s.value for s in Status}:
+            cls = SessionEnded
+    return cls(status, message, body, parse_retry_after(response.headers.get("Retry-After")))
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` in seconds: a number, or an HTTP date; None if absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# ------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True)
+class Retries:
+    """When a call is tried again, and for how long at most.
+
+    - a request that never reached the server (connect error): always safe;
+    - a GET or a close after any transport error (they change nothing twice);
+    - 429, and 503 with ``Retry-After``: after the seconds it says.
+
+    ``max_retries`` bounds the tries after the first; ``max_wait`` the seconds slept in all
+    for one call: a ``Retry-After`` that would go past it is raised at once (with its
+    ``retry_after``), not slept. Connection errors wait ``backoff`` seconds, doubling.
+    ``Retries(max_retries=0)`` turns retrying off.
+    """
+
+    max_retries: int = 3
+    max_wait: float = 30.0
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+
+    def delay(
+        self, error: SessionsError, idempotent: bool, attempt: int, waited: float
+    ) -> float | None:
+        """Seconds to wait before retry ``attempt + 1``, or None to raise ``error``."""
+        if attempt >= self.max_retries:
+            return None
+        if isinstance(error, TransportError):
+            if error.sent and not idempotent:
+                return None
+            wait = min(self.max_backoff, self.backoff * 2**attempt)
+        elif error.status == 429 or (error.status == 503 and error.retry_after is not None):
+            wait = 1.0 if error.retry_after is None else error.retry_after
+        else:
+            return None
+        return wait if waited + wait <= self.max_wait else None
+
+
+# ------------------------------------------------------- arguments and calls
+
+
+class SessionArgs(TypedDict, total=False):
+    """What every session call takes besides the id (``SessionFields`` in schemas.py)."""
+
+    keep_alive: bool
+    session_timeout_minutes: int
+    screenshot: bool | None
+    screenshot_format: ImageFormat
+    screenshot_quality: int | None
+
+
+class NewSessionArgs(SessionArgs, total=False):
+    """A new session: :meth:`SessionsClient.session`'s arguments (``StartRequest``)."""
+
+    url: str | None
+
+
+class StartArgs(NewSessionArgs, total=False):
+    """``POST /session/start``: a new session, or ``session_id``'s touched."""
+
+    session_id: str | None
+
+
+class ObserveArgs(SessionArgs, total=False):
+    """``POST /env/observe`` (``ObserveRequest``)."""
+
+    url: str | None
+    offset: int
+    find: str | None
+
+
+class ScrapeArgs(SessionArgs, total=False):
+    """``POST /env/scrape`` (``ScrapeRequest``)."""
+
+    url: str | None
+    selector: str | None
+    format: Literal["markdown", "text", "html"]
+
+
+class ScreenshotArgs(TypedDict, total=False):
+    """``GET /session/<id>/screenshot``'s query (``ScreenshotQuery``)."""
+
+    full_page: bool
+    format: ImageFormat
+    quality: int | None
+    touch: bool
+
+
+class StepArgs(SessionArgs, total=False):
+    """``POST /env/step``: ``type`` and that action's fields (the ``*Step`` models)."""
+
+    type: Required[
+        Literal[
+            "click",
+            "fill",
+            "check",
+            "hover",
+            "select_dropdown_option",
+            "press_key",
+            "goto",
+            "go_back",
+            "go_forward",
+            "reload",
+            "scroll_down",
+            "scroll_up",
+            "wait",
+            "switch_tab",
+            "close_tab",
+        ]
+    ]
+    id: str | None
+    selector: str | None
+    value: str | bool | builtins.list[str]
+    press_enter: bool
+    clear_before_fill: bool
+    key: str
+    url: str
+    amount: int | None
+    time_ms: int
+    index: int | None
+    dialog: Literal["accept", "dismiss"] | None
+    prompt_text: str | None
+
+
+# The server checks its own caps (timeout, wait); the client checks only the shape.
+_CONTEXT = {"max_timeout_minutes": 29, "max_wait_ms": 2**62}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _checked(build: Callable[[], BaseModel]) -> dict[str, Any]:
+    """The request model's JSON (only what was given), or InvalidRequest as the server says."""
+    try:
+        model = build()
+    except InvalidInput as exc:
+        raise InvalidRequest(400, exc.message, exc.to_json()) from None
+    return model.model_dump(mode="json", exclude_unset=True)
+
+
+def _body(model: type[BaseModel], session_id: str | None, fields: Mapping[str, Any]) -> Any:
+    data = dict(fields)
+    if session_id is not None:
+        data["session_id"] = session_id
+    return _checked(lambda: schemas.parse(model, data, _CONTEXT))
+
+
+def _step_body(session_id: str | None, fields: Mapping[str, Any]) -> Any:
+    data = {**fields, **({"session_id": session_id} if session_id is not None else {})}
+    return _checked(lambda: schemas.parse_step(data, _CONTEXT))
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    """An image of the page: ``data`` in ``format`` (``media_type``).
+
+    ``clipped``: a full page taller than the server's pixel cap was cut to its top;
+    ``page_size`` is then the page's whole (width, height).
+    """
+
+    data: bytes
+    media_type: str
+    clipped: bool = False
+    page_size: tuple[int, int] | None = None
+
+    @property
+    def format(self) -> str:
+        """``png``, ``jpeg`` or ``webp``."""
+        return self.media_type.removeprefix("image/")
+
+
+class _SessionList(BaseModel):
+    sessions: builtins.list[SessionResponse]
+
+
+def _screenshot(response: httpx.Response) -> Screenshot:
+    media_type = response.headers.get("Content-Type", "image/png").split(";")[0].strip()
+    clip = response.headers.get("X-Screenshot-Clipped")  # "1280x16384 of 1280x200000"
+    page_size = None
+    if clip and " of " in clip:
+        width, _, height = clip.split(" of ")[1].partition("x")
+        page_size = (int(width), int(height))
+    return Screenshot(response.content, media_type, bool(clip), page_size)
+
+
+@dataclass(frozen=True)
+class _Call(Generic[T]):
+    """One HTTP request and how to read its answer; ``idempotent``: safe to send twice."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    json: Any = None
+    params: dict[str, str] | None = None
+    idempotent: bool = False
+
+    def read(self, response: httpx.Response) -> T:
+        try:
+            return self.parse(response)
+        except (ValidationError, ValueError) as exc:
+            raise SessionsError(
+                response.status_code,
+                f"{self.method} {self.path}: the answer is not what flask_sessions sends "
+                f"(is base_url a flask_sessions server?): {str(exc)[:300]}",
+            ) from None
+
+
+def _model(model: type[M]) -> Callable[[httpx.Response], M]:
+    return lambda response: model.model_validate_json(response.content)
+
+
+def _sid(session_id: str) -> str:
+    """A session id for a URL path; anything else is refused before it is sent."""
+    return str(_body(schemas.CloseRequest, session_id, {})["session_id"])
+
+
+class _Calls:
+    """The requests of every method, shared by the sync and async clients."""
+
+    @staticmethod
+    def start(fields: Mapping[str, Any]) -> _Call[SessionResponse]:
+        body = _body(StartRequest, None, fields)
+        return _Call("POST", "/session/start", _model(SessionResponse), body)
+
+    @staticmethod
+    def get(session_id: str) -> _Call[SessionResponse]:
+        return _Call(
+            "GET", f"/session/{_sid(session_id)}", _model(SessionResponse), idempotent=True
+        )
+
+    @staticmethod
+    def list(status: Status | str | None) -> _Call[builtins.list[SessionResponse]]:
+        query = _body(ListQuery, None, {} if status is None else {"status": status})
+        return _Call(
+            "GET",
+            "/sessions",
+            lambda r: _SessionList.model_validate_json(r.content).sessions,
+            params=query,
+            idempotent=True,
+        )
+
+    @staticmethod
+    def close(session_id: str) -> _Call[SessionResponse]:
+        body = {"session_id": _sid(session_id)}
+        return _Call("POST", "/session/close", _model(SessionResponse), body, idempotent=True)
+
+    @staticmethod
+    def observe(session_id: str | None, fields: Mapping[str, Any]) -> _Call[ObserveResponse]:
+        body = _body(ObserveRequest, session_id, fields)
+        return _Call("POST", "/env/observe", _model(ObserveResponse), body)
+
+    @staticmethod
+    def step(session_id: str | None, fields: Mapping[str, Any]) -> _Call[StepResponse]:
+        return _Call("POST", "/env/step", _model(StepResponse), _step_body(session_id, fields))
+
+    @staticmethod
+    def scrape(session_id: str | None, fields: Mapping[str, Any]) -> _Call[ScrapeResponse]:
+        body = _body(ScrapeRequest, session_id, fields)
+        return _Call("POST", "/env/scrape", _model(ScrapeResponse), body)
+
+    @staticmethod
+    def screenshot(session_id: str, query: Mapping[str, Any]) -> _Call[Screenshot]:
+        params = {k: str(v).lower() for k, v in _body(ScreenshotQuery, None, query).items()}
+        path = f"/session/{_sid(session_id)}/screenshot"
+        return _Call("GET", path, _screenshot, params=params, idempotent=True)
+
+    @staticmethod
+    def cdp_ticket(session_id: str) -> _Call[CdpTicketResponse]:
+        path = f"/session/{_sid(session_id)}/cdp-ticket"
+        return _Call("POST", path, _model(CdpTicketResponse))
+
+    @staticmethod
+    def health() -> _Call[dict[str, Any]]:
+        return _Call("GET", "/healthz", lambda r: dict(r.json()), idempotent=True)
+
+
+class _Retrying(Generic[T]):
+    """The retry loop's bookkeeping, shared by the sync and async clients."""
+
+    def __init__(self, call: _Call[T], retries: Retries) -> None:
+        self.call = call
+        self.retries = retries
+        self.attempt = 0
+        self.waited = 0.0
+
+    def request(self) -> dict[str, Any]:
+        call = self.call
+        path = call.path.lstrip("/")  # relative: under base_url's prefix
+        return {"method": call.method, "url": path, "json": call.json, "params": call.params}
+
+    def retry_in(
+        self, response: httpx.Response | None, exc: httpx.TransportError | None
+    ) -> float | None:
+        """None: the call succeeded (see ``result``); else seconds to wait, or raises."""
+        if response is not None and response.is_success:
+            self.result = self.call.read(response)
+            return None
+        call = self.call
+        error = _transport_error(call, exc) if response is None else error_from(response)
+        delay = self.retries.delay(error, call.idempotent, self.attempt, self.waited)
+        if delay is None:
+            raise error from exc
+        self.attempt += 1
+        self.waited += delay
+        return delay
+
+
+def _transport_error(call: _Call[Any], exc: httpx.TransportError | None) -> TransportError:
+    # Connect errors (and waiting for a pooled connection) happen before a byte is sent.
+    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    kind = type(exc).__name__
+    return TransportError(f"{call.method} {call.path}: no answer ({kind}: {exc})", sent)
+
+
+def _http_options(base_url: str, token: str | None, headers: Mapping[str, str] | None) -> Any:
+    merged = {"User-Agent": f"flask_sessions-client/{__version__}", **(headers or {})}
+    if token is not None:
+        merged["Authorization"] = f"Bearer {token}"
+    return {"base_url": base_url.rstrip("/") + "/", "headers": merged}
+
+
+# ----------------------------------------------------------------- sync client
+
+
+class SessionsClient:
+    """A flask_sessions server at ``base_url`` (with its prefix, if any), as ``token``.
+
+    ::
+
+        with SessionsClient("http://127.0.0.1:8000/browser", token) as client:
+            record = client.start(url="http://127.0.0.1:5000/", screenshot=True)
+            print(client.scrape(record.session_id, format="text").content)
+            client.close(record.session_id)
+
+    ``timeout`` is httpx's (seconds, or an ``httpx.Timeout``); ``retries`` says what is
+    retried (:class:`Retries`); ``sleep`` is how it waits (inject one in tests);
+    ``transport`` an httpx transport (e.g. ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = 90.0,
+        retries: Retries | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.retries = retries or Retries()
+        self._sleep = sleep
+        self._token = token
+        self.http = httpx.Client(
+            timeout=timeout, transport=transport, **_http_options(base_url, token, headers)
+        )
+
+    def _send(self, call: _Call[T]) -> T:
+        state = _Retrying(call, self.retries)
+        while True:
+            response = exc = None
+            try:
+                response = self.http.request(**state.request())
+            except httpx.TransportError as error:
+                exc = error
+            delay = state.retry_in(response, exc)
+            if delay is None:
+                return state.result
+            self._sleep(delay)
+
+    def start(self, **fields: Unpack[StartArgs]) -> SessionResponse:
+        """A new session (or ``session_id``'s, touched): ``start(url=…, screenshot=True)``."""
+        return self._send(_Calls.start(fields))
+
+    def get(self, session_id: str) -> SessionResponse:
+        """The session's record (does not count as access)."""
+        return self._send(_Calls.get(session_id))
+
+    def list(self, status: Status | str | None = None) -> builtins.list[SessionResponse]:
+        """This token's sessions, oldest first; ``status`` filters (``"active"``…)."""
+        return self._send(_Calls.list(status))
+
+    def close(self, session_id: str) -> SessionResponse:
+        """Close it; an ended session just returns its record."""
+        return self._send(_Calls.close(session_id))
+
+    def observe(
+        self, session_id: str | None = None, **fields: Unpack[ObserveArgs]
+    ) -> ObserveResponse:
+        """Open ``url`` if given, then describe the page (no id: a one-shot session)."""
+        return self._send(_Calls.observe(session_id, fields))
+
+    def step(self, session_id: str | None = None, **fields: Unpack[StepArgs]) -> StepResponse:
+        """One action, then observe: ``client.step(sid, type="fill", id="T2", value="x")``."""
+        return self._send(_Calls.step(session_id, fields))
+
+    def scrape(self, session_id: str | None = None, **fields: Unpack[ScrapeArgs]) -> ScrapeResponse:
+        """The page (or ``selector``'s part) as Markdown, text or HTML."""
+        return self._send(_Calls.scrape(session_id, fields))
+
+    def screenshot(self, session_id: str, **query: Unpack[ScreenshotArgs]) -> Screenshot:
+        """The page as PNG (default), JPEG or WebP (``quality`` 0-100); counts as access
+        unless ``touch=False``."""
+        return self._send(_Calls.screenshot(session_id, query))
+
+    def cdp_ticket(self, session_id: str) -> CdpTicketResponse:
+        """A one-use ``cdp_url`` with a ``?ticket=``, for CDP clients that cannot send headers."""
+        return self._send(_Calls.cdp_ticket(session_id))
+
+    def health(self) -> dict[str, Any]:
+        """``GET /healthz``: liveness, Chromium's state, the active sessions."""
+        return self._send(_Calls.health())
+
+    @contextmanager
+    def session(self, **fields: Unpack[NewSessionArgs]) -> Iterator[Session]:
+        """A new session, closed when the block ends, even by an exception."""
+        bound = Session(self, self.start(**fields))
+        try:
+            yield bound
+        except BaseException:
+            try:
+                self.close(bound.session_id)
+            except SessionsError as exc:  # must not hide the block's own error
+                bound.close_error = exc
+            raise
+        with suppress(SessionNotFound):  # already purged: nothing left to close
+            bound.record = self.close(bound.session_id)
+
+    def bind(self, session_id: str) -> Session:
+        """An existing session's methods, bound to it (nothing is sent; nothing closes it)."""
+        return Session(self, None, session_id)
+
+    def close_client(self) -> None:
+        """Close the HTTP connections (sessions stay open); ``with`` does it on exit."""
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close_client()
+
+
+class _Bound:
+    """What sync and async bound sessions share: the id, the last record, CDP details."""
+
+    def __init__(self, token: str | None, record: SessionResponse | None, session_id: str) -> None:
+        self.session_id = session_id
+        self.record = record
+        self._token = token
+        self.close_error: SessionsError | None = None  # a close that failed after an error
+
+    @property
+    def cdp_url(self) -> str | None:
+        """The session's CDP WebSocket (``connect_over_cdp(s.cdp_url, headers=s.cdp_headers)``)."""
+        return self.record.cdp_url if self.record is not None else None
+
+    @property
+    def cdp_headers(self) -> dict[str, str]:
+        """The header that authenticates the CDP upgrade (the client's bearer token)."""
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def _keep(self, record: SessionResponse) -> None:
+        self.record = record
+
+    def __repr__(self) -> str:
+        status = self.record.status.value if self.record is not None else "?"
+        return f"<{type(self).__name__} {self.session_id} {status}>"
+
+
+class Session(_Bound):
+    """One session's methods; ``record`` is its record as last answered."""
+
+    def __init__(
+        self, client: SessionsClient, record: SessionResponse | None, session_id: str = ""
+    ) -> None:
+        super().__init__(client._token, record, record.session_id if record else session_id)
+        self.client = client
+
+    def get(self) -> SessionResponse:
+        record = self.client.get(self.session_id)
+        self._keep(record)
+        return record
+
+    def observe(self, **fields: Unpack[ObserveArgs]) -> ObserveResponse:
+        answer = self.client.observe(self.session_id, **fields)
+        self._keep(answer.session)
+        return answer
+
+    def step(self, **fields: Unpack[StepArgs]) -> StepResponse:
+        answer = self.client.step(self.session_id, **fields)
+        self._keep(answer.session)
+        return answer
+
+    def scrape(self, **fields: Unpack[ScrapeArgs]) -> ScrapeResponse:
+        answer = self.client.scrape(self.session_id, **fields)
+        self._keep(answer.session)
+        return answer
+
+    def screenshot(self, **query: Unpack[ScreenshotArgs]) -> Screenshot:
+        return self.client.screenshot(self.session_id, **query)
+
+    def cdp_ticket(self) -> CdpTicketResponse:
+        return self.client.cdp_ticket(self.session_id)
+
+    def close(self) -> SessionResponse:
+        record = self.client.close(self.session_id)
+        self._keep(record)
+        return record
+
+
+# ---------------------------------------------------------------- async client
+
+
+class AsyncSessionsClient:
+    """:class:`SessionsClient` for asyncio: the same methods, awaited.
+
+    ::
+
+        async with AsyncSessionsClient("http://127.0.0.1:8000", token) as client:
+            async with client.session(url="http://127.0.0.1:5000/") as s:
+                print((await s.observe()).observation.title)
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = 90.0,
+        retries: Retries | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.retries = retries or Retries()
+        self._sleep = sleep
+        self._token = token
+        self.http = httpx.AsyncClient(
+            timeout=timeout, transport=transport, **_http_options(base_url, token, headers)
+        )
+
+    async def _send(self, call: _Call[T]) -> T:
+        state = _Retrying(call, self.retries)
+        while True:
+            response = exc = None
+            try:
+                response = await self.http.request(**state.request())
+            except httpx.TransportError as error:
+                exc = error
+            delay = state.retry_in(response, exc)
+            if delay is None:
+                return state.result
+            await self._sleep(delay)
+
+    async def start(self, **fields: Unpack[StartArgs]) -> SessionResponse:
+        return await self._send(_Calls.start(fields))
+
+    async def get(self, session_id: str) -> SessionResponse:
+        return await self._send(_Calls.get(session_id))
+
+    async def list(self, status: Status | str | None = None) -> builtins.list[SessionResponse]:
+        return await self._send(_Calls.list(status))
+
+    async def close(self, session_id: str) -> SessionResponse:
+        return await self._send(_Calls.close(session_id))
+
+    async def observe(
+        self, session_id: str | None = None, **fields: Unpack[ObserveArgs]
+    ) -> ObserveResponse:
+        return await self._send(_Calls.observe(session_id, fields))
+
+    async def step(self, session_id: str | None = None, **fields: Unpack[StepArgs]) -> StepResponse:
+        return await self._send(_Calls.step(session_id, fields))
+
+    async def scrape(
+        self, session_id: str | None = None, **fields: Unpack[ScrapeArgs]
+    ) -> ScrapeResponse:
+        return await self._send(_Calls.scrape(session_id, fields))
+
+    async def screenshot(self, session_id: str, **query: Unpack[ScreenshotArgs]) -> Screenshot:
+        return await self._send(_Calls.screenshot(session_id, query))
+
+    async def cdp_ticket(self, session_id: str) -> CdpTicketResponse:
+        return await self._send(_Calls.cdp_ticket(session_id))
+
+    async def health(self) -> dict[str, Any]:
+        return await self._send(_Calls.health())
+
+    @asynccontextmanager
+    async def session(self, **fields: Unpack[NewSessionArgs]) -> AsyncIterator[AsyncSession]:
+        """A new session, closed when the block ends, even by an exception."""
+        bound = AsyncSession(self, await self.start(**fields))
+        try:
+            yield bound
+        except BaseException:
+            try:
+                await self.close(bound.session_id)
+            except SessionsError as exc:  # must not hide the block's own error
+                bound.close_error = exc
+            raise
+        with suppress(SessionNotFound):  # already purged: nothing left to close
+            bound.record = await self.close(bound.session_id)
+
+    def bind(self, session_id: str) -> AsyncSession:
+        return AsyncSession(self, None, session_id)
+
+    async def close_client(self) -> None:
+        """Close the HTTP connections (sessions stay open); ``async with`` does it on exit."""
+        await self.http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close_client()
+
+
+class AsyncSession(_Bound):
+    """:class:`Session` for asyncio."""
+
+    def __init__(
+        self, client: AsyncSessionsClient, record: SessionResponse | None, session_id: str = ""
+    ) -> None:
+        super().__init__(client._token, record, record.session_id if record else session_id)
+        self.client = client
+
+    async def get(self) -> SessionResponse:
+        record = await self.client.get(self.session_id)
+        self._keep(record)
+        return record
+
+    async def observe(self, **fields: Unpack[ObserveArgs]) -> ObserveResponse:
+        answer = await self.client.observe(self.session_id, **fields)
+        self._keep(answer.session)
+        return answer
+
+    async def step(self, **fields: Unpack[StepArgs]) -> StepResponse:
+        answer = await self.client.step(self.session_id, **fields)
+        self._keep(answer.session)
+        return answer
+
+    async def scrape(self, **fields: Unpack[ScrapeArgs]) -> ScrapeResponse:
+        answer = await self.client.scrape(self.session_id, **fields)
+        self._keep(answer.session)
+        return answer
+
+    async def screenshot(self, **query: Unpack[ScreenshotArgs]) -> Screenshot:
+        return await self.client.screenshot(self.session_id, **query)
+
+    async def cdp_ticket(self) -> CdpTicketResponse:
+        return await self.client.cdp_ticket(self.session_id)
+
+    async def close(self) -> SessionResponse:
+        record = await self.client.close(self.session_id)
+        self._keep(record)
+        return record
