@@ -15,11 +15,12 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest import mock
 
+import psutil
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -355,18 +356,21 @@ def test_the_watchdog_walks_only_chromiums_tree(make_app: AppFactory, site: str)
     assert guard is not None and guard.pid is not None
     pid = guard.pid
     scanner = RendererScanner()
-    by_walk = scanner.renderers(pid)  # from the browser
-    from_zygotes = scanner.renderers(pid)  # the next ticks: from the zygotes it found
-    by_psutil = RendererScanner()._renderers_by_psutil(pid)
-    assert len(by_walk) >= 3
-    assert {p.pid for p in by_walk} == {p.pid for p in by_psutil}
-    assert {p.pid for p in from_zygotes} == {p.pid for p in by_psutil}
+
+    def pids(found: list[psutil.Process]) -> set[int]:
+        return {p.pid for p in found}
+
+    def agree(read: Callable[[], list[psutil.Process]]) -> bool:
+        # a renderer may start or end between two readings (a pool refill): read again
+        return pids(read()) == pids(RendererScanner()._renderers_by_psutil(pid))
+
+    assert len(scanner.renderers(pid)) >= 3  # from the browser
+    assert wait_for(lambda: agree(lambda: scanner.renderers(pid)), 10)  # from the zygotes
     r = client.post("/session/start", json={"url": site + "/second"}, headers=AUTH_A)
     assert r.status_code == 200
-    assert len(scanner.renderers(pid)) == len(RendererScanner().renderers(pid)) > len(by_walk)
+    assert wait_for(lambda: agree(lambda: scanner.renderers(pid)), 10)  # a new renderer
     with mock.patch("flask_sessions.host.limits._child_pids", return_value=None):
-        by_fallback = {p.pid for p in RendererScanner().renderers(pid)}
-    assert by_fallback == {p.pid for p in RendererScanner()._renderers_by_psutil(pid)}
+        assert wait_for(lambda: agree(lambda: RendererScanner().renderers(pid)), 10)
 
 
 def test_low_free_memory_refuses_new_sessions_with_503_and_retry_after(

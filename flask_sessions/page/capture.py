@@ -34,7 +34,7 @@ _FONTS_READY = (
     "document.fonts.status === 'loaded' || document.fonts.ready.then(() => true, () => true)"
 )
 
-_RETRIES = 4
+_RETRIES = 6  # about 2 s of retries in all
 
 PNG = ShotOptions()
 
@@ -132,7 +132,7 @@ async def _capture(
                 continue
             with contextlib.suppress(PlaywrightError):
                 await tab.page.wait_for_load_state("load", timeout=2000)
-            await asyncio.sleep(0.05 * (attempt + 1))
+            await asyncio.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")
 
 
