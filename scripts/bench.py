@@ -1125,7 +1125,10 @@ async def raw_scale(browser: Browser, plan: Plan) -> Json:
 async def raw_bench(plan: Plan) -> Json:
     """The baseline: the same Chromium and flags, driven directly with the async API."""
     choice = find_browser()
-    args = launch_args()
+    # The server's Chromium listens on a debugging port (SESSIONS_CDP, on by default), which
+    # costs Chromium about 10 ms of CPU per context (measured); raw gets one too, so both
+    # sides run the same flags. `--remote-debugging-port=0`: any free port.
+    args = [*launch_args(), "--remote-debugging-port=0"]
     async with async_playwright() as pw:
         t0 = time.perf_counter()
         browser = await pw.chromium.launch(
