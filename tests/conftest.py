@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import base64
 import os
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,6 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_sessions import FlaskSessions, ManualClock, create_app
+from flask_sessions.page.capture import image_size
 from flask_sessions.testing import alive as alive  # re-exported: the tests import it from here
 
 TOKEN_A = "token-alice"
@@ -56,33 +57,51 @@ PAGES: dict[str, tuple[int, str, dict[str, str]]] = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        status, body, headers = PAGES.get(
-            self.path.split("?")[0], (404, "<!doctype html><title>Not found</title>", {})
-        )
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+Page = tuple[int, str, dict[str, str]]
+"""A local page: status, HTML, extra headers."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+NOT_FOUND: Page = (404, "<!doctype html><title>Not found</title>", {})
+
+
+@contextmanager
+def serving(lookup: Callable[[str], Page]) -> Iterator[str]:
+    """Base URL of a local HTTP server on 127.0.0.1 answering each GET with
+    ``lookup(path)`` as ``text/html``; shut down on exit."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body, headers = lookup(self.path)
+            data = body.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def html_pages(pages: Mapping[str, str], missing: str) -> Callable[[str], Page]:
+    """A :func:`serving` lookup: ``pages[path]`` (200), else ``missing`` (404)."""
+    return lambda path: (200, pages[path], {}) if path in pages else (404, missing, {})
 
 
 @pytest.fixture(scope="session")
 def page_server() -> Iterator[str]:
     """Base URL of a local HTTP server serving :data:`PAGES`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(lambda path: PAGES.get(path.split("?")[0], NOT_FOUND)) as base:
+        yield base
 
 
 @pytest.fixture
@@ -164,5 +183,4 @@ def png_size(b64: str) -> tuple[int, int]:
     data = base64.b64decode(b64, validate=True)
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     assert data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
+    return image_size(data)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,7 +20,7 @@ from playwright.async_api import async_playwright
 from flask_sessions.host.browser import find_browser, launch_args
 from flask_sessions.page.capture import image_size
 
-from .conftest import AUTH_A, AppFactory
+from .conftest import AUTH_A, AppFactory, html_pages, serving
 
 STATIC = (
     "<!doctype html><title>Static</title>"
@@ -44,26 +42,10 @@ TALL += "background:linear-gradient(#fff,#000)'>top</div>"
 _PAGES = {"/static": STATIC, "/focused": FOCUSED, "/tall": TALL}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        data = _PAGES.get(self.path, "<title>404</title>").encode()
-        self.send_response(200 if self.path in _PAGES else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(html_pages(_PAGES, "<title>404</title>")) as base:
+        yield base
 
 
 def image(data: bytes | str) -> Image.Image:

@@ -8,9 +8,7 @@ fallback itself, on a page that broke a built-in the converter uses.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ from flask.testing import FlaskClient
 from flask_sessions.page import markdown
 from flask_sessions.page.markdown import SCRAPE_JS, convert
 
-from .conftest import AUTH_A
+from .conftest import AUTH_A, html_pages, serving
 
 
 def _page(title: str, body: str, head: str = "") -> str:
@@ -130,27 +128,10 @@ PAGES = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        data = PAGES.get(self.path, _page("Not found", "<h1>404</h1>")).encode("utf-8")
-        self.send_response(200 if self.path in PAGES else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(html_pages(PAGES, _page("Not found", "<h1>404</h1>"))) as url:
+        yield url
 
 
 @pytest.fixture
