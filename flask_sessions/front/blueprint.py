@@ -22,6 +22,7 @@ from flask_sessions.config import Settings
 from flask_sessions.errors import BrowserUnavailable, InvalidInput, SessionNotFound, error_response
 from flask_sessions.front import openapi
 from flask_sessions.front.metrics import CONTENT_TYPE
+from flask_sessions.front.profiles import register_profiles
 from flask_sessions.front.ui import register_ui
 from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
@@ -199,6 +200,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         _known_id(session_id)
         return _json(backend.cdp_ticket(principal(), session_id))
 
+    register_profiles(bp, state, login_required)  # cookies, state, profiles (issue 18)
     _probes(bp, state, login_required)
     openapi.register(bp, state)
     if settings.ui:
@@ -264,7 +266,7 @@ def our_roots(settings: Settings) -> list[str]:
         return [settings.url_prefix]
     probes = [settings.health_path, settings.ready_path, settings.metrics_path]
     ui = ["/ui"] if settings.ui else []
-    return ["/session", "/sessions", "/env", *ui, *[p for p in probes if p]]
+    return ["/session", "/sessions", "/env", "/profiles", *ui, *[p for p in probes if p]]
 
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)

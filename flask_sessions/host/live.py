@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
@@ -51,6 +52,7 @@ async def open_live(
     settings: Settings,
     egress: Callable[[str], str | None] | None = None,
     guard: BrowserGuard | None = None,
+    context_options: Mapping[str, Any] | None = None,
 ) -> LiveSession:
     """A new isolated context (own cookies, storage, cache) and its page, ready to use.
 
@@ -58,6 +60,7 @@ async def open_live(
     The context refuses downloads (Playwright's default would accept them into a shared
     temporary directory) unless ``SESSIONS_MAX_DOWNLOAD_MB`` allows some; then ``guard``
     points them at a directory of this session's own, which is metered and deleted with it.
+    ``context_options`` are more ``new_context`` arguments (a ``storage_state``, say).
     """
     limits = SessionLimits(
         max_pages=settings.max_pages_per_session,
@@ -67,6 +70,7 @@ async def open_live(
     context = await browser.new_context(
         viewport={"width": settings.viewport_width, "height": settings.viewport_height},
         accept_downloads=False,
+        **(context_options or {}),
     )
     try:
         context.set_default_timeout(settings.action_timeout_ms)
