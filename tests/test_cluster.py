@@ -25,6 +25,7 @@ from .conftest import wait_for
 from .test_server import ROOT
 
 SECRET = "cluster-secret-for-tests-0123456789"
+PROFILE_KEY = "profile-key-for-tests-0123456789"
 TOKENS = {"tok-a": "alice", "tok-b": "bob"}
 A = {"Authorization": "Bearer tok-a"}
 B = {"Authorization": "Bearer tok-b"}
@@ -40,7 +41,9 @@ def procs() -> Iterator[list[ServerProcess]]:
 
 
 def spawn(procs: list[ServerProcess], args: list[str], base: str, **env: str) -> ServerProcess:
-    full_env = server_env(json.dumps(TOKENS), SESSIONS_CLUSTER_SECRET=SECRET, **env)
+    full_env = server_env(
+        json.dumps(TOKENS), SESSIONS_CLUSTER_SECRET=SECRET, SESSIONS_PROFILE_KEY=PROFILE_KEY, **env
+    )
     started = start_process(args, base, full_env, cwd=ROOT)
     procs.append(started)
     return started

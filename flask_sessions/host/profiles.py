@@ -78,7 +78,7 @@ log = logging.getLogger("flask_sessions")
 T = TypeVar("T")
 MB = 1024 * 1024
 LEASE_SECONDS = 60.0  # a persist lock lapses this long after its holder stops renewing it
-EMPTY_STATE = {"cookies": [], "origins": []}
+EMPTY_STATE: dict[str, Any] = {"cookies": [], "origins": []}
 _ID = re.compile(PROFILE_ID_PATTERN)
 
 
@@ -308,11 +308,11 @@ class RedisProfileStore:
             meta, state = self._call(lambda: self.client.hmget(key, ["meta", "state"]))
         else:
             meta, state = self._call(lambda: self.client.hget(key, "meta")), None
-        return None if meta is None else Stored(bytes(meta), None if state is None else state)
+        return None if meta is None else Stored(_raw(meta), None if state is None else _raw(state))
 
     def ids(self, owner: str) -> list[str]:
         index = f"fs:profiles:{_checked_owner(owner)}"
-        found = (m.decode() for m in self._call(lambda: self.client.smembers(index)))
+        found = (_text(m) for m in self._call(lambda: self.client.smembers(index)))
         return [i for i in found if _ID.match(i)]
 
     def delete(self, owner: str, profile_id: str) -> bool:
@@ -330,7 +330,7 @@ class RedisProfileStore:
     def lock(self, owner: str, profile_id: str, holder: str, ttl: float) -> str | None:
         lock = self._keys(owner, profile_id)[2]
         current = self._call(lambda: self._lock(keys=[lock], args=[holder, int(ttl * 1000)]))
-        return current.decode() if current else None
+        return _text(current) if current else None
 
     def unlock(self, owner: str, profile_id: str, holder: str) -> None:
         lock = self._keys(owner, profile_id)[2]
@@ -338,10 +338,18 @@ class RedisProfileStore:
 
     def holder(self, owner: str, profile_id: str) -> str | None:
         current = self._call(lambda: self.client.get(self._keys(owner, profile_id)[2]))
-        return current.decode() if current else None
+        return _text(current) if current else None
 
     def close(self) -> None:
         self.client.close()
+
+
+def _raw(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _checked_id(profile_id: str) -> str:
@@ -790,7 +798,7 @@ class ProfileRoom:
                 ),
                 raise_errors,
             )
-        state = kept_state(raw)
+        state = kept_state(dict(raw))
         data = state_bytes(state)
         try:
             self._check_profile_size(len(data), "the session's state")
