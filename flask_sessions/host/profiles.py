@@ -548,6 +548,13 @@ class ProfileRoom:
             )
         return store, KeyRing(keys)
 
+    def _nothing_stored(self) -> bool:
+        """A file store that was never written to: reads answer without creating it (or
+        its key), so a server whose clients never use profiles leaves nothing on disk."""
+        if self._opened is not None or not self.uri.startswith("file://"):
+            return False
+        return not os.path.isdir(self.uri.removeprefix("file://"))
+
     def _store_call(self, fn: Callable[[ProfileStore], T]) -> T:
         store, _ = self.opened()
         try:
@@ -558,6 +565,8 @@ class ProfileRoom:
     # ------------------------------------------------------------ sealed records
 
     def _meta(self, principal: str, profile_id: str) -> dict[str, Any] | None:
+        if self._nothing_stored():
+            return None
         stored = self._store_call(lambda s: s.get(owner_of(principal), profile_id, False))
         if stored is None:
             return None
@@ -613,6 +622,8 @@ class ProfileRoom:
         return self._write(principal, secrets.token_urlsafe(16), meta, state_bytes(EMPTY_STATE))
 
     def list(self, principal: str) -> list[ProfileInfo]:
+        if self._nothing_stored():
+            return []
         out = []
         for profile_id in self._store_call(lambda s: s.ids(owner_of(principal))):
             meta = self._meta(principal, profile_id)
