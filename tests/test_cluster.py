@@ -400,9 +400,9 @@ def test_a_profile_saved_on_one_host_loads_on_another(
         for key in client.scan_iter("*"):
             kind = client.type(key)
             if kind == b"hash":
-                stored += b"".join(client.hgetall(key).values())
+                stored += b"".join(bytes(v) for v in client.hgetall(key).values())  # type: ignore[arg-type]
             elif kind == b"string":
-                stored += client.get(key) or b""
+                stored += bytes(client.get(key) or b"")  # type: ignore[arg-type]
         assert any(k.startswith(b"fs:profile:") for k in client.scan_iter("fs:profile*"))
         assert not any(secret.encode() in stored for secret in site.secrets)
 
