@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
+import re
 import signal
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -586,3 +589,65 @@ def test_shutdown_writes_back_and_the_client_does_it_all(tmp_path: Path, site: L
     assert os.path.exists(str(store) + ".key")
     with SessionsClient("http://127.0.0.1:1", "t") as offline, pytest.raises(InvalidRequest):
         offline.get_profile("../../etc/passwd")
+
+
+# ------------------------------------------------------------------ the README
+
+
+def _readme_blocks() -> tuple[str, str]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Log in once: cookies, state and profiles", 1)[1].split("\n## ", 1)[0]
+    shell = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    python = section.split("```python\n", 1)[1].split("```", 1)[0]
+    return shell, python
+
+
+def _expected(line: str) -> re.Pattern[str]:
+    """A ``# → …`` line of the README as a pattern: ``…`` stands for anything."""
+    parts = [re.escape(p) for p in line.split("…")]
+    return re.compile("^" + ".*".join(parts) + "$")
+
+
+def test_the_readmes_log_in_once_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    from scripts.demo_site import start_demo_site
+
+    shell, python = _readme_blocks()
+    store = tmp_path / "profiles"
+    demo, demo_base = start_demo_site()
+    server = serve(server_env("readme-token", SESSIONS_PROFILE_STORE=f"file://{store}"))
+    try:
+        ours = {"http://127.0.0.1:8000": server.base, "http://127.0.0.1:8100": demo_base}
+        script = shell
+        for written, real in ours.items():
+            script = script.replace(written, real)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            env={**os.environ, "TOKEN": "readme-token"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        printed = done.stdout.splitlines()
+        wanted = [
+            line.split("# → ", 1)[1].replace("http://127.0.0.1:8100", demo_base)
+            for line in shell.splitlines()
+            if line.startswith("# → ")
+        ]
+        assert len(printed) == len(wanted), (printed, wanted)
+        for out, want in zip(printed, wanted, strict=True):
+            assert _expected(want).match(out), (out, want)
+
+        code = python
+        for written, real in ours.items():
+            code = code.replace(written, real)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "README.md", "exec"), {"TOKEN": "readme-token"})
+        lines = out.getvalue().splitlines()
+        assert lines[0] == "[('demo_user', True)]" and lines[2] == "Account", lines
+        assert re.match(r"^\d{4}-\d\d-\d\dT", lines[1]), lines
+    finally:
+        server.stop()
+        demo.shutdown()
+        demo.server_close()
