@@ -641,10 +641,10 @@ def test_the_readmes_log_in_once_walkthrough_runs_as_written(tmp_path: Path) -> 
         code = python
         for written, real in ours.items():
             code = code.replace(written, real)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+        captured = io.StringIO()
+        with contextlib.redirect_stdout(captured):
             exec(compile(code, "README.md", "exec"), {"TOKEN": "readme-token"})
-        lines = out.getvalue().splitlines()
+        lines = captured.getvalue().splitlines()
         assert lines[0] == "[('demo_user', True)]" and lines[2] == "Account", lines
         assert re.match(r"^\d{4}-\d\d-\d\dT", lines[1]), lines
     finally:
