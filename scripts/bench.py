@@ -2015,6 +2015,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
     )
+    p.add_argument(  # profiles (issue 18)
+        "--profiles", action="store_true", help="only the profiles section (bench_profiles.py)"
+    )
     p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
     p.add_argument("--egress-only", action="store_true", help="run only the egress section")
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
@@ -2060,6 +2063,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_cluster
 
         return bench_cluster.main(quick=args.quick)
+    if args.profiles:  # profiles (issue 18)
+        from scripts import bench_profiles
+
+        return bench_profiles.main(quick=args.quick)
     try:
         return run(plan_from_args(args), args.json)
     except KeyboardInterrupt:
