@@ -651,3 +651,21 @@ def test_the_readmes_log_in_once_walkthrough_runs_as_written(tmp_path: Path) -> 
         server.stop()
         demo.shutdown()
         demo.server_close()
+
+
+def test_a_cookie_chromium_refuses_is_a_400_not_a_502(make_app: AppFactory, store: Path) -> None:
+    client = app_on(make_app, store).test_client()
+    pid = new_profile(client)
+    refused = {"name": "a", "value": "b", "domain": ".", "path": "/"}
+    answer = client.post(
+        "/session/start", json={"storage_state": {"cookies": [refused]}}, headers=AUTH_A
+    )
+    assert answer.status_code == 400 and answer.get_json()["fields"][0]["field"] == "storage_state"
+    # a profile holding such a state: the start says so, and gives the lease back
+    ok(client.put(f"/profiles/{pid}/state", json={"cookies": [refused]}, headers=AUTH_A))
+    body = {"profile": {"id": pid, "persist": True}}
+    assert client.post("/session/start", json=body, headers=AUTH_A).status_code == 400
+    assert ok(client.get(f"/profiles/{pid}", headers=AUTH_A))["in_use_by"] is None
+    sid = start(client)["session_id"]
+    added = client.post(f"/session/{sid}/cookies", json={"cookies": [refused]}, headers=AUTH_A)
+    assert added.status_code == 400 and "Chromium" in added.get_json()["error"]
