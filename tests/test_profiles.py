@@ -669,3 +669,85 @@ def test_a_cookie_chromium_refuses_is_a_400_not_a_502(make_app: AppFactory, stor
     sid = start(client)["session_id"]
     added = client.post(f"/session/{sid}/cookies", json={"cookies": [refused]}, headers=AUTH_A)
     assert added.status_code == 400 and "Chromium" in added.get_json()["error"]
+
+
+# ------------------------------------------------------------------ the stores themselves
+
+
+def test_a_file_store_writes_atomically_and_its_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_sessions.host import profiles as room
+    from flask_sessions.host.profiles import FileProfileStore, StoreDown, owner_of
+
+    store = FileProfileStore(str(tmp_path / "s"))
+    owner = owner_of("alice")
+    store.put(owner, "p1", b"meta-1", b"state-1")
+    # a write that fails before its rename leaves the last good profile, and no stray file
+    monkeypatch.setattr(room.os, "replace", lambda *_: (_ for _ in ()).throw(OSError("disk")))
+    with pytest.raises(StoreDown):
+        store.put(owner, "p1", b"meta-2", b"state-2" * 1000)
+    monkeypatch.undo()
+    got = store.get(owner, "p1", True)
+    assert got is not None and (got.meta, got.state) == (b"meta-1", b"state-1")
+    assert sorted(p.name for p in (tmp_path / "s" / owner).iterdir()) == ["p1.profile"]
+    assert store.ids(owner) == ["p1"] and store.ids(owner_of("bob")) == []
+    # the lease: one holder; the same holder renews; a lapsed one is taken over
+    assert store.lock(owner, "p1", "s1", 60) is None
+    assert store.lock(owner, "p1", "s2", 60) == "s1"
+    assert store.lock(owner, "p1", "s1", 60) is None and store.holder(owner, "p1") == "s1"
+    store.unlock(owner, "p1", "s2")  # not the holder: nothing happens
+    assert store.holder(owner, "p1") == "s1"
+    store.unlock(owner, "p1", "s1")
+    assert store.holder(owner, "p1") is None
+    assert store.lock(owner, "p1", "s3", -1) is None  # lapsed at once
+    assert store.lock(owner, "p1", "s4", 60) is None
+    # names from outside never become paths
+    for bad in ("../x", "a/b", "", "x" * 65, "p1.profile"):
+        with pytest.raises(ValueError):
+            store.get(owner, bad, False)
+    with pytest.raises(ValueError):
+        store.ids("../../etc")
+    assert store.delete(owner, "p1") and not store.delete(owner, "p1")
+
+
+def test_a_redis_store_keeps_sealed_bytes_and_its_lease(tmp_path: Path) -> None:
+    import shutil
+
+    from flask_sessions.host.profiles import RedisProfileStore, owner_of
+    from flask_sessions.testing import free_port, start_process
+
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is missing: `make test` installs it"
+    port = free_port()
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = start_process(args, f"redis://127.0.0.1:{port}")
+    try:
+        assert wait_for(lambda: _pings(port), 10)
+        store = RedisProfileStore(f"redis://127.0.0.1:{port}/0")
+        owner = owner_of("alice")
+        store.put(owner, "p1", b"m", b"s")
+        got = store.get(owner, "p1", True)
+        assert got is not None and (got.meta, got.state) == (b"m", b"s")
+        assert store.get(owner, "p1", False) is not None and store.ids(owner) == ["p1"]
+        assert store.lock(owner, "p1", "s1", 60) is None
+        assert store.lock(owner, "p1", "s2", 60) == "s1"
+        store.unlock(owner, "p1", "s2")
+        assert store.holder(owner, "p1") == "s1"
+        store.unlock(owner, "p1", "s1")
+        assert store.lock(owner, "p1", "s2", 60) is None
+        assert store.delete(owner, "p1") and store.ids(owner) == []
+        assert store.holder(owner, "p1") is None  # the lease went with it
+        store.close()
+        assert RedisProfileStore("redis://:pw@127.0.0.1:1/0").where == "redis://127.0.0.1:1/0"
+    finally:
+        server.stop()
+
+
+def _pings(port: int) -> bool:
+    import redis as redis_lib
+
+    try:
+        return bool(redis_lib.Redis(port=port).ping())
+    except redis_lib.RedisError:
+        return False
