@@ -677,14 +677,17 @@ def test_a_cookie_chromium_refuses_is_a_400_not_a_502(make_app: AppFactory, stor
 def test_a_file_store_writes_atomically_and_its_lease(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flask_sessions.host import profiles as room
     from flask_sessions.host.profiles import FileProfileStore, StoreDown, owner_of
 
     store = FileProfileStore(str(tmp_path / "s"))
     owner = owner_of("alice")
     store.put(owner, "p1", b"meta-1", b"state-1")
+
     # a write that fails before its rename leaves the last good profile, and no stray file
-    monkeypatch.setattr(room.os, "replace", lambda *_: (_ for _ in ()).throw(OSError("disk")))
+    def fail(*_: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(StoreDown):
         store.put(owner, "p1", b"meta-2", b"state-2" * 1000)
     monkeypatch.undo()
