@@ -754,3 +754,27 @@ def _pings(port: int) -> bool:
         return bool(redis_lib.Redis(port=port).ping())
     except redis_lib.RedisError:
         return False
+
+
+def test_ctrl_c_writes_back_too(tmp_path: Path, site: LoginSite) -> None:
+    """Ctrl-C in a terminal signals the whole process group, Playwright's driver included:
+    Chromium must still be there when shutdown writes the persisting session back."""
+    store = tmp_path / "profiles"
+    env = server_env("tok", SESSIONS_PROFILE_STORE=f"file://{store}", SESSIONS_WARM_POOL="0")
+    server = serve(env, new_session=True)
+    try:
+        with server.client() as client:
+            pid = client.create_profile("shop").profile_id
+            body = {"id": pid, "persist": True}
+            sid = client.start(profile=body, url=site.base + "/login").session_id
+            client.step(sid, type="click", selector="#signin")
+        server.remember_children()
+        os.killpg(server.pid, signal.SIGINT)
+        assert server.proc.wait(30) == 0, server.output(40)
+    finally:
+        assert server.stop() == []  # nothing outlived it
+    from flask_sessions.host.profiles import ProfileRoom
+
+    settings = load({"SESSIONS_PROFILE_STORE": f"file://{store}"}, environ=False)
+    state = ProfileRoom(settings, lambda: None).export("token-1", pid)  # type: ignore[arg-type,return-value]
+    assert [c["value"] for c in state["cookies"]] == [site.cookie]
