@@ -125,7 +125,9 @@ ROUTES: tuple[Route, ...] = (
         "Without `session_id`, a new session; with it, that session (yours and active), "
         "touched, and updated by an explicitly sent `keep_alive` or "
         "`session_timeout_minutes`. With `url`, the session opens it before answering "
-        "(`page` says how it went)." + FIELDS_FROM_QUERY,
+        "(`page` says how it went). With `storage_state` or `profile` (issue 18) the new "
+        "session starts with those cookies and that storage (a new context, never a pooled "
+        "one); a held profile is a 409, a state over its bound a 413." + FIELDS_FROM_QUERY,
         body=StartRequest,
         query=StartRequest,
         query_all_optional=True,
