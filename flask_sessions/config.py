@@ -439,7 +439,10 @@ class Settings(BaseSettings):
         "a file store; hosts and Redis stores need one",
     )
     max_state_mb: float = Field(
-        default=5, gt=0, description="largest storage_state a start may send, in MB (then 413)"
+        default=1,
+        gt=0,
+        description="largest storage_state a start may send, in MB (then 413; its body must "
+        "fit SESSIONS_MAX_CONTENT_LENGTH too)",
     )
     max_profile_mb: float = Field(
         default=5,

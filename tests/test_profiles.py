@@ -320,7 +320,7 @@ def test_a_bad_cookie_is_a_400_naming_its_field(
 def test_start_with_an_inline_storage_state_and_its_bounds(
     make_app: AppFactory, store: Path, site: LoginSite
 ) -> None:
-    app = app_on(make_app, store, SESSIONS_MAX_STATE_MB=0.01, SESSIONS_MAX_CONTENT_LENGTH=4096)
+    app = app_on(make_app, store, SESSIONS_MAX_STATE_MB=0.01, SESSIONS_MAX_CONTENT_LENGTH=40_000)
     client = app.test_client()
     host = site.base.split("//")[1].split(":")[0]
     state = {
@@ -341,18 +341,18 @@ def test_start_with_an_inline_storage_state_and_its_bounds(
     answer = client.post("/session/start", json={"storage_state": big}, headers=AUTH_A)
     assert answer.status_code == 413 and "SESSIONS_MAX_STATE_MB" in answer.get_json()["error"]
     assert answer.get_json()["limit"] == "SESSIONS_MAX_STATE_MB"
-    # a body past SESSIONS_MAX_CONTENT_LENGTH (4 KB) but within it plus the state's bound
-    # is taken; past both, 413 naming both
-    assert len(json.dumps({"storage_state": state | {"origins": [origin]}})) > 4096
+    # a body past SESSIONS_MAX_CONTENT_LENGTH (40 KB): 413 before it is read, naming it, the
+    # state's bound, and the way to a larger state (a profile)
     huge = {
         "storage_state": {
-            "origins": [{**origin, "localStorage": [{"name": "h", "value": "x" * 20000}]}]
+            "origins": [{**origin, "localStorage": [{"name": "h", "value": "x" * 50_000}]}]
         }
     }
     answer = client.post("/session/start", json=huge, headers=AUTH_A)
-    assert answer.status_code == 413
-    assert "SESSIONS_MAX_CONTENT_LENGTH" in answer.get_json()["error"]
-    assert "SESSIONS_MAX_STATE_MB" in answer.get_json()["error"]
+    assert answer.status_code == 413, answer.get_data(as_text=True)
+    message = answer.get_json()["error"]
+    assert "SESSIONS_MAX_CONTENT_LENGTH" in message and "SESSIONS_MAX_STATE_MB" in message
+    assert "PUT /profiles/<id>/state" in message
     assert len(ok(client.get("/sessions", headers=AUTH_A))["sessions"]) == before
     # with session_id, or with a profile too: 400 naming the field
     both = {"storage_state": state, "profile": {"id": "abc"}}
@@ -367,7 +367,8 @@ def test_start_with_an_inline_storage_state_and_its_bounds(
 def test_export_and_import_a_profiles_state(
     make_app: AppFactory, store: Path, site: LoginSite
 ) -> None:
-    client = app_on(make_app, store, SESSIONS_MAX_PROFILE_MB=0.01).test_client()
+    app = app_on(make_app, store, SESSIONS_MAX_PROFILE_MB=0.01, SESSIONS_MAX_CONTENT_LENGTH=8000)
+    client = app.test_client()
     sid = start(client)["session_id"]
     log_in(client, sid, site)
     state = ok(client.get(f"/session/{sid}/state", headers=AUTH_A))
@@ -377,10 +378,16 @@ def test_export_and_import_a_profiles_state(
     assert ok(client.get(f"/profiles/{pid}/state", headers=AUTH_A)) == state
     second = start(client, profile={"id": pid})["session_id"]
     assert logged_in(account_text(client, second, site), site)
-    # over SESSIONS_MAX_PROFILE_MB: 413, and the profile keeps what it had
-    origin = {"origin": site.base, "localStorage": [{"name": "big", "value": "x" * 12000}]}
-    answer = client.put(f"/profiles/{pid}/state", json={"origins": [origin]}, headers=AUTH_A)
-    assert answer.status_code == 413 and "SESSIONS_MAX_PROFILE_MB" in answer.get_json()["error"]
+    # an import may be larger than SESSIONS_MAX_CONTENT_LENGTH (8 KB), up to a profile's bound
+    origin = {"origin": site.base, "localStorage": [{"name": "mid", "value": "x" * 9000}]}
+    assert ok(client.put(f"/profiles/{pid}/state", json={"origins": [origin]}, headers=AUTH_A))
+    ok(client.put(f"/profiles/{pid}/state", json=state, headers=AUTH_A))
+    # over SESSIONS_MAX_PROFILE_MB (10 KB), or its body over both: 413, the profile unchanged
+    for size in (12_000, 30_000):
+        origin = {"origin": site.base, "localStorage": [{"name": "big", "value": "x" * size}]}
+        answer = client.put(f"/profiles/{pid}/state", json={"origins": [origin]}, headers=AUTH_A)
+        assert answer.status_code == 413, answer.get_data(as_text=True)
+        assert "SESSIONS_MAX_PROFILE_MB" in answer.get_json()["error"]
     bad = client.put(f"/profiles/{pid}/state", json={"cookies": [{"name": "x"}]}, headers=AUTH_A)
     assert bad.status_code == 400
     extra = client.put(f"/profiles/{pid}/state", json={"credentials": []}, headers=AUTH_A)

@@ -494,8 +494,9 @@ _ERROR_TEXT = {
     405: "a wrong method (`GET /session/start` is not a session named start)",
     409: "the session has ended (closed, timed out or failed); or the profile is held by a "
     "session with persist: true (`holder`)",
-    413: "the body is larger than SESSIONS_MAX_CONTENT_LENGTH, or a storage state is over "
-    "SESSIONS_MAX_STATE_MB or SESSIONS_MAX_PROFILE_MB (`limit` names it)",
+    413: "the body is larger than SESSIONS_MAX_CONTENT_LENGTH (PUT /profiles/<id>/state: plus "
+    "SESSIONS_MAX_PROFILE_MB), or a storage state is over SESSIONS_MAX_STATE_MB or "
+    "SESSIONS_MAX_PROFILE_MB (`limit` names it)",
     429: "a session cap is reached (SESSIONS_MAX_SESSIONS or "
     "SESSIONS_MAX_SESSIONS_PER_PRINCIPAL): retry after `Retry-After` seconds",
     502: "the browser is up but the page failed the operation",

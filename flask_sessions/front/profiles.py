@@ -5,9 +5,11 @@
 - ``POST/GET /profiles``, ``GET/DELETE /profiles/<id>``, ``GET/PUT /profiles/<id>/state``:
   the caller's stored profiles.
 
-A body carrying a storage state (``POST /session/start``, ``PUT /profiles/<id>/state``) may
-be as large as ``SESSIONS_MAX_CONTENT_LENGTH`` plus the state's own bound
-(``SESSIONS_MAX_STATE_MB`` or ``SESSIONS_MAX_PROFILE_MB``); past it the 413 names both.
+Body limits where a storage state travels: a start keeps ``SESSIONS_MAX_CONTENT_LENGTH``
+(its inline ``storage_state`` must fit it, and ``SESSIONS_MAX_STATE_MB``); ``PUT
+/profiles/<id>/state`` takes ``SESSIONS_MAX_CONTENT_LENGTH`` plus ``SESSIONS_MAX_PROFILE_MB``,
+so any state a profile may hold can be imported again. Past either, the 413 names the
+settings.
 """
 
 from __future__ import annotations
@@ -36,15 +38,13 @@ if TYPE_CHECKING:
 MB = 1024 * 1024
 _PROFILE_ID = re.compile(PROFILE_ID_PATTERN)
 
-# The endpoints whose body may carry a storage state, and the setting that bounds it.
-STATE_BODIES = {
-    "flask_sessions.start": "max_state_mb",
-    "flask_sessions.put_profile_state": "max_profile_mb",
-}
+START = "flask_sessions.start"
+PUT_STATE = "flask_sessions.put_profile_state"
 
 
 def state_body_limit(content_length: int, state_mb: float) -> int:
-    """Bytes a body carrying a state may have: the usual limit plus the state's bound."""
+    """Bytes a ``PUT /profiles/<id>/state`` body may have: the usual limit plus the bound of
+    a profile's state."""
     return content_length + int(state_mb * MB)
 
 
@@ -77,20 +77,27 @@ def register_profiles(
 
     @bp.before_request
     def room_for_states() -> None:
-        """Raise the body limit where a body carries a state (after the blueprint's own)."""
-        setting = STATE_BODIES.get(request.endpoint or "")
-        if setting is None:
-            return
-        state_mb: float = getattr(settings, setting)
-        limit = state_body_limit(settings.max_content_length, state_mb)
-        request.max_content_length = limit
-        if request.content_length is not None and request.content_length > limit:
-            key = "SESSIONS_" + setting.upper()
+        """Where a body carries a state, say so in its 413; a profile's import may be as
+        large as a profile's state (runs after the blueprint's own limit is set)."""
+        size = request.content_length
+        if request.endpoint == START and size is not None and size > settings.max_content_length:
             raise TooLarge(
-                f"the request body is {request.content_length / MB:.1f} MB, over the "
-                f"{limit / MB:.1f} MB this route takes (SESSIONS_MAX_CONTENT_LENGTH plus "
-                f"{key}={state_mb:g}); send a smaller state",
-                limit=key,
+                f"the request body is {size} bytes, over SESSIONS_MAX_CONTENT_LENGTH="
+                f"{settings.max_content_length}; an inline storage_state must fit it (and "
+                f"SESSIONS_MAX_STATE_MB={settings.max_state_mb:g}): for a larger state, import "
+                "it into a profile (PUT /profiles/<id>/state) and start with the profile",
+                limit="SESSIONS_MAX_CONTENT_LENGTH",
+            )
+        if request.endpoint != PUT_STATE:
+            return
+        limit = state_body_limit(settings.max_content_length, settings.max_profile_mb)
+        request.max_content_length = limit
+        if size is not None and size > limit:
+            raise TooLarge(
+                f"the request body is {size / MB:.1f} MB, over the {limit / MB:.1f} MB this "
+                "route takes (SESSIONS_MAX_CONTENT_LENGTH plus SESSIONS_MAX_PROFILE_MB="
+                f"{settings.max_profile_mb:g}); nothing was saved",
+                limit="SESSIONS_MAX_PROFILE_MB",
             )
 
     def state_json(data: dict[str, Any]) -> Response:
