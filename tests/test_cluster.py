@@ -374,7 +374,12 @@ def test_a_profile_saved_on_one_host_loads_on_another(
         ):
             r = call("POST", "/env/step", {"session_id": sid, **step})
             assert r.status_code == 200, r.text
-        assert "Welcome alice" in r.json()["observation"]["text"]
+
+        def arrived() -> bool:  # the page stores its token and record, then moves on
+            look = call("POST", "/env/observe", {"session_id": sid}).json()
+            return "Welcome alice" in look["observation"]["text"]
+
+        assert wait_for(arrived, 15, 0.2)
         # the lock holds across hosts: the next start goes to the other, freer host
         refused = call("POST", "/session/start", {"profile": {"id": pid, "persist": True}})
         assert refused.status_code == 409 and refused.json()["holder"] == sid

@@ -79,8 +79,13 @@ def log_in(client: FlaskClient, sid: str, site: LoginSite) -> None:
     step = {"session_id": sid, "type": "goto", "url": site.base + "/login"}
     ok(client.post("/env/step", json=step, headers=AUTH_A))
     click = {"session_id": sid, "type": "click", "selector": "#signin"}
-    text = ok(client.post("/env/step", json=click, headers=AUTH_A))["observation"]["text"]
-    assert "Welcome alice" in text, text
+    ok(client.post("/env/step", json=click, headers=AUTH_A))
+
+    def arrived() -> bool:  # the page stores its token and record, then moves on by itself
+        look = ok(client.post("/env/observe", json={"session_id": sid}, headers=AUTH_A))
+        return "Welcome alice" in look["observation"]["text"]
+
+    assert wait_for(arrived, 15, 0.2)
 
 
 def account_text(client: FlaskClient, sid: str, site: LoginSite) -> str:
@@ -185,7 +190,8 @@ def test_state_is_written_back_at_idle_timeout_and_at_lifetime(
     clock.advance(minutes=60)  # b: the lifetime cap
     assert wait_for(lambda: status(client, b["session_id"])["status"] == "timed_out", 10)
     for sid, pid in ((a["session_id"], idle), (b["session_id"], life)):
-        assert status(client, sid)["profile"]["saved_at"] is not None
+        # the record turns timed_out first; the write-back follows, before the context closes
+        assert wait_for(lambda s=sid: status(client, s)["profile"]["saved_at"] is not None, 10)
         exported = ok(client.get(f"/profiles/{pid}/state", headers=AUTH_A))
         assert [c["value"] for c in exported["cookies"]] == [site.cookie]
         assert ok(client.get(f"/profiles/{pid}", headers=AUTH_A))["in_use_by"] is None
@@ -535,6 +541,7 @@ def test_shutdown_writes_back_and_the_client_does_it_all(tmp_path: Path, site: L
                 assert s.record is not None and s.record.profile is not None
                 s.step(type="goto", url=site.base + "/login")
                 s.step(type="click", selector="#signin")
+                assert wait_for(lambda: "Welcome alice" in s.observe().observation.text, 15, 0.2)
                 assert [c.value for c in s.cookies()] == [site.cookie]
                 assert s.add_cookies([{"name": "extra", "value": "1", "url": site.base}]).added == 1
                 assert s.delete_cookies(name="extra").deleted == 1
@@ -775,6 +782,8 @@ def test_ctrl_c_writes_back_too(tmp_path: Path, site: LoginSite) -> None:
             body = {"id": pid, "persist": True}
             sid = client.start(profile=body, url=site.base + "/login").session_id
             client.step(sid, type="click", selector="#signin")
+            look = lambda: client.observe(sid).observation.text  # noqa: E731
+            assert wait_for(lambda: "Welcome alice" in look(), 15, 0.2)
         server.remember_children()
         os.killpg(server.pid, signal.SIGINT)
         assert server.proc.wait(30) == 0, server.output(40)
