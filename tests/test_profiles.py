@@ -191,7 +191,10 @@ def test_state_is_written_back_at_idle_timeout_and_at_lifetime(
     assert wait_for(lambda: status(client, b["session_id"])["status"] == "timed_out", 10)
     for sid, pid in ((a["session_id"], idle), (b["session_id"], life)):
         # the record turns timed_out first; the write-back follows, before the context closes
-        assert wait_for(lambda s=sid: status(client, s)["profile"]["saved_at"] is not None, 10)
+        def saved(session_id: str = sid) -> bool:
+            return status(client, session_id)["profile"]["saved_at"] is not None
+
+        assert wait_for(saved, 10)
         exported = ok(client.get(f"/profiles/{pid}/state", headers=AUTH_A))
         assert [c["value"] for c in exported["cookies"]] == [site.cookie]
         assert ok(client.get(f"/profiles/{pid}", headers=AUTH_A))["in_use_by"] is None
@@ -782,8 +785,9 @@ def test_ctrl_c_writes_back_too(tmp_path: Path, site: LoginSite) -> None:
             body = {"id": pid, "persist": True}
             sid = client.start(profile=body, url=site.base + "/login").session_id
             client.step(sid, type="click", selector="#signin")
-            look = lambda: client.observe(sid).observation.text  # noqa: E731
-            assert wait_for(lambda: "Welcome alice" in look(), 15, 0.2)
+            assert wait_for(
+                lambda: "Welcome alice" in client.observe(sid).observation.text, 15, 0.2
+            )
         server.remember_children()
         os.killpg(server.pid, signal.SIGINT)
         assert server.proc.wait(30) == 0, server.output(40)
