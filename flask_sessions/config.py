@@ -29,7 +29,12 @@ TokenVerifier = Callable[[str], Any]
 """``verify(token) -> principal | None``: a host-supplied token check (e.g. OAuth)."""
 
 # Keys in app.config that share the prefix but are not settings (written by create_app).
-NOT_SETTINGS = frozenset({"SESSIONS_GENERATED_TOKEN"})
+NOT_SETTINGS = frozenset(
+    {
+        "SESSIONS_GENERATED_TOKEN",
+        "SESSIONS_MCP_TOKEN",  # the MCP server's token for the API it drives (issue 21)
+    }
+)
 # Values never echoed in full in an error message.
 SECRET_KEYS = frozenset({"SESSIONS_TOKENS", "SESSIONS_CLUSTER_SECRET"})
 
