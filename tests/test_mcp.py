@@ -169,6 +169,22 @@ def test_streamable_http_serves_the_same_tools(api: ServerProcess, site: str) ->
 
         said = asyncio.run(run())
         assert not any(TOKEN in s for s in said)
+
+        async def two_clients() -> tuple[str, str]:
+            """Clients of the handshake protocol have MCP sessions: a current session each."""
+            url = f"{mcp.base}/mcp"
+            async with Client(url, mode="legacy") as a, Client(url, mode="legacy") as b:
+                first = ok(await a.call_tool("browser_start", {}))
+                second = ok(await b.call_tool("browser_start", {}))
+                mine = ok(await a.call_tool("browser_list", {}))
+                ok(await a.call_tool("browser_close", {}))
+                ok(await b.call_tool("browser_close", {}))
+            return first.split()[2], f"{second.split()[2]}|{mine}"
+
+        a_id, rest = asyncio.run(two_clients())
+        b_id, listed = rest.split("|", 1)
+        assert a_id != b_id
+        assert f"* {a_id} active" in listed and f"* {b_id}" not in listed
         assert TOKEN not in "".join(mcp.stdout + mcp.stderr)
     finally:
         mcp.stop()
