@@ -618,18 +618,26 @@ class ProfileRoom:
                 profiles_max=cap,
             )
         now = iso_datetime(self.clock())
-        meta = {"name": name, "created_at": now, "updated_at": now, "size_bytes": 0, "domains": []}
+        meta = {
+            "name": name,
+            "created_at": now,
+            "updated_at": now,
+            "size_bytes": 0,
+            "domains": [],
+            "created_ns": time.time_ns(),  # orders profiles made within one clock tick
+        }
         return self._write(principal, secrets.token_urlsafe(16), meta, state_bytes(EMPTY_STATE))
 
     def list(self, principal: str) -> list[ProfileInfo]:
         if self._nothing_stored():
             return []
-        out = []
+        found = []
         for profile_id in self._store_call(lambda s: s.ids(owner_of(principal))):
             meta = self._meta(principal, profile_id)
             if meta is not None:
-                out.append(_info(profile_id, meta, self._holder(principal, profile_id)))
-        return sorted(out, key=lambda p: (p.created_at, p.profile_id))
+                info = _info(profile_id, meta, self._holder(principal, profile_id))
+                found.append((info.created_at, meta.get("created_ns", 0), profile_id, info))
+        return [info for *_, info in sorted(found, key=lambda f: f[:3])]
 
     def info(self, principal: str, profile_id: str) -> ProfileInfo:
         meta = self._known(principal, profile_id)
