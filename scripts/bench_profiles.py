@@ -165,7 +165,7 @@ async def saves(uri: str, state: dict[str, Any], repeats: int) -> dict[str, list
             await asyncio.to_thread(
                 store.lock, owner_of(principal), pid, record.session_id, LEASE_SECONDS
             )
-            room._held[record.session_id] = _Hold(principal, pid)
+            room._held[record.session_id] = _Hold(principal, pid, room._known(principal, pid))
             for i in range(repeats + 3):
                 await asyncio.sleep(0.05)
                 t0 = time.perf_counter()

@@ -489,12 +489,14 @@ class Loaded:
 
     storage_state: dict[str, Any]
     use: SessionProfile | None = None
+    meta: dict[str, Any] | None = None
 
 
 @dataclass
 class _Hold:
     principal: str
     profile_id: str
+    meta: dict[str, Any]  # as loaded: a save updates it without reading it again
     lost_to: str | None = None  # another session took the lease (it had lapsed)
 
 
@@ -705,13 +707,13 @@ class ProfileRoom:
             return None
         loaded = await asyncio.to_thread(self._load, principal, session_id, ref.id, ref.persist)
         if ref.persist:
-            self._held[session_id] = _Hold(principal, ref.id)
+            self._held[session_id] = _Hold(principal, ref.id, loaded.meta or {})
             if self._renewer is None or self._renewer.done():
                 self._renewer = asyncio.get_running_loop().create_task(self._renew())
         return loaded
 
     def _load(self, principal: str, session_id: str, profile_id: str, persist: bool) -> Loaded:
-        self._known(principal, profile_id)
+        meta = self._known(principal, profile_id)
         owner = owner_of(principal)
         if persist:
             holder = self._store_call(
@@ -725,7 +727,7 @@ class ProfileRoom:
             if persist:
                 self._release(principal, profile_id, session_id)
             raise
-        return Loaded(state, SessionProfile(profile_id=profile_id, persist=persist))
+        return Loaded(state, SessionProfile(profile_id=profile_id, persist=persist), meta)
 
     async def abandon(self, session_id: str) -> None:
         """The start failed after :meth:`prepare`: give the lease back."""
@@ -821,29 +823,34 @@ class ProfileRoom:
         data = state_bytes(state)
         try:
             self._check_profile_size(len(data), "the session's state")
-            info = await asyncio.to_thread(
-                self._save, hold.principal, use.profile_id, record.session_id, state, data
-            )
+            info = await asyncio.to_thread(self._save, hold, record.session_id, state, data)
         except (TooLarge, ProfileUnavailable, ProfileNotFound, ProfileConflict) as exc:
             return self._not_saved(use, exc, raise_errors)
         use.saved_at, use.not_saved = info.updated_at, None
         return info
 
     def _save(
-        self, principal: str, profile_id: str, session_id: str, state: dict[str, Any], data: bytes
+        self, hold: _Hold, session_id: str, state: dict[str, Any], data: bytes
     ) -> ProfileInfo:
-        holder = self._store_call(
-            lambda s: s.lock(owner_of(principal), profile_id, session_id, LEASE_SECONDS)
-        )
-        if holder is not None:
-            raise _in_use(profile_id, holder, "saved by this session")
-        meta = self._meta(principal, profile_id)
-        if meta is None:
-            raise ProfileNotFound(
-                f"not saved: profile {profile_id} was deleted while this session used it",
-                profile_id=profile_id,
+        principal, profile_id = hold.principal, hold.profile_id
+        owner = owner_of(principal)
+        holder = self._store_call(lambda s: s.holder(owner, profile_id))
+        if holder is None:  # the lease lapsed and nobody took it: take it again, if the
+            # profile is still there (a lapsed lease lets a delete through)
+            if self._meta(principal, profile_id) is None:
+                raise ProfileNotFound(
+                    f"not saved: profile {profile_id} was deleted while this session used it",
+                    profile_id=profile_id,
+                )
+            holder = self._store_call(
+                lambda s: s.lock(owner, profile_id, session_id, LEASE_SECONDS)
             )
-        info = self._write(principal, profile_id, self._updated(meta, state, len(data)), data)
+        if holder not in (None, session_id):
+            hold.lost_to = holder
+            raise _in_use(profile_id, holder, "saved by this session")
+        meta = self._updated(hold.meta, state, len(data))
+        info = self._write(principal, profile_id, meta, data)
+        hold.meta = meta
         info.in_use_by = session_id
         return info
 
