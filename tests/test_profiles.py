@@ -185,11 +185,10 @@ def test_state_is_written_back_at_idle_timeout_and_at_lifetime(
     b = start(client, profile={"id": life, "persist": True}, keep_alive=True)
     for sid in (a["session_id"], b["session_id"]):
         log_in(client, sid, site)
-    clock.advance(minutes=2)  # a: idle timeout
-    assert wait_for(lambda: status(client, a["session_id"])["status"] == "timed_out", 10)
-    clock.advance(minutes=60)  # b: the lifetime cap
-    assert wait_for(lambda: status(client, b["session_id"])["status"] == "timed_out", 10)
-    for sid, pid in ((a["session_id"], idle), (b["session_id"], life)):
+    for sid, pid, minutes in ((a["session_id"], idle, 2), (b["session_id"], life, 60)):
+        clock.advance(minutes=minutes)  # a: the idle timeout; b: the lifetime cap
+        assert wait_for(lambda s=sid: status(client, s)["status"] == "timed_out", 10)  # type: ignore[misc]
+
         # the record turns timed_out first; the write-back follows, before the context closes
         def saved(session_id: str = sid) -> bool:
             return status(client, session_id)["profile"]["saved_at"] is not None
