@@ -2018,6 +2018,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
     )
+    p.add_argument(  # profiles (issue 18)
+        "--profiles", action="store_true", help="only the profiles section (bench_profiles.py)"
+    )
     p.add_argument(  # issue 21
         "--adapters", action="store_true", help="Notte's SDK and the MCP server beside our API"
     )
@@ -2066,6 +2069,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_cluster
 
         return bench_cluster.main(quick=args.quick)
+    if args.profiles:  # profiles (issue 18)
+        from scripts import bench_profiles
+
+        return bench_profiles.main(quick=args.quick)
     if args.adapters:  # issue 21: scripts/bench_adapters.py
         from scripts import bench_adapters
 
