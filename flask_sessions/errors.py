@@ -100,6 +100,26 @@ class OperationTimeout(SessionsError):
     status_code = 504
 
 
+# --- session files (issue 19)
+class FileNotFound(SessionsError):
+    """404: no such file in the session's files (the message lists the ones there are)."""
+
+    status_code = 404
+
+
+class PayloadTooLarge(SessionsError):
+    """413: an upload past SESSIONS_MAX_UPLOAD_MB or the session's SESSIONS_MAX_SESSION_FILES_MB
+    (the message names which); what was written of it is removed."""
+
+    status_code = 413
+
+
+class InsufficientStorage(SessionsError):
+    """507: the host's disk is below SESSIONS_MIN_FREE_DISK_MB; no upload for now."""
+
+    status_code = 507
+
+
 MAX_ERROR_FIELDS = 20
 
 

@@ -23,7 +23,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from flask_sessions.config import Settings
 from flask_sessions.errors import InvalidInput, SessionNotActive
 from flask_sessions.host.egress import TUNNEL_FAILED
-from flask_sessions.page import capture
+from flask_sessions.page import capture, upload
 from flask_sessions.page.markdown import SCRAPE_JS
 from flask_sessions.page.markdown import convert as convert  # re-exported: it lived here
 from flask_sessions.page.state import (
@@ -53,6 +53,7 @@ from flask_sessions.schemas import (
     StepRequest,
     SwitchTabStep,
     TabInfo,
+    UploadFileStep,
     WaitStep,
 )
 
@@ -527,7 +528,7 @@ async def _observe(
 
 # ------------------------------------------------------------------ steps
 
-Targeted = ClickStep | FillStep | CheckStep | HoverStep | SelectStep
+Targeted = ClickStep | FillStep | CheckStep | HoverStep | SelectStep | UploadFileStep
 
 
 def _target(state: PageState, step: Targeted) -> tuple[Locator, Root, str]:
@@ -709,6 +710,10 @@ async def _act(state: PageState, step: StepRequest, settings: Settings) -> tuple
     timeout = settings.action_timeout_ms
     page = state.page
     try:
+        if isinstance(step, UploadFileStep):  # session files (issue 19)
+            locator, _, label = _target(state, step)
+            await _check_fresh(locator, step)
+            return await upload.set_files(state, locator, label, step.files, timeout)
         if isinstance(step, (ClickStep, FillStep, CheckStep, HoverStep, SelectStep)):
             locator, root, label = _target(state, step)
             await _check_fresh(locator, step)
