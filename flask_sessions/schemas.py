@@ -854,3 +854,8 @@ class ErrorResponse(BaseModel):
     stale_id: str | None = Field(
         default=None, description="409: the action id that is not in the last observation"
     )
+    # session files (issue 19)
+    limit: str | None = Field(
+        default=None, description="413: the setting the upload passed (SESSIONS_MAX_UPLOAD_MB…)"
+    )
+    limit_bytes: int | None = Field(default=None, description="413: that limit, in bytes")

@@ -790,3 +790,54 @@ def test_a_front_streams_100mb_both_ways_without_holding_it(tmp_path: Path) -> N
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+# ------------------------------------------------------------------- the client
+
+
+def test_the_client_uploads_lists_downloads_and_deletes(tmp_path: Path, site: FilesSite) -> None:
+    from flask_sessions.client import AsyncSessionsClient, FileNotFound, SessionsClient
+    from flask_sessions.testing import serve
+
+    cv = tmp_path / "cv.pdf"
+    cv.write_bytes(os.urandom(2 * MB))
+    with serve(server_env("tok-client", SESSIONS_WARM_POOL="0")) as server:
+        with SessionsClient(server.base, "tok-client") as client, client.session() as s:
+            stored = s.upload(cv, ("notes.txt", b"notes"), ("cv.pdf", io.BytesIO(b"second")))
+            assert [f.name for f in stored.files] == ["cv.pdf", "notes.txt", "cv (2).pdf"]
+            assert stored.files[0].sha256 == sha(cv.read_bytes())
+            assert [f.name for f in s.files().files] == ["cv.pdf", "notes.txt", "cv (2).pdf"]
+            into = tmp_path / "out"
+            into.mkdir()
+            got = s.download("cv.pdf", into)  # a directory: the file keeps its name
+            assert got.path == into / "cv.pdf" and got.size == 2 * MB
+            assert got.path.read_bytes() == cv.read_bytes()
+            buffer = io.BytesIO()
+            assert s.download("cv (2).pdf", buffer).path is None
+            assert buffer.getvalue() == b"second"
+            archive = s.download(None, tmp_path / "all.zip")
+            with zipfile.ZipFile(archive.path or "") as opened:
+                assert sorted(opened.namelist()) == ["cv (2).pdf", "cv.pdf", "notes.txt"]
+            s.step(type="goto", url=site.base + "/form")
+            done = s.step(type="upload_file", selector="#cv", files=["notes.txt"])
+            assert done.success, done.message
+            assert [f.name for f in s.delete_file("notes.txt").files] == ["cv.pdf", "cv (2).pdf"]
+            with pytest.raises(FileNotFound) as missing:
+                s.download("notes.txt", tmp_path / "x")
+            assert missing.value.status == 404 and not (tmp_path / "x").exists()
+            assert not list(tmp_path.glob(".x.*.part"))
+
+        async def run() -> None:
+            async with (
+                AsyncSessionsClient(server.base, "tok-client") as client,
+                client.session() as s,
+            ):
+                stored = await s.upload(("a.txt", b"async"))
+                assert stored.files[0].name == "a.txt"
+                assert [f.name for f in (await s.files()).files] == ["a.txt"]
+                out = io.BytesIO()
+                got = await s.download("a.txt", out)
+                assert out.getvalue() == b"async" and got.size == 5
+                assert (await s.delete_file("a.txt")).files == []
+
+        asyncio.run(run())

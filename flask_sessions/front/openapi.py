@@ -42,6 +42,7 @@ from flask_sessions.schemas import (
     CdpTicketResponse,
     CloseRequest,
     ErrorResponse,
+    FileList,  # session files (issue 19)
     HealthResponse,
     ListQuery,
     ObserveRequest,
@@ -91,6 +92,8 @@ class Route:
     errors: tuple[int, ...] = ()
     auth: bool = True
     extra_responses: Mapping[int, dict[str, Any]] = field(default_factory=dict)
+    # a body that is no JSON model (session files: a multipart upload), by media type
+    body_content: Mapping[str, dict[str, Any]] | None = None
 
 
 JSON = "application/json"
@@ -228,6 +231,104 @@ ROUTES: tuple[Route, ...] = (
         ok={JSON: CdpTicketResponse},
         errors=(400, 401, 404, 409, 503, 504),
     ),
+    # --- session files (issue 19)
+    Route(
+        "upload_files",
+        "POST",
+        "/session/<session_id>/files",
+        "Upload files into the session's files",
+        "A multipart/form-data body: each part with a filename is stored (streamed to disk) "
+        "under a safe, unique name (the answer gives it); other parts are ignored. Each file "
+        "is bounded by SESSIONS_MAX_UPLOAD_MB and the session's files by "
+        "SESSIONS_MAX_SESSION_FILES_MB (413 naming which; nothing of the body is kept); "
+        "507 below SESSIONS_MIN_FREE_DISK_MB. Counts as access.",
+        tag="files",
+        body_content={
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {
+                                "type": "string",
+                                "contentMediaType": "application/octet-stream",
+                            },
+                            "minItems": 1,
+                            "description": "one part per file, each with a filename",
+                        }
+                    },
+                    "required": ["file"],
+                },
+                "encoding": {"file": {"contentType": "application/octet-stream"}},
+            }
+        },
+        ok={JSON: FileList},
+        errors=(400, 401, 404, 409, 413, 503, 504, 507),
+    ),
+    Route(
+        "list_files",
+        "GET",
+        "/session/<session_id>/files",
+        "The session's files",
+        "Uploads and downloads, oldest first, with their state (a download may be "
+        "in_progress, complete, cancelled or too_large). Not an access.",
+        tag="files",
+        ok={JSON: FileList},
+        errors=(400, 401, 404, 409, 503, 504),
+    ),
+    Route(
+        "get_file",
+        "GET",
+        "/session/<session_id>/files/<file_name>",
+        "One file's bytes",
+        "Served as an attachment (`Content-Disposition` with `filename*`), with "
+        "`X-Content-Type-Options: nosniff` and a sandboxing CSP; what a browser could run "
+        "(HTML, SVG, XML, scripts) is served as application/octet-stream. A single `Range` "
+        "is honoured (206). Not an access.",
+        tag="files",
+        ok={"*/*": {"type": "string", "description": "the file's bytes"}},
+        ok_headers={
+            "Content-Disposition": {
+                "description": "attachment; filename=...; filename*=UTF-8''...",
+                "schema": {"type": "string"},
+            },
+            "ETag": {"description": "the file's sha256, quoted", "schema": {"type": "string"}},
+        },
+        errors=(400, 401, 404, 409, 503, 504),
+        extra_responses={
+            206: {
+                "description": "the part of the file the `Range` header asked for",
+                "headers": {
+                    "Content-Range": {
+                        "description": "bytes start-end/size",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {"*/*": {"schema": {"type": "string"}}},
+            }
+        },
+    ),
+    Route(
+        "zip_files",
+        "GET",
+        "/session/<session_id>/files.zip",
+        "Every complete file, as one zip (streamed)",
+        "Stored (not compressed), ZIP64 where needed. Not an access.",
+        tag="files",
+        ok={"application/zip": {"type": "string", "contentMediaType": "application/zip"}},
+        errors=(400, 401, 404, 409, 503, 504),
+    ),
+    Route(
+        "delete_file",
+        "DELETE",
+        "/session/<session_id>/files/<file_name>",
+        "Delete a file (a running download is cancelled)",
+        "Answers the files left. Counts as access.",
+        tag="files",
+        ok={JSON: FileList},
+        errors=(400, 401, 404, 409, 503, 504),
+    ),
 )
 
 OPENAPI_ROUTE = Route(
@@ -347,13 +448,15 @@ _ERROR_TEXT = {
     404: "no such session for this caller (another principal's session looks the same)",
     405: "a wrong method (`GET /session/start` is not a session named start)",
     409: "the session has ended (closed, timed out or failed)",
-    413: "the body is larger than SESSIONS_MAX_CONTENT_LENGTH",
+    413: "the body is larger than SESSIONS_MAX_CONTENT_LENGTH; an upload past "
+    "SESSIONS_MAX_UPLOAD_MB or SESSIONS_MAX_SESSION_FILES_MB (`limit` names which)",
     429: "a session cap is reached (SESSIONS_MAX_SESSIONS or "
     "SESSIONS_MAX_SESSIONS_PER_PRINCIPAL): retry after `Retry-After` seconds",
     502: "the browser is up but the page failed the operation",
     503: "no browser now (cannot launch, gone, low memory, or several worker processes): "
     "`Retry-After` when waiting helps",
     504: "the browser or the page did not answer in time",
+    507: "the host's disk is below SESSIONS_MIN_FREE_DISK_MB: no upload for now",
 }
 
 
@@ -363,6 +466,10 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "the session_id returned by POST /session/start",
     },
     "name": {"schema": {"type": "string", "enum": sorted(ASSETS)}, "description": "a file"},
+    "file_name": {
+        "schema": {"type": "string", "minLength": 1},
+        "description": "a file's name as GET /session/{session_id}/files lists it",
+    },
 }
 """Schemas of the path parameters by name (any other is a plain string)."""
 
@@ -533,6 +640,8 @@ def _operation(
             "required": route.body_required,
             "content": {JSON: {"schema": _ref(name)}},
         }
+    elif route.body_content is not None:
+        operation["requestBody"] = {"required": True, "content": copy.deepcopy(route.body_content)}
     ok: dict[str, Any] = {"description": "OK", "content": {}}
     for media_type, model in route.ok.items():
         schema = refs[model.__name__] if isinstance(model, type) else dict(model)
@@ -576,6 +685,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
             {"name": "sessions", "description": "start, read, list and close sessions"},
             {"name": "agent", "description": "the agent loop: observe, step, scrape"},
             {"name": "cdp", "description": "attach your own Playwright or Puppeteer"},
+            {"name": "files", "description": "a session's files: uploads, downloads, PDFs"},
             {"name": "operations", "description": "probes, metrics and this document"},
         ],
         "paths": dict(sorted(paths.items())),
