@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import IO, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -371,6 +371,8 @@ class FileBody:
     length: int | None = None
     status: int = 200
     close: Callable[[], None] | None = None
+    file: IO[bytes] | None = None  # the open file the bytes are (sent with wsgi.file_wrapper)
+    start: int = 0  # where in ``file`` they begin
 
 
 class PageInfo(BaseModel):

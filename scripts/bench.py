@@ -2016,6 +2016,8 @@ def _parser() -> argparse.ArgumentParser:
         "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
     )
     p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
+    # session files (issue 19)
+    p.add_argument("--files", action="store_true", help="only session files: MB/s and PDFs")
     p.add_argument("--egress-only", action="store_true", help="run only the egress section")
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
     return p
@@ -2060,6 +2062,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_cluster
 
         return bench_cluster.main(quick=args.quick)
+    if args.files:  # session files (issue 19)
+        from scripts import bench_files
+
+        return bench_files.main(quick=args.quick)
     try:
         return run(plan_from_args(args), args.json)
     except KeyboardInterrupt:

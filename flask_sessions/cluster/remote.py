@@ -409,7 +409,7 @@ class RemoteBackend:
     def _file_body(response: httpx.Response) -> FileBody:
         length = response.headers.get("Content-Length")
         return FileBody(
-            chunks=response.iter_raw(STREAM_CHUNK),
+            chunks=response.iter_raw(),  # as it comes (a chunk size costs httpx copies)
             content_type=response.headers.get("Content-Type", "application/octet-stream"),
             headers={k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS},
             length=int(length) if length is not None else None,

@@ -149,6 +149,8 @@ class LocalBackend:
             length=length,
             status=status,
             close=handle.close,
+            file=handle,
+            start=start,
         )
 
     def zip_files(self, principal: str, session_id: str) -> FileBody:
