@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -35,7 +36,7 @@ from flask_sessions.host.browser import find_browser, launch_args
 from flask_sessions.host.files import FilesRoot, safe_name
 from flask_sessions.host.filestream import content_disposition, iter_zip
 from flask_sessions.page.pdf import read_pdf
-from flask_sessions.testing import ServerProcess, free_port, server_env, start_process
+from flask_sessions.testing import ServerProcess, free_port, serve, server_env, start_process
 
 from .conftest import AUTH_A, AUTH_B, AppFactory, wait_for
 from .files_site import MB, ROWS, SCAN_TEXT, TEXT_WORDS, FilesSite, files_site
@@ -798,7 +799,6 @@ def test_a_front_streams_100mb_both_ways_without_holding_it(tmp_path: Path) -> N
 
 def test_the_client_uploads_lists_downloads_and_deletes(tmp_path: Path, site: FilesSite) -> None:
     from flask_sessions.client import AsyncSessionsClient, FileNotFound, SessionsClient
-    from flask_sessions.testing import serve
 
     cv = tmp_path / "cv.pdf"
     cv.write_bytes(os.urandom(2 * MB))
@@ -842,3 +842,65 @@ def test_the_client_uploads_lists_downloads_and_deletes(tmp_path: Path, site: Fi
                 assert (await s.delete_file("a.txt")).files == []
 
         asyncio.run(run())
+
+
+# ----------------------------------------------------------- the README runs as written
+
+
+def _readme_block(language: str) -> str:
+    readme = (Path(ROOT) / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Files\n", 1)[1].split("\n## ", 1)[0]
+    return section.split(f"```{language}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_files_section_runs_as_written(tmp_path: Path) -> None:
+    """Its shell (curl, jq) and Python examples, against a real server and the demo site;
+    only the two ports differ."""
+    from scripts.demo_site import start_demo_site
+
+    demo, site = start_demo_site()
+    try:
+        with serve(server_env("tok-readme", SESSIONS_WARM_POOL="0")) as server:
+
+            def ours(code: str) -> str:
+                return code.replace("http://127.0.0.1:8000", server.base).replace(
+                    "http://127.0.0.1:8100", site
+                )
+
+            env = {**os.environ, "TOKEN": "tok-readme"}
+            shell = subprocess.run(
+                ["bash", "-e", "-c", ours(_readme_block("sh"))],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert shell.returncode == 0, shell.stderr
+            out = shell.stdout
+            assert '{"name":"cv.txt","size":47,"state":"complete"}' in out, out
+            assert "set cv.txt on #cv" in out and "Application received" in out
+            assert "cv.txt: 47 bytes" in out
+            assert '"content_type":"application/pdf","pages":1' in out
+            assert '"downloads":[{"name":"2024-001.pdf","size":775,"state":"complete"}]' in out
+            assert "Invoice 2024-001" in out and "Total 79.00 EUR" in out
+            assert (tmp_path / "2024-001.pdf").read_bytes().startswith(b"%PDF-")
+            with zipfile.ZipFile(tmp_path / "all.zip") as opened:
+                assert sorted(opened.namelist()) == ["2024-001.pdf", "cv.txt"]
+            python = subprocess.run(
+                [sys.executable, "-c", ours(_readme_block("python"))],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert python.returncode == 0, python.stderr
+            lines = python.stdout.splitlines()
+            assert lines[0] == "Application received" and lines[1] == "application/pdf 1"
+            assert "Invoice 2024-001" in python.stdout and lines[-1] == "1"
+            assert "['cv.txt', '2024-001.pdf']" in python.stdout
+            assert (tmp_path / "2024-001.pdf").exists()
+    finally:
+        demo.shutdown()
+        demo.server_close()
