@@ -904,3 +904,15 @@ def test_the_readme_files_section_runs_as_written(tmp_path: Path) -> None:
     finally:
         demo.shutdown()
         demo.server_close()
+
+
+def test_notte_upload_file_action_is_the_upload_step() -> None:
+    from flask_sessions.front.notte import step_fields
+
+    action = {"type": "upload_file", "id": "B3", "file_path": "/home/me/cv.pdf"}
+    assert step_fields(action, "sid") == {
+        "session_id": "sid",
+        "type": "upload_file",
+        "id": "B3",
+        "files": ["cv.pdf"],
+    }
