@@ -68,6 +68,9 @@ EXPORT_HTML = """<!doctype html><title>Reports</title>
 <a id=big href=/big.bin>Everything</a>
 <a id=stream href=/stream.bin>Everything (no length)</a>
 <a id=invoice href=/table.pdf>Invoice PDF</a>"""
+# a download an iframe starts by itself (its frame is not the session's page)
+FRAMED_HTML = "<!doctype html><title>Framed</title><iframe src=/auto-csv></iframe>"
+AUTO_CSV_HTML = "<!doctype html><a id=a href=/export.csv download>csv</a><script>a.click()</script>"
 SAVED_HTML = (
     b"<!doctype html><title>evil</title><script>fetch('/beacon?ran=1');"
     b"document.title='ran';</script><p>a page someone saved</p>"
@@ -158,7 +161,13 @@ def files_site(host: str = "127.0.0.1") -> Iterator[FilesSite]:
                 return self._stream(site.big_mb, length=False)
             if path.endswith(".pdf") and path[1:-4] in site.pdfs:
                 return self._send(200, site.pdfs[path[1:-4]], "application/pdf")
-            pages = {"/form": FORM_HTML, "/chooser": CHOOSER_HTML, "/export": EXPORT_HTML}
+            pages = {
+                "/form": FORM_HTML,
+                "/chooser": CHOOSER_HTML,
+                "/export": EXPORT_HTML,
+                "/framed": FRAMED_HTML,
+                "/auto-csv": AUTO_CSV_HTML,
+            }
             html = pages.get(path, "<!doctype html><title>Home</title><p>home")
             self._send(200 if path in pages or path == "/" else 404, html.encode(), "text/html")
 

@@ -916,3 +916,19 @@ def test_notte_upload_file_action_is_the_upload_step() -> None:
         "id": "B3",
         "files": ["cv.pdf"],
     }
+
+
+def test_a_download_an_iframe_starts_is_the_sessions_too(
+    make_app: AppFactory, site: FilesSite
+) -> None:
+    """Chromium names the iframe's frame, not the session's page: the download is found by
+    where its file appears."""
+    client = make_app().test_client()
+    sid, _ = open_session(client, site.base + "/")
+    seen = post(client, "/env/observe", session_id=sid, url=site.base + "/framed")
+    assert wait_for(
+        lambda: listing(client, sid).get("export.csv", {}).get("state") == "complete", 20
+    ), listing(client, sid)
+    info = listing(client, sid)["export.csv"]
+    assert info["sha256"] == sha(site.csv) and info["url"] == site.base + "/export.csv"
+    assert seen["observation"]["content_type"] is None  # the page itself, not a download

@@ -313,8 +313,12 @@ class FilesRoot:
             files.discard()
 
     def close(self) -> None:
-        """The host stops: every folder of this process goes, and the lock with it."""
-        self.drop_all()
+        """The host stops: every folder of this process goes, and the lock with it (any
+        thread: sessions still listed are only marked closed; their folders go with ours)."""
+        with self._mutex:
+            sessions = list(self._sessions.values())
+        for files in sessions:
+            files._shut()
         with self._mutex:
             folder, fd = self.folder, self._lock_fd
             self.folder = self._lock_fd = None

@@ -86,7 +86,7 @@ async def open_live(
         if files is not None:
             state.file_paths = files.paths  # the upload_file step
             if files.downloads.allowed and guard is not None:
-                await _allow_downloads(context, page, files, guard)
+                await _allow_downloads(state, files, guard)
     except BaseException:
         with contextlib.suppress(PlaywrightError):
             await context.close()
@@ -97,15 +97,11 @@ async def open_live(
     return LiveSession(context, state, limits, files=files)
 
 
-async def _allow_downloads(
-    context: BrowserContext, page: Page, files: SessionFiles, guard: BrowserGuard
-) -> None:
-    """Downloads of this context go to the session's folder, and are reported."""
-    cdp = await context.new_cdp_session(page)
-    try:
-        info = await cdp.send("Target.getTargetInfo")
-    finally:
-        await cdp.detach()
+async def _allow_downloads(state: PageState, files: SessionFiles, guard: BrowserGuard) -> None:
+    """Downloads of this context go to the session's folder, and are reported. The tab's
+    CDP session is the one its liveness probes use later: made once, kept."""
+    cdp = await state.cdp(state.tab)
+    info = await cdp.send("Target.getTargetInfo")
     downloads = files.downloads
     downloads.context_id = info["targetInfo"]["browserContextId"]
     files.root.router.watch_target(info["targetInfo"]["targetId"], downloads)
