@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
+import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Literal, Required, Self, TypedDict, TypeVar, Unpack
+from typing import IO, Any, Generic, Literal, Required, Self, TypedDict, TypeVar, Unpack
+from urllib.parse import quote, unquote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -51,6 +55,7 @@ from flask_sessions.profile_schemas import (
 )
 from flask_sessions.schemas import (
     CdpTicketResponse,
+    FileList,
     ImageFormat,
     ListQuery,
     ObserveRequest,
@@ -70,6 +75,10 @@ __all__ = [
     "BrowserUnavailable",
     "CapacityReached",
     "Conflict",
+    "Destination",
+    "Downloaded",
+    "FileNotFound",
+    "InsufficientStorage",
     "InvalidRequest",
     "MethodNotAllowed",
     "NotFound",
@@ -96,6 +105,7 @@ __all__ = [
     "StepArgs",
     "TransportError",
     "Unauthorized",
+    "Upload",
 ]
 
 T = TypeVar("T")
@@ -229,6 +239,14 @@ class ServerError(SessionsError):
     """500: a bug in the server (its log has the traceback)."""
 
 
+class InsufficientStorage(SessionsError):
+    """507: the server's disk is below its floor (SESSIONS_MIN_FREE_DISK_MB); retry later."""
+
+
+class FileNotFound(NotFound):
+    """404: no such file in the session (the message lists those there are)."""
+
+
 _BY_STATUS: dict[int, type[SessionsError]] = {
     400: InvalidRequest,
     401: Unauthorized,
@@ -241,6 +259,7 @@ _BY_STATUS: dict[int, type[SessionsError]] = {
     502: PageFailed,
     503: BrowserUnavailable,
     504: OperationTimeout,
+    507: InsufficientStorage,
 }
 
 
@@ -261,6 +280,8 @@ def error_from(response: httpx.Response) -> SessionsError:
         cls = NotFound
     elif status == 404 and ("profile_id" in body or message.startswith("no such profile")):
         cls = ProfileNotFound
+    elif status == 404 and (message.startswith("no file ") or "is a download that is" in message):
+        cls = FileNotFound
     elif status == 409:
         if "holder" in body:
             cls = ProfileInUse
@@ -400,6 +421,7 @@ class StepArgs(SessionArgs, total=False):
             "wait",
             "switch_tab",
             "close_tab",
+            "upload_file",
         ]
     ]
     id: str | None
@@ -414,6 +436,7 @@ class StepArgs(SessionArgs, total=False):
     index: int | None
     dialog: Literal["accept", "dismiss"] | None
     prompt_text: str | None
+    files: builtins.list[str] | str  # upload_file: names of the session's files
 
 
 # The server checks its own caps (timeout, wait); the client checks only the shape.
@@ -486,6 +509,7 @@ class _Call(Generic[T]):
     json: Any = None
     params: dict[str, str] | None = None
     idempotent: bool = False
+    files: Any = None  # multipart parts (session files: uploads)
 
     def read(self, response: httpx.Response) -> T:
         try:
@@ -630,6 +654,22 @@ class _Calls:
         path = f"/profiles/{_pid(profile_id)}/state"
         return _Call("PUT", path, _model(ProfileInfo), body, idempotent=True)
 
+    # --- session files (issue 19)
+    @staticmethod
+    def upload(session_id: str, parts: builtins.list[Any]) -> _Call[FileList]:
+        path = f"/session/{_sid(session_id)}/files"
+        return _Call("POST", path, _model(FileList), files=[("file", part) for part in parts])
+
+    @staticmethod
+    def files(session_id: str) -> _Call[FileList]:
+        path = f"/session/{_sid(session_id)}/files"
+        return _Call("GET", path, _model(FileList), idempotent=True)
+
+    @staticmethod
+    def delete_file(session_id: str, name: str) -> _Call[FileList]:
+        path = f"/session/{_sid(session_id)}/files/{quote(name, safe='')}"
+        return _Call("DELETE", path, _model(FileList), idempotent=True)
+
     @staticmethod
     def health() -> _Call[dict[str, Any]]:
         return _Call("GET", "/healthz", lambda r: dict(r.json()), idempotent=True)
@@ -647,7 +687,10 @@ class _Retrying(Generic[T]):
     def request(self) -> dict[str, Any]:
         call = self.call
         path = call.path.lstrip("/")  # relative: under base_url's prefix
-        return {"method": call.method, "url": path, "json": call.json, "params": call.params}
+        request = {"method": call.method, "url": path, "json": call.json, "params": call.params}
+        if call.files is not None:
+            request["files"] = call.files
+        return request
 
     def retry_in(
         self, response: httpx.Response | None, exc: httpx.TransportError | None
@@ -678,6 +721,89 @@ def _http_options(base_url: str, token: str | None, headers: Mapping[str, str] |
     if token is not None:
         merged["Authorization"] = f"Bearer {token}"
     return {"base_url": base_url.rstrip("/") + "/", "headers": merged}
+
+
+# ----------------------------------------------------------- session files
+
+
+Upload = str | os.PathLike[str] | tuple[str, bytes | IO[bytes]]
+"""A file to upload: a path (its base name is the name asked for), or ``(name, bytes or a
+binary file)``."""
+
+Destination = str | os.PathLike[str] | IO[bytes]
+"""Where a download goes: a file path, a directory (the file keeps its name), or a writable
+binary stream."""
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A file fetched: its ``name`` in the session, ``size`` in bytes, ``content_type``, and
+    the ``path`` it was written to (None when it went to a stream)."""
+
+    name: str
+    size: int
+    content_type: str
+    path: Path | None
+
+
+def _parts(files: Iterable[Upload]) -> tuple[builtins.list[Any], builtins.list[IO[bytes]]]:
+    """The multipart parts, and the files opened for them (the caller closes those)."""
+    parts: builtins.list[Any] = []
+    opened: builtins.list[IO[bytes]] = []
+    for item in files:
+        if isinstance(item, tuple):
+            name, data = item
+            parts.append((name, data, "application/octet-stream"))
+        else:
+            handle = open(item, "rb")  # noqa: SIM115 - closed by the caller
+            opened.append(handle)
+            parts.append((os.path.basename(os.fspath(item)), handle, "application/octet-stream"))
+    if not parts:
+        raise InvalidRequest(400, "upload: give at least one file")
+    return parts, opened
+
+
+def _file_path(session_id: str, name: str | None) -> str:
+    if name is None:
+        return f"session/{_sid(session_id)}/files.zip"
+    return f"session/{_sid(session_id)}/files/{quote(name, safe='')}"
+
+
+class _Sink:
+    """Where a download's bytes go: a stream as given, or a path written through a
+    temporary file beside it (so a broken download leaves nothing half-written)."""
+
+    def __init__(self, dest: Destination, name: str) -> None:
+        self.path: Path | None = None
+        self._temp: Path | None = None
+        if isinstance(dest, (str, os.PathLike)):
+            path = Path(dest)
+            self.path = path / name if path.is_dir() else path
+            self._temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+            self.stream: IO[bytes] = self._temp.open("wb")
+        else:
+            self.stream = dest
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.stream.write(chunk)
+        self.size += len(chunk)
+
+    def done(self, ok: bool) -> None:
+        if self._temp is None or self.path is None:
+            return
+        self.stream.close()
+        if ok:
+            os.replace(self._temp, self.path)
+        else:
+            self._temp.unlink(missing_ok=True)
+
+
+def _download_name(response: httpx.Response, fallback: str) -> str:
+    disposition = response.headers.get("Content-Disposition", "")
+    found = re.search(r"filename\*=UTF-8''([^;]+)", disposition)
+    name = unquote(found.group(1)) if found else fallback
+    return os.path.basename(name.replace("\\", "/")) or fallback
 
 
 # ----------------------------------------------------------------- sync client
@@ -827,6 +953,58 @@ class SessionsClient:
         """Import a storage state (e.g. Playwright's ``context.storage_state()``)."""
         return self._send(_Calls.put_profile_state(profile_id, state))
 
+    # --- session files (issue 19)
+    def upload(self, session_id: str, *files: Upload) -> FileList:
+        """Upload files (paths, or ``(name, bytes or file)``) into the session's files,
+        streamed; the answer lists them under the names they were stored as."""
+        parts, opened = _parts(files)
+        try:
+            return self._send(_Calls.upload(session_id, parts))
+        finally:
+            for handle in opened:
+                handle.close()
+
+    def files(self, session_id: str) -> FileList:
+        """The session's files: uploads and downloads, with their state."""
+        return self._send(_Calls.files(session_id))
+
+    def delete_file(self, session_id: str, name: str) -> FileList:
+        """Delete one (a running download is cancelled); the files left."""
+        return self._send(_Calls.delete_file(session_id, name))
+
+    def download(self, session_id: str, name: str | None, dest: Destination) -> Downloaded:
+        """Fetch file ``name`` (None: all of them, as a zip) into ``dest``: a path, a
+        directory, or a writable binary stream; streamed, never whole in memory."""
+        fallback = name or f"{session_id}-files.zip"
+        attempt, waited = 0, 0.0
+        while True:
+            try:
+                with self.http.stream("GET", _file_path(session_id, name)) as response:
+                    if not response.is_success:
+                        response.read()
+                        error = error_from(response)
+                    else:
+                        sink = _Sink(dest, _download_name(response, fallback))
+                        ok = False
+                        try:
+                            for chunk in response.iter_bytes(1 << 20):
+                                sink.write(chunk)
+                            ok = True
+                        finally:
+                            sink.done(ok)
+                        kind = response.headers.get("Content-Type", "application/octet-stream")
+                        return Downloaded(
+                            fallback if name is None else name, sink.size, kind, sink.path
+                        )
+            except httpx.TransportError as exc:
+                error = _transport_error(_Call("GET", fallback, str), exc)
+                error.__cause__ = exc
+            delay = self.retries.delay(error, True, attempt, waited)
+            if delay is None:
+                raise error
+            attempt, waited = attempt + 1, waited + delay
+            self._sleep(delay)
+
     @contextmanager
     def session(self, **fields: Unpack[NewSessionArgs]) -> Iterator[Session]:
         """A new session, closed when the block ends, even by an exception."""
@@ -936,6 +1114,19 @@ class Session(_Bound):
 
     def save_profile(self) -> ProfileInfo:
         return self.client.save_profile(self.session_id)
+
+    # --- session files (issue 19)
+    def upload(self, *files: Upload) -> FileList:
+        return self.client.upload(self.session_id, *files)
+
+    def files(self) -> FileList:
+        return self.client.files(self.session_id)
+
+    def delete_file(self, name: str) -> FileList:
+        return self.client.delete_file(self.session_id, name)
+
+    def download(self, name: str | None, dest: Destination) -> Downloaded:
+        return self.client.download(self.session_id, name, dest)
 
     def close(self) -> SessionResponse:
         record = self.client.close(self.session_id)
@@ -1065,6 +1256,53 @@ class AsyncSessionsClient:
     ) -> ProfileInfo:
         return await self._send(_Calls.put_profile_state(profile_id, state))
 
+    # --- session files (issue 19)
+    async def upload(self, session_id: str, *files: Upload) -> FileList:
+        parts, opened = _parts(files)
+        try:
+            return await self._send(_Calls.upload(session_id, parts))
+        finally:
+            for handle in opened:
+                handle.close()
+
+    async def files(self, session_id: str) -> FileList:
+        return await self._send(_Calls.files(session_id))
+
+    async def delete_file(self, session_id: str, name: str) -> FileList:
+        return await self._send(_Calls.delete_file(session_id, name))
+
+    async def download(self, session_id: str, name: str | None, dest: Destination) -> Downloaded:
+        """:meth:`SessionsClient.download` (the stream is written as chunks arrive)."""
+        fallback = name or f"{session_id}-files.zip"
+        attempt, waited = 0, 0.0
+        while True:
+            try:
+                async with self.http.stream("GET", _file_path(session_id, name)) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        error = error_from(response)
+                    else:
+                        sink = _Sink(dest, _download_name(response, fallback))
+                        ok = False
+                        try:
+                            async for chunk in response.aiter_bytes(1 << 20):
+                                sink.write(chunk)
+                            ok = True
+                        finally:
+                            sink.done(ok)
+                        kind = response.headers.get("Content-Type", "application/octet-stream")
+                        return Downloaded(
+                            fallback if name is None else name, sink.size, kind, sink.path
+                        )
+            except httpx.TransportError as exc:
+                error = _transport_error(_Call("GET", fallback, str), exc)
+                error.__cause__ = exc
+            delay = self.retries.delay(error, True, attempt, waited)
+            if delay is None:
+                raise error
+            attempt, waited = attempt + 1, waited + delay
+            await self._sleep(delay)
+
     @asynccontextmanager
     async def session(self, **fields: Unpack[NewSessionArgs]) -> AsyncIterator[AsyncSession]:
         """A new session, closed when the block ends, even by an exception."""
@@ -1146,6 +1384,19 @@ class AsyncSession(_Bound):
 
     async def save_profile(self) -> ProfileInfo:
         return await self.client.save_profile(self.session_id)
+
+    # --- session files (issue 19)
+    async def upload(self, *files: Upload) -> FileList:
+        return await self.client.upload(self.session_id, *files)
+
+    async def files(self) -> FileList:
+        return await self.client.files(self.session_id)
+
+    async def delete_file(self, name: str) -> FileList:
+        return await self.client.delete_file(self.session_id, name)
+
+    async def download(self, name: str | None, dest: Destination) -> Downloaded:
+        return await self.client.download(self.session_id, name, dest)
 
     async def close(self) -> SessionResponse:
         record = await self.client.close(self.session_id)

@@ -337,8 +337,11 @@ class Settings(BaseSettings):
         description="pages a session may have open (its own + popups); extra "
         "ones are closed at once and reported",
     )
-    max_download_mb: float = Field(
-        default=0, ge=0, description="MB of downloads a session may keep (0: downloads refused)"
+    max_download_mb: float | None = Field(
+        default=None,
+        ge=0,
+        description="deprecated (use SESSIONS_MAX_SESSION_FILES_MB): a further cap on a "
+        "session's downloads alone, in MB; 0 refuses downloads (unset: none)",
     )
     max_screenshot_pixels: int = Field(
         default=1280 * 16384, gt=0, description="pixels of a full-page screenshot; past it, clipped"
@@ -356,6 +359,27 @@ class Settings(BaseSettings):
     )
     watchdog_interval_seconds: float = Field(
         default=0.5, gt=0, description="how often the memory watchdog reads the renderers"
+    )
+    # --- session files: uploads, downloads, PDFs (host/files.py, issue 19)
+    max_session_files_mb: float = Field(
+        default=200,
+        ge=0,
+        description="MB of files (uploads and downloads) one session may keep; past it an "
+        "upload is 413 and a download is cancelled (0: files off, downloads refused)",
+    )
+    max_upload_mb: float = Field(
+        default=50, gt=0, description="largest file one upload may be, in MB (larger: 413)"
+    )
+    min_free_disk_mb: float = Field(
+        default=512,
+        ge=0,
+        description="below this much free disk where the files live, uploads answer 507 and "
+        "new downloads are cancelled (0: off)",
+    )
+    files_dir: str | None = Field(
+        default=None,
+        description="where session folders live (default <tempdir>/flask-sessions-files-<uid>); "
+        "a host sweeps what a killed predecessor left there when it starts",
     )
     # --- network egress of pages (egress.py)
     blocked_networks: Blocked = Field(

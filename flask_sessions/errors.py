@@ -100,8 +100,8 @@ class OperationTimeout(SessionsError):
     status_code = 504
 
 
-# profiles (issue 18): a profile that is not the caller's, one held by another session, a
-# state over its bound, and a stored profile the configured keys cannot open
+# profiles (issue 18): a profile that is not the caller's, one held by another session, and a
+# stored profile the configured keys cannot open (a state over its bound: PayloadTooLarge)
 class ProfileNotFound(SessionsError):
     """404: no such profile for this principal (someone else's looks the same)."""
 
@@ -115,17 +115,33 @@ class ProfileConflict(SessionsError):
     status_code = 409
 
 
-class TooLarge(SessionsError):
-    """413: a storage state over SESSIONS_MAX_STATE_MB or SESSIONS_MAX_PROFILE_MB."""
-
-    status_code = 413
-
-
 class ProfileUnavailable(SessionsError):
     """503: the stored profile does not open with SESSIONS_PROFILE_KEY (a wrong or missing
     key, or bytes changed at rest: nothing of it is used), or the profile store is down."""
 
     status_code = 503
+
+
+# --- session files (issue 19)
+class FileNotFound(SessionsError):
+    """404: no such file in the session's files (the message lists the ones there are)."""
+
+    status_code = 404
+
+
+class PayloadTooLarge(SessionsError):
+    """413: a body past a size bound, which ``limit`` names: an upload past
+    SESSIONS_MAX_UPLOAD_MB or the session's SESSIONS_MAX_SESSION_FILES_MB (what was written of
+    it is removed), or a storage state over SESSIONS_MAX_STATE_MB or SESSIONS_MAX_PROFILE_MB
+    (nothing is saved)."""
+
+    status_code = 413
+
+
+class InsufficientStorage(SessionsError):
+    """507: the host's disk is below SESSIONS_MIN_FREE_DISK_MB; no upload for now."""
+
+    status_code = 507
 
 
 MAX_ERROR_FIELDS = 20

@@ -6,11 +6,11 @@ Every request body is one of these models with ``extra="forbid"``: a misspelt fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import IO, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -282,6 +282,31 @@ class CloseTabStep(_StepFields):
     index: Int | None = Field(default=None, ge=0, le=1000)
 
 
+# --- session files: the upload step (issue 19)
+def _file_names(value: Any) -> Any:
+    """One session file name, or a list of 1 to 100 of them."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and 0 < len(v) <= 1000 for v in value
+    ):
+        raise ValueError('must be a list of the session\'s file names, e.g. ["cv.pdf"]')
+    if not 1 <= len(value) <= 100:
+        raise ValueError(f"must list 1 to 100 files (got {len(value)})")
+    return value
+
+
+FileNames = Annotated[list[str], BeforeValidator(_file_names)]
+
+
+class UploadFileStep(_Target):
+    """Set ``files`` (names from ``GET /session/<id>/files``) on a file input, or answer the
+    file chooser that a click on the target (a button, a label) opens."""
+
+    type: Literal["upload_file"]
+    files: FileNames
+
+
 StepRequest = Annotated[
     ClickStep
     | FillStep
@@ -294,13 +319,14 @@ StepRequest = Annotated[
     | ScrollStep
     | WaitStep
     | SwitchTabStep
-    | CloseTabStep,
+    | CloseTabStep
+    | UploadFileStep,
     Field(discriminator="type"),
 ]
 STEP_ADAPTER: TypeAdapter[StepRequest] = TypeAdapter(StepRequest)
 STEP_TYPES = (
     "click, fill, check, hover, select_dropdown_option, press_key, goto, go_back, go_forward, "
-    "reload, scroll_down, scroll_up, wait, switch_tab, close_tab"
+    "reload, scroll_down, scroll_up, wait, switch_tab, close_tab, upload_file"
 )
 
 
@@ -343,6 +369,25 @@ class Shot:
     @property
     def clipped(self) -> bool:
         return (self.width, self.height) != (self.page_width, self.page_height)
+
+
+# --- session files (issue 19)
+@dataclass
+class FileBody:
+    """A file (or a zip of them) to send: its bytes as they come, and its headers.
+
+    ``close`` releases what the bytes come from (a file, a host's answer); the view calls
+    it when the answer is done, sent or not.
+    """
+
+    chunks: Iterable[bytes]
+    content_type: str
+    headers: dict[str, str]
+    length: int | None = None
+    status: int = 200
+    close: Callable[[], None] | None = None
+    file: IO[bytes] | None = None  # the open file the bytes are (sent with wsgi.file_wrapper)
+    start: int = 0  # where in ``file`` they begin
 
 
 class PageInfo(BaseModel):
@@ -414,6 +459,45 @@ class Viewport(BaseModel):
     page_height: int
 
 
+# --- session files (issue 19)
+FileState = Literal["in_progress", "complete", "cancelled", "too_large"]
+
+
+class DownloadInfo(BaseModel):
+    """A download a step started: the file's ``name`` in the session's files, its ``state``
+    and its ``size`` in bytes so far."""
+
+    name: str
+    state: FileState
+    size: int
+
+
+class FileInfo(BaseModel):
+    """One of a session's files (``GET /session/<id>/files``)."""
+
+    name: str = Field(description="its name in the session (safe, unique); use it in URLs")
+    size: int = Field(description="bytes (so far, for a download in progress)")
+    sha256: str | None = Field(description="hex digest, once the file is complete")
+    content_type: str
+    source: Literal["upload", "download"]
+    created_at: str
+    state: FileState = Field(
+        description="complete (uploads are); a download may be in_progress, cancelled "
+        "(by the page, or below SESSIONS_MIN_FREE_DISK_MB) or too_large (past the session's "
+        "SESSIONS_MAX_SESSION_FILES_MB); only complete files have bytes"
+    )
+    url: str | None = Field(default=None, description="a download's URL")
+
+
+class FileList(BaseModel):
+    """``GET /session/<id>/files``, and the files an upload stored (``POST``)."""
+
+    session_id: str
+    files: list[FileInfo]
+    total_bytes: int = Field(description="bytes the session's files use")
+    limit_bytes: int = Field(description="SESSIONS_MAX_SESSION_FILES_MB in bytes")
+
+
 class Observation(PageInfo):
     """What an agent sees: the page, its interactive elements and its visible text.
 
@@ -437,6 +521,17 @@ class Observation(PageInfo):
     popups_blocked: int = 0
     # the window's scroll and the page's size (null when the page did not answer)
     viewport: Viewport | None = None
+    # --- session files (issue 19)
+    downloads: list[DownloadInfo] = Field(
+        default_factory=list,
+        description="the downloads this step (or observe's url) started, as they stand now",
+    )
+    content_type: str | None = Field(
+        default=None,
+        description='"application/pdf" when the URL or click led to a PDF (then `text` is '
+        "its text as Markdown); null for a web page",
+    )
+    pages: int | None = Field(default=None, description="a PDF's page count")
 
 
 class ScreenshotQuery(_Body):
@@ -527,6 +622,9 @@ class ScrapeResponse(BaseModel):
     title: str
     format: str
     content: str
+    # --- session files (issue 19)
+    content_type: str | None = None  # "application/pdf" when the URL was a PDF
+    pages: int | None = None  # a PDF's page count
 
 
 ALIASES = {"session_timeout": "session_timeout_minutes"}
@@ -552,6 +650,7 @@ _HINTS = {
     "prompt_text": "send the text to answer a prompt() with",
     "index": "send a tab index from observation.tabs (0 is the first tab)",
     **PROFILE_HINTS,
+    "files": 'send a list of names from GET /session/<id>/files, e.g. ["cv.pdf"]',
 }
 
 # where one field name means different things in different models
@@ -657,6 +756,7 @@ _STEP_MODELS: tuple[type[BaseModel], ...] = (
     WaitStep,
     SwitchTabStep,
     CloseTabStep,
+    UploadFileStep,
 )
 
 
@@ -800,4 +900,11 @@ class ErrorResponse(BaseModel):
     profiles_max: int | None = Field(
         default=None, description="409: SESSIONS_MAX_PROFILES_PER_PRINCIPAL, reached"
     )
-    limit: str | None = Field(default=None, description="413: the setting the state is over")
+    # profiles (issue 18) and session files (issue 19)
+    limit: str | None = Field(
+        default=None,
+        description="413: the setting the body passed (SESSIONS_MAX_STATE_MB, "
+        "SESSIONS_MAX_PROFILE_MB, SESSIONS_MAX_UPLOAD_MB, SESSIONS_MAX_SESSION_FILES_MB)",
+    )
+    # session files (issue 19)
+    limit_bytes: int | None = Field(default=None, description="413: that limit, in bytes")

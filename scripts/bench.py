@@ -2025,6 +2025,8 @@ def _parser() -> argparse.ArgumentParser:
         "--adapters", action="store_true", help="Notte's SDK and the MCP server beside our API"
     )
     p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
+    # session files (issue 19)
+    p.add_argument("--files", action="store_true", help="only session files: MB/s and PDFs")
     p.add_argument("--egress-only", action="store_true", help="run only the egress section")
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
     return p
@@ -2073,6 +2075,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_profiles
 
         return bench_profiles.main(quick=args.quick)
+    if args.files:  # session files (issue 19)
+        from scripts import bench_files
+
+        return bench_files.main(quick=args.quick)
     if args.adapters:  # issue 21: scripts/bench_adapters.py
         from scripts import bench_adapters
 

@@ -4,8 +4,9 @@ Pages: ``/`` (home, links), ``/login`` (form → ``/account``), ``/account`` (ne
 cookie), ``/profile`` (select, checkbox, textarea; Save posts back to ``/profile``),
 ``/report`` (a table and nested lists), ``/pages/1..3`` (a chain of links),
 ``/changing`` (a button that rewrites the page), ``/slow?ms=N`` (answers after N ms),
-``/redirect`` (302 → ``/``), ``/gallery`` (20 uncached images, ``/img/N.svg``), anything
-else 404.
+``/redirect`` (302 → ``/``), ``/gallery`` (20 uncached images, ``/img/N.svg``), ``/apply``
+(a form that takes a CV file; posting it says what arrived), ``/invoices`` (a link to
+``/invoices/2024-001.pdf``, a one-page PDF with a table), anything else 404.
 
 Run it alone: ``python scripts/demo_site.py --port 8100``.
 """
@@ -13,6 +14,7 @@ Run it alone: ``python scripts/demo_site.py --port 8100``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import threading
 import time
@@ -126,6 +128,13 @@ class DemoHandler(BaseHTTPRequestHandler):
                 "<a href='/profile'>Edit profile</a> <a href='/'>Home</a>"
             )
             self._send(200, _page("Account", body))
+        elif url.path == "/invoices/2024-001.pdf":  # session files (issue 19)
+            data = invoice_pdf()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         elif url.path in PAGES:
             title, body = PAGES[url.path]
             self._send(200, _page(title, body))
@@ -134,8 +143,18 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        raw = self.rfile.read(length)
         path = urlsplit(self.path).path
+        if path == "/apply":  # session files (issue 19)
+            files = received_files(self.headers.get("Content-Type", ""), raw)
+            items = "".join(
+                f"<li>{html.escape(name)}: {size} bytes, sha256 {digest}</li>"
+                for name, size, digest in files
+            )
+            body = f"<h1>Application received</h1><ul>{items or '<li>no file</li>'}</ul>"
+            self._send(200, _page("Application received", body))
+            return
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         if path == "/login":
             if form.get("user") == USER and form.get("password") == PASSWORD:
                 cookie = f"demo_user={USER}; Path=/; HttpOnly"
@@ -155,6 +174,88 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+# --- session files (issue 19): a form that takes a file, and an invoice PDF
+PAGES["/apply"] = (
+    "Apply",
+    "<h1>Apply for the job</h1><form method='post' action='/apply' "
+    "enctype='multipart/form-data'><label for='name'>Name</label> "
+    "<input id='name' name='name'><label for='cv'>Your CV</label> "
+    "<input type='file' id='cv' name='cv'><button type='submit' id='apply'>Send application"
+    "</button></form>",
+)
+PAGES["/invoices"] = (
+    "Invoices",
+    "<h1>Invoices</h1><ul><li><a href='/invoices/2024-001.pdf'>Invoice 2024-001</a> "
+    "(PDF)</li></ul>",
+)
+INVOICE_LINES = [
+    "Invoice 2024-001",
+    "Demo shop, 1 Rabbit Hole, Wonderland",
+    "Item    Qty    Price",
+    "Tea set    1    42.00 EUR",
+    "Pocket watch    2    18.50 EUR",
+    "Total    79.00 EUR",
+]
+
+
+def invoice_pdf() -> bytes:
+    """A one-page PDF with a text layer (Helvetica), written out by hand: no library."""
+    text = (
+        "BT /F1 14 Tf 72 760 Td 18 TL "
+        + " ".join(
+            "({}) Tj T*".format(line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)"))
+            for line in INVOICE_LINES
+        )
+        + " ET"
+    )
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text.encode("latin-1")),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return out
+
+
+def received_files(content_type: str, body: bytes) -> list[tuple[str, int, str]]:
+    """``(filename, size, sha256)`` of each file part of a multipart body."""
+    from werkzeug.http import parse_options_header
+    from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, NeedData
+
+    boundary = parse_options_header(content_type)[1].get("boundary", "")
+    decoder = MultipartDecoder(boundary.encode())
+    decoder.receive_data(body)
+    decoder.receive_data(None)
+    found: list[tuple[str, int, str]] = []
+    name, digest, size = "", hashlib.sha256(), 0
+    event = decoder.next_event()
+    while not isinstance(event, (NeedData, Epilogue)):
+        if isinstance(event, File):
+            name, digest, size = event.filename or "", hashlib.sha256(), 0
+        elif isinstance(event, Data) and name:
+            digest.update(event.data)
+            size += len(event.data)
+            if not event.more_data:
+                found.append((name, size, digest.hexdigest()))
+                name = ""
+        event = decoder.next_event()
+    return found
 
 
 def start_demo_site(port: int = 0) -> tuple[ThreadingHTTPServer, str]:

@@ -9,10 +9,8 @@ run, 50 MB downloads, a fuzz of every route, a soak) are in ``test_stress.py`` b
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -215,73 +213,7 @@ def test_popups_past_the_cap_are_closed_and_reported(make_app: AppFactory, site:
     assert post(client, "/env/observe", session_id=sid)["observation"]["warnings"] == []
 
 
-# ---------------------------------------------------------------------- downloads
-
-
-def _artifacts() -> dict[str, int]:
-    """Bytes in each Playwright artifacts directory (where accepted downloads would go)."""
-    pattern = os.path.join(tempfile.gettempdir(), "playwright-artifacts-*")
-    return {d: du(d) for d in glob.glob(pattern)}
-
-
-def test_downloads_are_refused_by_default_and_nothing_lands_on_disk(
-    make_app: AppFactory, site: str
-) -> None:
-    app = make_app()
-    client = app.test_client()
-    before = _artifacts()
-    sid, first = open_session(client, site + "/download-3x5")
-    limits = limits_of(app, sid)
-    assert wait_for(lambda: on_loop(app, lambda: limits.downloads_refused) == 3, 20)
-    warnings = (
-        first["warnings"] + post(client, "/env/observe", session_id=sid)["observation"]["warnings"]
-    )
-    assert any("refused 3 download" in w or "refused" in w for w in warnings), warnings
-    assert all("SESSIONS_MAX_DOWNLOAD_MB=0" in w for w in warnings if "download" in w)
-    manager = FlaskSessions.state(app).manager
-    assert manager.guard is not None and manager.guard.downloads_root is None
-    assert limits.download_dir is None
-    after = _artifacts()
-    assert all(size == 0 for d, size in after.items() if d not in before), after
-    assert all(after.get(d, 0) <= size for d, size in before.items())
-
-
-def test_downloads_are_metered_cancelled_past_the_limit_and_deleted_at_close(
-    make_app: AppFactory, site: str
-) -> None:
-    app = make_app(SESSIONS_MAX_DOWNLOAD_MB=2)
-    client = app.test_client()
-    sid, _ = open_session(client, site + "/download-small")
-    limits = limits_of(app, sid)
-    directory = limits.download_dir
-    assert directory is not None and os.path.isdir(directory)
-
-    def finished() -> list[str]:
-        return [n for n in os.listdir(directory) if not n.endswith(".crdownload")]
-
-    assert wait_for(lambda: len(finished()) == 1 and du(directory) == MB, 20), os.listdir(directory)
-
-    # 40 MB without a Content-Length: it runs until the session's 2 MB are used up
-    post(client, "/env/step", session_id=sid, type="goto", url=site + "/download-slow")
-    assert wait_for(lambda: on_loop(app, lambda: limits.downloads_cancelled) >= 1, 20)
-    assert wait_for(lambda: du(directory) <= 2 * MB and len(os.listdir(directory)) == 1, 20), (
-        os.listdir(directory)
-    )
-    warnings = post(client, "/env/observe", session_id=sid)["observation"]["warnings"]
-    assert any("SESSIONS_MAX_DOWNLOAD_MB" in w and "cancelled" in w for w in warnings), warnings
-
-    # a second 1 MB file still fits (2 MB in all); at the limit, the next one is
-    # cancelled as it starts
-    post(client, "/env/step", session_id=sid, type="goto", url=site + "/download-small")
-    assert wait_for(lambda: len(finished()) == 2 and du(directory) == 2 * MB, 20)
-    assert wait_for(lambda: on_loop(app, lambda: limits.download_bytes) == 2 * MB, 20)
-    cancelled = on_loop(app, lambda: limits.downloads_cancelled)
-    post(client, "/env/step", session_id=sid, type="goto", url=site + "/download-small")
-    assert wait_for(lambda: on_loop(app, lambda: limits.downloads_cancelled) > cancelled, 20)
-    assert sorted(finished()) == sorted(os.listdir(directory)) and du(directory) == 2 * MB
-
-    post(client, "/session/close", session_id=sid)
-    assert wait_for(lambda: not os.path.exists(directory), 20)
+# Downloads are session files now (issue 19): tests/test_files.py.
 
 
 # -------------------------------------------------------------------- screenshots

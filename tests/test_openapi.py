@@ -296,6 +296,7 @@ CHECKS = [
 STATS: dict[str, Counter[int]] = defaultdict(Counter)
 MEDIA: Counter[str] = Counter()  # the media types of the 2xx answers
 RNG = random.Random(13)
+FUZZ_FILE = "fuzz.txt"  # the file a case about one file names (session files, issue 19)
 
 
 class Live:
@@ -347,6 +348,18 @@ class Live:
         self.session_id = answer.json()["session_id"]
         return self.session_id
 
+    def with_file(self, session_id: str) -> str:
+        """A file in the session (session files, issue 19): a case about one names it."""
+        listed = self.http.get(f"{self.server.base}/session/{session_id}/files", timeout=30)
+        if listed.ok and any(f["name"] == FUZZ_FILE for f in listed.json()["files"]):
+            return FUZZ_FILE
+        self.http.post(
+            f"{self.server.base}/session/{session_id}/files",
+            files={"file": (FUZZ_FILE, b"fuzz")},
+            timeout=30,
+        )
+        return FUZZ_FILE
+
     def close_others(self, response: requests.Response) -> None:
         """Close a session a case started, so cases never fill the server."""
         try:
@@ -385,6 +398,8 @@ def aim(case: Any, live: Live) -> None:
         sid = live.live_session()
         if isinstance(case.path_parameters, dict) and "session_id" in case.path_parameters:
             case.path_parameters["session_id"] = sid
+        if isinstance(case.path_parameters, dict) and "file_name" in case.path_parameters:
+            case.path_parameters["file_name"] = live.with_file(sid)
         if isinstance(case.body, dict) and "session_id" in case.body:
             case.body["session_id"] = sid
         if isinstance(case.query, dict) and "session_id" in case.query:

@@ -734,7 +734,7 @@ def _settle(server: Server, baseline_renderers: int, timeout: float = 20) -> Non
 
 def _artifact_bytes() -> int:
     total = 0
-    for pattern in ("playwright-artifacts-*", "flask-sessions-downloads-*"):
+    for pattern in ("playwright-artifacts-*", "flask-sessions-files-*"):  # session files
         for directory in glob.glob(os.path.join(tempfile.gettempdir(), pattern)):
             for root, _, files in os.walk(directory):
                 for name in files:
@@ -899,8 +899,11 @@ def test_memory_abuse(servers: Callable[..., Server], site: str) -> None:
     case("bomb: JS arrays", bomb("/bomb-js"))
     case("bomb: canvas", bomb("/bomb-canvas"))
     case("full page, 200,000 px", screenshot)
-    case("6 x 50 MB downloads, off", downloads(server))
-    limited = servers(SESSIONS_MAX_DOWNLOAD_MB="10")
+    off = servers(SESSIONS_MAX_SESSION_FILES_MB="0")  # session files (issue 19): files off
+    _post(off, "/session/start", {})
+    _settle(off, len(renderers(off.pid)))
+    case("6 x 50 MB downloads, off", downloads(off), off)
+    limited = servers(SESSIONS_MAX_SESSION_FILES_MB="10")
     _post(limited, "/session/start", {})
     _settle(limited, len(renderers(limited.pid)))
     case("6 x 50 MB downloads, 10 MB", downloads(limited), limited)

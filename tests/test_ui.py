@@ -368,3 +368,31 @@ def test_the_profile_column_and_the_profiles_list(page: Page, live: Live, page_s
     live.api.post("/session/close", json={"session_id": sid})
     expect(row(page, sid).locator(".psave")).to_have_text(re.compile(r"^saved "))
     assert "alice" not in page.content()  # the cookie's value (visitor=alice) is never shown
+
+
+# session files (issue 19)
+def test_a_sessions_files_are_listed_with_a_download_link(
+    page: Page, live: Live, page_server: str
+) -> None:
+    sid = live.start(url=page_server + "/")
+    stored = live.api.post(
+        f"/session/{sid}/files", files=[("file", ("report <b>.csv", b"a,b\n1,2\n"))]
+    )
+    assert stored.status_code == 200, stored.text
+    sign_in(page, live)
+    row(page, sid).locator(".files").click()
+    box = page.locator("#filesbox")
+    expect(box).to_be_visible()
+    listed = box.locator("#fb-rows tr")
+    expect(listed).to_have_count(1)
+    expect(listed.locator("td").first).to_have_text("report <b>.csv")  # text, not HTML
+    expect(listed.locator("td").nth(3)).to_have_text("complete")
+    with page.expect_download() as download:
+        listed.get_by_role("button", name="Download report <b>.csv").click()
+    saved = download.value
+    # the file's own name (Chromium itself makes "<" and ">" into "_" when it saves)
+    assert saved.suggested_filename == "report _b_.csv"
+    with open(saved.path(), "rb") as handle:
+        assert handle.read() == b"a,b\n1,2\n"
+    page.locator("#fb-close").click()
+    expect(box).to_be_hidden()

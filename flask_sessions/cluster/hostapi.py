@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 
 from flask_sessions import __version__
 from flask_sessions.errors import SessionsError, Unauthorized, error_response
+from flask_sessions.front.files import send
 from flask_sessions.front.metrics import CONTENT_TYPE, Metrics
 from flask_sessions.host.local import LocalBackend
 from flask_sessions.profile_schemas import (
@@ -190,6 +191,31 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
     def put_profile_state(profile_id: str) -> Response:
         state = parse(StorageState, body())
         return answer(backend.put_profile_state(principal(), profile_id, state))
+
+    # --- session files (issue 19): bodies stream through, both ways
+    @bp.post("/sessions/<session_id>/files")
+    def upload_files(session_id: str) -> Response:
+        stored = backend.upload_files(
+            principal(), session_id, request.stream, request.content_type, request.content_length
+        )
+        return answer(stored)
+
+    @bp.get("/sessions/<session_id>/files")
+    def list_files(session_id: str) -> Response:
+        return answer(backend.list_files(principal(), session_id))
+
+    @bp.get("/sessions/<session_id>/files/<file_name>")
+    def get_file(session_id: str, file_name: str) -> Response:
+        byte_range = request.headers.get("Range")
+        return send(backend.get_file(principal(), session_id, file_name, byte_range))
+
+    @bp.get("/sessions/<session_id>/files.zip")
+    def zip_files(session_id: str) -> Response:
+        return send(backend.zip_files(principal(), session_id))
+
+    @bp.delete("/sessions/<session_id>/files/<file_name>")
+    def delete_file(session_id: str, file_name: str) -> Response:
+        return answer(backend.delete_file(principal(), session_id, file_name))
 
     @bp.get("/readyz")
     def readyz() -> Response:

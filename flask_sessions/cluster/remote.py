@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -45,6 +46,8 @@ from flask_sessions.profile_schemas import (
 )
 from flask_sessions.schemas import (
     CdpTicketResponse,
+    FileBody,
+    FileList,
     ObserveRequest,
     ObserveResponse,
     ScrapeRequest,
@@ -60,6 +63,19 @@ from flask_sessions.schemas import (
 )
 
 HOST_ID_LENGTH = 8
+STREAM_CHUNK = 1 << 20  # bytes a front passes at a time when a file streams through
+PASSED_HEADERS = frozenset(  # a host's headers of a file answer that a front passes on
+    {
+        "content-disposition",
+        "x-content-type-options",
+        "content-security-policy",
+        "cross-origin-resource-policy",
+        "cache-control",
+        "accept-ranges",
+        "content-range",
+        "etag",
+    }
+)
 DIRECTORY_TTL_SECONDS = 0.5  # how long a front trusts what it read of the hosts' load
 
 M = TypeVar("M", SessionResponse, ObserveResponse, StepResponse, ScrapeResponse)
@@ -402,6 +418,93 @@ class RemoteBackend:
         body = state.to_playwright()
         response = self._on_any(principal, "PUT", f"/profiles/{profile_id}/state", body=body)
         return ProfileInfo.model_validate(response.json())
+
+    # --- session files (issue 19): streamed through, never whole in this process
+    def upload_files(
+        self,
+        principal: str,
+        session_id: str,
+        body: IO[bytes],
+        content_type: str | None,
+        content_length: int | None,
+    ) -> FileList:
+        headers = {PRINCIPAL_HEADER: principal, "Content-Type": content_type or ""}
+        if content_length is not None:
+            headers["Content-Length"] = str(content_length)
+        path = f"/sessions/{session_id}/files"
+
+        def chunks() -> Iterator[bytes]:
+            while data := body.read(STREAM_CHUNK):
+                yield data
+
+        response = self._stream_to_owner(
+            principal, session_id, "POST", path, headers=headers, content=chunks()
+        )
+        try:
+            response.read()
+        finally:
+            response.close()
+        return FileList.model_validate(response.json())
+
+    def list_files(self, principal: str, session_id: str) -> FileList:
+        response = self._on_owner(principal, session_id, "GET", f"/sessions/{session_id}/files")
+        return FileList.model_validate(response.json())
+
+    def get_file(
+        self, principal: str, session_id: str, name: str, byte_range: str | None
+    ) -> FileBody:
+        headers = {PRINCIPAL_HEADER: principal}
+        if byte_range:
+            headers["Range"] = byte_range
+        path = f"/sessions/{session_id}/files/{quote(name, safe='')}"
+        return self._file_body(
+            self._stream_to_owner(principal, session_id, "GET", path, headers=headers)
+        )
+
+    def zip_files(self, principal: str, session_id: str) -> FileBody:
+        path = f"/sessions/{session_id}/files.zip"
+        headers = {PRINCIPAL_HEADER: principal}
+        return self._file_body(
+            self._stream_to_owner(principal, session_id, "GET", path, headers=headers)
+        )
+
+    def delete_file(self, principal: str, session_id: str, name: str) -> FileList:
+        path = f"/sessions/{session_id}/files/{quote(name, safe='')}"
+        response = self._on_owner(principal, session_id, "DELETE", path)
+        return FileList.model_validate(response.json())
+
+    def _stream_to_owner(
+        self, principal: str, session_id: str, method: str, path: str, **kw: Any
+    ) -> httpx.Response:
+        """A call to the owner whose answer is read as it comes (the caller closes it)."""
+        try:
+            url = self._url_for(principal, session_id)
+        except HostGone as gone:
+            raise gone.error(session_id) from None
+        request = self.http.build_request(method, f"{url}{API}{path}", **kw)
+        try:
+            response = self.http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise BrowserUnavailable(f"the browser host at {url} is unreachable: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                response.read()
+            finally:
+                response.close()
+            raise _error_from(response)
+        return response
+
+    @staticmethod
+    def _file_body(response: httpx.Response) -> FileBody:
+        length = response.headers.get("Content-Length")
+        return FileBody(
+            chunks=response.iter_raw(),  # as it comes (a chunk size costs httpx copies)
+            content_type=response.headers.get("Content-Type", "application/octet-stream"),
+            headers={k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS},
+            length=int(length) if length is not None else None,
+            status=response.status_code,
+            close=response.close,
+        )
 
     def readiness(self) -> tuple[bool, str]:
         try:

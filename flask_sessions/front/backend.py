@@ -8,7 +8,7 @@ which. Every method takes the caller's principal; every error is a ``SessionsErr
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from flask_sessions.profile_schemas import (
     AddCookiesRequest,
@@ -20,6 +20,8 @@ from flask_sessions.profile_schemas import (
 )
 from flask_sessions.schemas import (
     CdpTicketResponse,
+    FileBody,
+    FileList,
     ObserveRequest,
     ObserveResponse,
     ScrapeRequest,
@@ -128,6 +130,36 @@ class SessionBackend(Protocol):
         self, principal: str, profile_id: str, state: StorageState
     ) -> ProfileInfo:
         """Replace a profile's state (a login made elsewhere)."""
+        ...
+
+    # --- session files (issue 19)
+    def upload_files(
+        self,
+        principal: str,
+        session_id: str,
+        body: IO[bytes],
+        content_type: str | None,
+        content_length: int | None,
+    ) -> FileList:
+        """Store the file parts of a multipart body (read as a stream); the stored files."""
+        ...
+
+    def list_files(self, principal: str, session_id: str) -> FileList:
+        """The session's files."""
+        ...
+
+    def get_file(
+        self, principal: str, session_id: str, name: str, byte_range: str | None
+    ) -> FileBody:
+        """One complete file's bytes (``byte_range``: an HTTP ``Range`` header)."""
+        ...
+
+    def zip_files(self, principal: str, session_id: str) -> FileBody:
+        """Every complete file, as one zip, streamed."""
+        ...
+
+    def delete_file(self, principal: str, session_id: str, name: str) -> FileList:
+        """Delete a file (a running download is cancelled); the files left."""
         ...
 
     def readiness(self) -> tuple[bool, str]:

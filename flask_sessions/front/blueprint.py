@@ -21,6 +21,7 @@ from flask_sessions import logs
 from flask_sessions.config import Settings
 from flask_sessions.errors import BrowserUnavailable, InvalidInput, SessionNotFound, error_response
 from flask_sessions.front import openapi
+from flask_sessions.front.files import register_files
 from flask_sessions.front.metrics import CONTENT_TYPE
 from flask_sessions.front.notte import register_notte
 from flask_sessions.front.profiles import register_profiles
@@ -202,6 +203,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         return _json(backend.cdp_ticket(principal(), session_id))
 
     register_profiles(bp, state, login_required)  # cookies, state, profiles (issue 18)
+    register_files(bp, state, login_required)  # session files (issue 19)
     _probes(bp, state, login_required)
     openapi.register(bp, state)
     if settings.ui:

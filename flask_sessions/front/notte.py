@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import json
+import posixpath
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -479,6 +480,7 @@ _TARGET_STEPS = {
     "fallback_fill": "fill",
     "check": "check",
     "select_dropdown_option": "select_dropdown_option",
+    "upload_file": "upload_file",  # session files (issue 19): file_path names a session file
 }
 _NOT_HERE = {
     "captcha_solve": "captcha solving is not available on this server",
@@ -486,7 +488,6 @@ _NOT_HERE = {
     "(attach Playwright to the session's cdp_url instead)",
     "form_fill": "form_fill needs an LLM; fill each field with a fill action",
     "goto_new_tab": "this server opens no tab on request; use goto",
-    "upload_file": "file uploads are not available on this server yet",
     "download_file": "file downloads are not available on this server yet",
     "email_read": "personas are not available on this server",
     "sms_read": "personas are not available on this server",
@@ -538,6 +539,11 @@ def step_fields(action: dict[str, Any], session_id: str) -> dict[str, Any]:
         fields["id"] = action_id
     elif selector:
         fields["selector"] = selector
+    if kind == "upload_file":  # session files (issue 19): the file's name in the session
+        fields["files"] = [
+            posixpath.basename(str(action.get("file_path") or "").replace("\\", "/"))
+        ]
+        return fields
     value = action.get("value")
     if isinstance(value, dict):
         why = "vault placeholders are not available on this server; send the value itself"

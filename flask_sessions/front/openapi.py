@@ -54,6 +54,7 @@ from flask_sessions.schemas import (
     CdpTicketResponse,
     CloseRequest,
     ErrorResponse,
+    FileList,  # session files (issue 19)
     HealthResponse,
     ListQuery,
     ObserveRequest,
@@ -103,6 +104,8 @@ class Route:
     errors: tuple[int, ...] = ()
     auth: bool = True
     extra_responses: Mapping[int, dict[str, Any]] = field(default_factory=dict)
+    # a body that is no JSON model (session files: a multipart upload), by media type
+    body_content: Mapping[str, dict[str, Any]] | None = None
 
 
 JSON = "application/json"
@@ -240,6 +243,104 @@ ROUTES: tuple[Route, ...] = (
         "append `?ticket=` to `cdp_url`. 400 when CDP is off on this server.",
         tag="cdp",
         ok={JSON: CdpTicketResponse},
+        errors=(400, 401, 404, 409, 503, 504),
+    ),
+    # --- session files (issue 19)
+    Route(
+        "upload_files",
+        "POST",
+        "/session/<session_id>/files",
+        "Upload files into the session's files",
+        "A multipart/form-data body: each part with a filename is stored (streamed to disk) "
+        "under a safe, unique name (the answer gives it); other parts are ignored. Each file "
+        "is bounded by SESSIONS_MAX_UPLOAD_MB and the session's files by "
+        "SESSIONS_MAX_SESSION_FILES_MB (413 naming which; nothing of the body is kept); "
+        "507 below SESSIONS_MIN_FREE_DISK_MB. Counts as access.",
+        tag="files",
+        body_content={
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {
+                                "type": "string",
+                                "contentMediaType": "application/octet-stream",
+                            },
+                            "minItems": 1,
+                            "description": "one part per file, each with a filename",
+                        }
+                    },
+                    "required": ["file"],
+                },
+                "encoding": {"file": {"contentType": "application/octet-stream"}},
+            }
+        },
+        ok={JSON: FileList},
+        errors=(400, 401, 404, 409, 413, 503, 504, 507),
+    ),
+    Route(
+        "list_files",
+        "GET",
+        "/session/<session_id>/files",
+        "The session's files",
+        "Uploads and downloads, oldest first, with their state (a download may be "
+        "in_progress, complete, cancelled or too_large). Not an access.",
+        tag="files",
+        ok={JSON: FileList},
+        errors=(400, 401, 404, 409, 503, 504),
+    ),
+    Route(
+        "get_file",
+        "GET",
+        "/session/<session_id>/files/<file_name>",
+        "One file's bytes",
+        "Served as an attachment (`Content-Disposition` with `filename*`), with "
+        "`X-Content-Type-Options: nosniff` and a sandboxing CSP; what a browser could run "
+        "(HTML, SVG, XML, scripts) is served as application/octet-stream. A single `Range` "
+        "is honoured (206). Not an access.",
+        tag="files",
+        ok={"*/*": {"type": "string", "description": "the file's bytes"}},
+        ok_headers={
+            "Content-Disposition": {
+                "description": "attachment; filename=...; filename*=UTF-8''...",
+                "schema": {"type": "string"},
+            },
+            "ETag": {"description": "the file's sha256, quoted", "schema": {"type": "string"}},
+        },
+        errors=(400, 401, 404, 409, 503, 504),
+        extra_responses={
+            206: {
+                "description": "the part of the file the `Range` header asked for",
+                "headers": {
+                    "Content-Range": {
+                        "description": "bytes start-end/size",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {"*/*": {"schema": {"type": "string"}}},
+            }
+        },
+    ),
+    Route(
+        "zip_files",
+        "GET",
+        "/session/<session_id>/files.zip",
+        "Every complete file, as one zip (streamed)",
+        "Stored (not compressed), ZIP64 where needed. Not an access.",
+        tag="files",
+        ok={"application/zip": {"type": "string", "contentMediaType": "application/zip"}},
+        errors=(400, 401, 404, 409, 503, 504),
+    ),
+    Route(
+        "delete_file",
+        "DELETE",
+        "/session/<session_id>/files/<file_name>",
+        "Delete a file (a running download is cancelled)",
+        "Answers the files left. Counts as access.",
+        tag="files",
+        ok={JSON: FileList},
         errors=(400, 401, 404, 409, 503, 504),
     ),
 )
@@ -495,8 +596,9 @@ _ERROR_TEXT = {
     409: "the session has ended (closed, timed out or failed); or the profile is held by a "
     "session with persist: true (`holder`)",
     413: "the body is larger than SESSIONS_MAX_CONTENT_LENGTH (PUT /profiles/<id>/state: plus "
-    "SESSIONS_MAX_PROFILE_MB), or a storage state is over SESSIONS_MAX_STATE_MB or "
-    "SESSIONS_MAX_PROFILE_MB (`limit` names it)",
+    "SESSIONS_MAX_PROFILE_MB), a storage state is over SESSIONS_MAX_STATE_MB or "
+    "SESSIONS_MAX_PROFILE_MB, or an upload is past SESSIONS_MAX_UPLOAD_MB or "
+    "SESSIONS_MAX_SESSION_FILES_MB (`limit` names which)",
     429: "a session cap is reached (SESSIONS_MAX_SESSIONS or "
     "SESSIONS_MAX_SESSIONS_PER_PRINCIPAL): retry after `Retry-After` seconds",
     502: "the browser is up but the page failed the operation",
@@ -504,6 +606,7 @@ _ERROR_TEXT = {
     "`Retry-After` when waiting helps; or a stored profile that SESSIONS_PROFILE_KEY does not "
     "open, or a profile store that is down",
     504: "the browser or the page did not answer in time",
+    507: "the host's disk is below SESSIONS_MIN_FREE_DISK_MB: no upload for now",
 }
 
 
@@ -516,6 +619,10 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "profile_id": {  # profiles (issue 18)
         "schema": {"type": "string", "pattern": PROFILE_ID_PATTERN},
         "description": "the profile_id returned by POST /profiles",
+    },
+    "file_name": {
+        "schema": {"type": "string", "minLength": 1},
+        "description": "a file's name as GET /session/{session_id}/files lists it",
     },
 }
 """Schemas of the path parameters by name (any other is a plain string)."""
@@ -687,6 +794,8 @@ def _operation(
             "required": route.body_required,
             "content": {JSON: {"schema": _ref(name)}},
         }
+    elif route.body_content is not None:
+        operation["requestBody"] = {"required": True, "content": copy.deepcopy(route.body_content)}
     ok: dict[str, Any] = {"description": "OK", "content": {}}
     for media_type, model in route.ok.items():
         schema = refs[model.__name__] if isinstance(model, type) else dict(model)
@@ -742,6 +851,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
             {"name": "agent", "description": "the agent loop: observe, step, scrape"},
             {"name": "cdp", "description": "attach your own Playwright or Puppeteer"},
             {"name": "profiles", "description": "cookies, storage state and saved profiles"},
+            {"name": "files", "description": "a session's files: uploads, downloads, PDFs"},
             {"name": "operations", "description": "probes, metrics and this document"},
         ],
         "paths": dict(sorted(paths.items())),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from flask_sessions.errors import ProfileNotFound, TooLarge
+from flask_sessions.errors import PayloadTooLarge, ProfileNotFound
 from flask_sessions.profile_schemas import (
     PROFILE_ID_PATTERN,
     AddCookiesRequest,
@@ -81,7 +81,7 @@ def register_profiles(
         large as a profile's state (runs after the blueprint's own limit is set)."""
         size = request.content_length
         if request.endpoint == START and size is not None and size > settings.max_content_length:
-            raise TooLarge(
+            raise PayloadTooLarge(
                 f"the request body is {size} bytes, over SESSIONS_MAX_CONTENT_LENGTH="
                 f"{settings.max_content_length}; an inline storage_state must fit it (and "
                 f"SESSIONS_MAX_STATE_MB={settings.max_state_mb:g}): for a larger state, import "
@@ -93,7 +93,7 @@ def register_profiles(
         limit = state_body_limit(settings.max_content_length, settings.max_profile_mb)
         request.max_content_length = limit
         if size is not None and size > limit:
-            raise TooLarge(
+            raise PayloadTooLarge(
                 f"the request body is {size / MB:.1f} MB, over the {limit / MB:.1f} MB this "
                 "route takes (SESSIONS_MAX_CONTENT_LENGTH plus SESSIONS_MAX_PROFILE_MB="
                 f"{settings.max_profile_mb:g}); nothing was saved",

@@ -1,15 +1,15 @@
-"""Bounds on what a session's pages may use: pages, downloads, renderer memory (issue 8).
+"""Bounds on what a session's pages may use: pages and renderer memory (issue 8).
 
 Everything here runs on the runtime loop, except :meth:`RendererScanner.scan`, which the
 watchdog runs in a worker thread.
 
 * :class:`SessionLimits`, one per session (made with its context by ``live.open_live``):
-  closes popups and new tabs past ``SESSIONS_MAX_PAGES_PER_SESSION``, refuses downloads
-  or meters them against ``SESSIONS_MAX_DOWNLOAD_MB``, and keeps the warnings the next
-  observation reports.
+  closes popups and new tabs past ``SESSIONS_MAX_PAGES_PER_SESSION``, and keeps the
+  warnings the next observation reports. (Downloads are session files: ``files.py`` and
+  ``downloads.py``, issue 19.)
 * :class:`BrowserGuard`, one per launched Chromium: a browser-level CDP session (to
-  point a context's downloads at that session's own directory, and cancel them), the
-  browser's PID, and the watchdog's last kill.
+  point a context's downloads at that session's own folder, and cancel them; the files
+  room listens to its download events), the browser's PID, and the watchdog's last kill.
 * :func:`run_watchdog`: every ``SESSIONS_WATCHDOG_INTERVAL_SECONDS`` it reads the
   resident memory of each renderer process under the browser and SIGKILLs one over
   ``SESSIONS_MAX_PAGE_MEMORY_MB``. Chromium then reports the crash on that renderer's
@@ -29,23 +29,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-from playwright.async_api import Browser, BrowserContext, CDPSession, Download, Page
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page
 from playwright.async_api import Error as PlaywrightError
 
 log = logging.getLogger("flask_sessions")
 
 MB = 1 << 20
-PARTIAL_SUFFIX = ".crdownload"  # Chromium's name for a download still being written
-METER_INTERVAL = 0.02  # seconds between two looks at a session's downloads while one runs
-METER_GRACE = 2.0  # keep looking this long after a download starts (its file may be late)
 KILL_ATTRIBUTION_SECONDS = 10.0  # a crash this soon after a kill is that kill's
 
 
@@ -62,33 +57,23 @@ class Kill:
 class BrowserGuard:
     """Per-Chromium state for the limits: a browser CDP session, the PID, the last kill."""
 
-    def __init__(
-        self, browser: Browser, cdp: CDPSession, pid: int | None, downloads_root: str | None
-    ) -> None:
+    def __init__(self, browser: Browser, cdp: CDPSession, pid: int | None) -> None:
         self.browser = browser
         self.cdp = cdp
         self.pid = pid
-        self.downloads_root = downloads_root
         self.scanner = RendererScanner()
         self.last_kill: Kill | None = None
         self.kills = 0
-        # downloads started by a session's own page (its target id is its main frame's id)
-        self.by_target: dict[str, SessionLimits] = {}
-        self.by_guid: dict[str, SessionLimits] = {}
-        if downloads_root is not None:
-            cdp.on("Browser.downloadWillBegin", self._on_download_begin)
-            cdp.on("Browser.downloadProgress", self._on_download_progress)
 
     @classmethod
-    async def attach(cls, browser: Browser, downloads: bool) -> BrowserGuard:
-        """Open the browser CDP session, find Chromium's PID, make the downloads root."""
+    async def attach(cls, browser: Browser) -> BrowserGuard:
+        """Open the browser CDP session and find Chromium's PID."""
         cdp = await browser.new_browser_cdp_session()
         info = await cdp.send("SystemInfo.getProcessInfo")
         pid = next((p["id"] for p in info["processInfo"] if p.get("type") == "browser"), None)
         if pid is None:
             log.warning("flask_sessions: no browser PID from Chromium; memory is not watched")
-        root = tempfile.mkdtemp(prefix="flask-sessions-downloads-") if downloads else None
-        return cls(browser, cdp, pid, root)
+        return cls(browser, cdp, pid)
 
     async def allow_downloads(self, context_id: str, directory: str) -> None:
         """Let the context download, into ``directory`` only (Playwright made it "deny")."""
@@ -101,20 +86,6 @@ class BrowserGuard:
                 "eventsEnabled": True,
             },
         )
-
-    def _on_download_begin(self, event: dict[str, Any]) -> None:
-        limits = self.by_target.get(event.get("frameId", ""))
-        if limits is not None:
-            self.by_guid[event["guid"]] = limits
-
-    def _on_download_progress(self, event: dict[str, Any]) -> None:
-        guid = event.get("guid", "")
-        limits = self.by_guid.get(guid)
-        if limits is None:
-            return
-        if event.get("state") != "inProgress":
-            del self.by_guid[guid]
-        limits.on_progress(guid, event)
 
     async def cancel_download(self, guid: str, context_id: str) -> None:
         with contextlib.suppress(PlaywrightError):
@@ -160,15 +131,9 @@ class BrowserGuard:
                 limit_mb,
             )
 
-    def forget(self) -> None:
-        """Chromium is gone: remove what its downloads left on disk."""
-        if self.downloads_root is not None:
-            shutil.rmtree(self.downloads_root, ignore_errors=True)
-
     async def close(self) -> None:
         with contextlib.suppress(PlaywrightError):
             await self.cdp.detach()
-        self.forget()
 
 
 class RendererScanner:
@@ -332,34 +297,19 @@ async def run_watchdog(
 
 @dataclass
 class SessionLimits:
-    """One session's bounds: its pages, its downloads, and warnings for the next observation.
+    """One session's bounds on its pages, and warnings for the next observation.
 
     ``on_crash(main)`` is set by the manager when the session is registered; it is called
     when one of the session's pages crashes (``main``: the session's own page).
     """
 
     max_pages: int = 5
-    max_download_bytes: int = 0  # 0: downloads are refused
-    guard: BrowserGuard | None = None
-    download_dir: str | None = None
-    context_id: str | None = None
     pages: list[Page] = field(default_factory=list)
     popups_blocked: int = 0
-    download_bytes: int = 0  # on disk at the last look
-    downloads_cancelled: int = 0
-    downloads_refused: int = 0
     crashed: bool = False  # the session's own page crashed
     on_crash: Callable[[bool], None] | None = None
     _popups_since: int = 0
-    target_id: str | None = None  # of the session's own page, when downloads are allowed
-    finished_bytes: int = 0  # on disk at the last look, downloads still running left out
-    _reserved: dict[str, int] = field(default_factory=dict)  # running downloads' sizes
-    _refused_since: int = 0
-    _refused_first: str = ""
-    _cancelled_since: int = 0
-    _meter: asyncio.Task[None] | None = None
-    _last_start: float = 0.0
-    _cancelled_ids: set[str] = field(default_factory=set)  # downloads cancelled or deleted
+    target_id: str | None = None  # of the session's own page
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # ------------------------------------------------------------------ pages
@@ -377,7 +327,6 @@ class SessionLimits:
         main = not self.pages
         self.pages.append(page)
         page.on("close", self._on_page_closed)
-        page.on("download", self._on_download)
         page.on("crash", lambda _page: self._on_crash(main))
 
     def _on_page_closed(self, page: Page) -> None:
@@ -390,81 +339,6 @@ class SessionLimits:
         if self.on_crash is not None:
             self.on_crash(main)
 
-    # -------------------------------------------------------------- downloads
-
-    def _on_download(self, download: Download) -> None:
-        url = download.url
-        if self.max_download_bytes <= 0:  # the context's behaviour is "deny": nothing lands
-            self.downloads_refused += 1
-            self._refused_since += 1
-            self._refused_first = self._refused_first or url
-            return
-        self._last_start = time.monotonic()  # the meter cancels it if it does not fit
-        if self._meter is None or self._meter.done():
-            self._meter = asyncio.get_running_loop().create_task(self._run_meter())
-
-    def on_progress(self, guid: str, event: dict[str, Any]) -> None:
-        """A download of the session's own page reports its size (from Content-Length):
-        refuse it before it writes anything if, with the other running ones, it cannot fit."""
-        total = int(event.get("totalBytes") or 0)
-        if event.get("state") != "inProgress":
-            self._reserved.pop(guid, None)
-            return
-        if total <= 0 or guid in self._reserved:
-            return
-        self._reserved[guid] = total
-        if self.finished_bytes + sum(self._reserved.values()) > self.max_download_bytes:
-            self._reserved.pop(guid)
-            if self._count_cancelled(guid) and self.guard and self.context_id:
-                self._spawn(self.guard.cancel_download(guid, self.context_id))
-
-    def _count_cancelled(self, guid: str) -> bool:
-        """Count a download cancelled (or deleted) once; False if it was already."""
-        if guid in self._cancelled_ids:
-            return False
-        if len(self._cancelled_ids) > 10_000:  # a page that tries forever: keep this bounded
-            self._cancelled_ids.clear()
-        self._cancelled_ids.add(guid)
-        self.downloads_cancelled += 1
-        self._cancelled_since += 1
-        return True
-
-    async def _run_meter(self) -> None:
-        """Look at the session's downloads every ``METER_INTERVAL`` while any is running."""
-        while True:
-            partial = await self.check_downloads()
-            if not partial and time.monotonic() - self._last_start > METER_GRACE:
-                return
-            await asyncio.sleep(METER_INTERVAL)
-
-    async def check_downloads(self) -> int:
-        """Count the bytes on disk; past the limit, cancel what is running and delete
-        finished files, newest first, until the rest fits. Returns the running count."""
-        if self.download_dir is None:
-            return 0
-        files = _scan(self.download_dir)
-        self.download_bytes = sum(size for _, size, _ in files)
-        partial = [name for name, _, _ in files if name.endswith(PARTIAL_SUFFIX)]
-        self.finished_bytes = sum(s for n, s, _ in files if not n.endswith(PARTIAL_SUFFIX))
-        if self.download_bytes <= self.max_download_bytes:
-            return len(partial)
-        for name in partial:  # Chromium deletes a cancelled download's partial file
-            self.download_bytes -= next(size for n, size, _ in files if n == name)
-            guid = name.removesuffix(PARTIAL_SUFFIX)
-            if self._count_cancelled(guid) and self.guard and self.context_id:
-                await self.guard.cancel_download(guid, self.context_id)
-        finished = sorted(
-            (f for f in files if not f[0].endswith(PARTIAL_SUFFIX)), key=lambda f: -f[2]
-        )
-        for name, size, _ in finished:
-            if self.download_bytes <= self.max_download_bytes:
-                break
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.download_dir, name))
-            self.download_bytes -= size
-            self._count_cancelled(name)
-        return 0
-
     # --------------------------------------------------------------- reporting
 
     def take_warnings(self) -> list[str]:
@@ -475,36 +349,15 @@ class SessionLimits:
                 f"closed {self._popups_since} popup(s) or new tab(s): a session may have "
                 f"at most {self.max_pages} pages open (SESSIONS_MAX_PAGES_PER_SESSION)"
             )
-        if self._refused_since:
-            out.append(
-                f"refused {self._refused_since} download(s) (first: "
-                f"{_short(self._refused_first)}): downloads are off on this server "
-                "(SESSIONS_MAX_DOWNLOAD_MB=0)"
-            )
-        if self._cancelled_since:
-            out.append(
-                f"cancelled or deleted {self._cancelled_since} download(s): a session may "
-                f"keep at most {self.max_download_bytes / MB:g} MB of downloads on disk "
-                "(SESSIONS_MAX_DOWNLOAD_MB)"
-            )
         self._popups_since = 0
-        self._refused_since, self._refused_first = 0, ""
-        self._cancelled_since = 0
         return out
 
     # ----------------------------------------------------------------- closing
 
     async def close(self) -> None:
-        """The context is closed: stop metering and delete the session's downloads."""
-        if self._meter is not None and not self._meter.done():
-            self._meter.cancel()
-            await asyncio.gather(self._meter, return_exceptions=True)
+        """The context is closed: stop what runs for it."""
         for task in list(self._tasks):
             task.cancel()
-        if self.guard is not None and self.target_id is not None:
-            self.guard.by_target.pop(self.target_id, None)
-        if self.download_dir is not None:
-            await asyncio.to_thread(shutil.rmtree, self.download_dir, True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -515,24 +368,3 @@ class SessionLimits:
 async def _close_quietly(page: Page) -> None:
     with contextlib.suppress(PlaywrightError):
         await page.close()
-
-
-def _scan(directory: str) -> list[tuple[str, int, float]]:
-    """``(name, bytes on disk, mtime)`` of each file in ``directory``."""
-    out = []
-    try:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                on_disk = getattr(st, "st_blocks", 0) * 512
-                out.append((entry.name, max(on_disk, st.st_size), st.st_mtime))
-    except OSError:
-        return []
-    return out
-
-
-def _short(url: str) -> str:
-    return url if len(url) <= 120 else url[:117] + "..."

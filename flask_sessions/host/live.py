@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,8 @@ from playwright.async_api import Error as PlaywrightError
 
 from flask_sessions.config import Settings
 from flask_sessions.errors import InvalidInput
-from flask_sessions.host.limits import MB, BrowserGuard, SessionLimits
+from flask_sessions.host.files import FilesRoot, SessionFiles
+from flask_sessions.host.limits import BrowserGuard, SessionLimits
 from flask_sessions.page.scripts import QUIET_INIT_JS
 from flask_sessions.page.state import PageState
 
@@ -26,13 +26,15 @@ class LiveSession:
     ``lock`` makes a session's operations run one at a time, in arrival order
     (asyncio locks are FIFO); different sessions run concurrently. ``limits`` caps the
     pages the context may open (a tab past ``SESSIONS_MAX_PAGES_PER_SESSION`` is closed and
-    never becomes one of ``state.tabs``) and meters downloads.
+    never becomes one of ``state.tabs``). ``files`` is the session's folder: uploads, and the
+    downloads its pages make (None when ``SESSIONS_MAX_SESSION_FILES_MB=0``).
     """
 
     context: BrowserContext
     state: PageState
     limits: SessionLimits = field(default_factory=SessionLimits)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    files: SessionFiles | None = None
 
     @property
     def page(self) -> Page:
@@ -41,11 +43,13 @@ class LiveSession:
 
     async def close(self) -> None:
         """Close the context (and so its pages); errors of an already dead one are ignored.
-        Then delete whatever the session downloaded."""
+        Then delete the session's files."""
         self.state.ended.set()
         with contextlib.suppress(PlaywrightError):
             await self.context.close()
         await self.limits.close()
+        if self.files is not None:
+            await self.files.close()
 
 
 async def open_live(
@@ -53,29 +57,35 @@ async def open_live(
     settings: Settings,
     egress: Callable[[str], str | None] | None = None,
     guard: BrowserGuard | None = None,
+    files_root: FilesRoot | None = None,
     context_options: Mapping[str, Any] | None = None,
 ) -> LiveSession:
     """A new isolated context (own cookies, storage, cache) and its page, ready to use.
 
     ``egress(url)`` says why the egress proxy refused a load, so errors can name the rule.
-    The context refuses downloads (Playwright's default would accept them into a shared
-    temporary directory) unless ``SESSIONS_MAX_DOWNLOAD_MB`` allows some; then ``guard``
-    points them at a directory of this session's own, which is metered and deleted with it.
-    ``context_options`` are more ``new_context`` arguments (a ``storage_state``, say).
+    The context is made refusing downloads (Playwright's default would accept them into a
+    shared temporary directory); with session files on (``files_root``), ``guard`` then
+    points them at this session's own folder, where they are metered and listed, and which
+    is deleted with the session. ``context_options`` are more ``new_context`` arguments (a
+    ``storage_state``, say).
     """
-    limits = SessionLimits(
-        max_pages=settings.max_pages_per_session,
-        max_download_bytes=int(settings.max_download_mb * MB),
-        guard=guard,
-    )
+    limits = SessionLimits(max_pages=settings.max_pages_per_session)
+    files = files_root.new_session() if files_root else None
     try:
         context = await browser.new_context(
             viewport={"width": settings.viewport_width, "height": settings.viewport_height},
             accept_downloads=False,
             **(context_options or {}),
         )
-    except PlaywrightError as exc:  # profiles (issue 18): Chromium refused the given state
-        if context_options and "storage_state" in context_options:
+    except BaseException as exc:
+        if files is not None:
+            await files.close()
+        # profiles (issue 18): Chromium refused the given state
+        if (
+            isinstance(exc, PlaywrightError)
+            and context_options
+            and ("storage_state" in context_options)
+        ):
             raise state_refused(exc) from None
         raise
     try:
@@ -83,40 +93,36 @@ async def open_live(
         context.set_default_navigation_timeout(settings.navigation_timeout_ms)
         await context.add_init_script(QUIET_INIT_JS)
         limits.watch(context)  # first: a page it closes (over the cap) is never a tab
+        if files is not None:
+            files.downloads.watch(context)
         state = PageState(context, settings.page_probe_ms, accepts=limits.pages.__contains__)
         state.egress = egress
         state.watch()
         page = await context.new_page()
         state.adopt(page)
-        if limits.max_download_bytes > 0 and guard is not None and guard.downloads_root:
-            await _allow_downloads(context, page, limits, guard, guard.downloads_root)
+        if files is not None:
+            state.file_paths = files.paths  # the upload_file step
+            if files.downloads.allowed and guard is not None:
+                await _allow_downloads(state, files, guard)
     except BaseException:
         with contextlib.suppress(PlaywrightError):
             await context.close()
         await limits.close()
+        if files is not None:
+            await files.close()
         raise
-    return LiveSession(context, state, limits)
+    return LiveSession(context, state, limits, files=files)
 
 
-async def _allow_downloads(
-    context: BrowserContext,
-    page: Page,
-    limits: SessionLimits,
-    guard: BrowserGuard,
-    root: str,
-) -> None:
-    cdp = await context.new_cdp_session(page)
-    try:
-        info = await cdp.send("Target.getTargetInfo")
-    finally:
-        await cdp.detach()
-    limits.context_id = info["targetInfo"]["browserContextId"]
-    limits.target_id = info["targetInfo"]["targetId"]
-    directory = os.path.join(root, limits.context_id)
-    os.makedirs(directory, exist_ok=True)
-    limits.download_dir = directory
-    guard.by_target[limits.target_id] = limits
-    await guard.allow_downloads(limits.context_id, directory)
+async def _allow_downloads(state: PageState, files: SessionFiles, guard: BrowserGuard) -> None:
+    """Downloads of this context go to the session's folder, and are reported. The tab's
+    CDP session is the one its liveness probes use later: made once, kept."""
+    cdp = await state.cdp(state.tab)
+    info = await cdp.send("Target.getTargetInfo")
+    downloads = files.downloads
+    downloads.context_id = info["targetInfo"]["browserContextId"]
+    files.root.router.watch_target(info["targetInfo"]["targetId"], downloads)
+    await guard.allow_downloads(downloads.context_id, files.incoming)
 
 
 def state_refused(exc: PlaywrightError) -> InvalidInput:

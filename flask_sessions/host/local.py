@@ -3,10 +3,13 @@ process (embedded mode, and every host behind its internal API)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
+
+from werkzeug.http import parse_range_header
 
 from flask_sessions.errors import InvalidInput
-from flask_sessions.host import storage
+from flask_sessions.host import filestream, pdfview, storage
+from flask_sessions.host.files import FileEntry, SessionFiles
 from flask_sessions.host.manager import SessionManager
 from flask_sessions.page import ops as page_ops
 from flask_sessions.profile_schemas import (
@@ -19,6 +22,8 @@ from flask_sessions.profile_schemas import (
 )
 from flask_sessions.schemas import (
     CdpTicketResponse,
+    FileBody,
+    FileList,
     ObserveRequest,
     ObserveResponse,
     ScrapeRequest,
@@ -52,6 +57,21 @@ class LocalBackend:
         """The page's source comes from the loop; conversion runs here, in the caller's
         thread, so a large page never stalls other sessions."""
         session, (source, info) = self.manager.scrape(principal, request)
+        if isinstance(source, pdfview.PdfView):  # the URL is a PDF (session files, issue 19)
+            success, message, content = pdfview.scrape_answer(
+                source, request.format, request.selector
+            )
+            return ScrapeResponse(
+                session=session,
+                success=success,
+                message=message,
+                url=info.url,
+                title=info.title,
+                format=request.format,
+                content=content,
+                content_type=pdfview.PDF,
+                pages=source.pdf.pages if source.pdf else None,
+            )
         if source is None:
             success, message, content = False, f"selector {request.selector!r} matched nothing", ""
         else:
@@ -157,6 +177,66 @@ class LocalBackend:
     ) -> ProfileInfo:
         return self.manager.profiles.replace(principal, profile_id, state)
 
+    # --- session files (issue 19): the I/O runs in the caller's thread, not on the loop
+    def upload_files(
+        self,
+        principal: str,
+        session_id: str,
+        body: IO[bytes],
+        content_type: str | None,
+        content_length: int | None,
+    ) -> FileList:
+        files = self.manager.session_files(principal, session_id, touch=True)
+        stored = filestream.store_multipart(files, body, content_type)
+        return _listing(session_id, files, stored)
+
+    def list_files(self, principal: str, session_id: str) -> FileList:
+        files = self.manager.session_files(principal, session_id, touch=False)
+        return _listing(session_id, files)
+
+    def get_file(
+        self, principal: str, session_id: str, name: str, byte_range: str | None
+    ) -> FileBody:
+        files = self.manager.session_files(principal, session_id, touch=False)
+        entry = files.get(name)
+        handle = open(files.path(entry), "rb")  # noqa: SIM115 - closed by the answer
+        size = entry.size
+        headers = {
+            **filestream.attachment_headers(entry.name),
+            "Accept-Ranges": "bytes",
+            "ETag": f'"{entry.sha256}"',
+        }
+        start, length, status = 0, size, 200
+        wanted = parse_range_header(byte_range) if byte_range else None
+        span = wanted.range_for_length(size) if wanted is not None else None
+        if span is not None:
+            start, stop = span
+            length, status = stop - start, 206
+            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+        return FileBody(
+            chunks=filestream.iter_handle(handle, start, length),
+            content_type=filestream.served_type(entry.content_type),
+            headers=headers,
+            length=length,
+            status=status,
+            close=handle.close,
+            file=handle,
+            start=start,
+        )
+
+    def zip_files(self, principal: str, session_id: str) -> FileBody:
+        files = self.manager.session_files(principal, session_id, touch=False)
+        members = [(entry, files.path(entry)) for entry in files.complete()]
+        return FileBody(
+            chunks=filestream.iter_zip(members),
+            content_type="application/zip",
+            headers=filestream.attachment_headers(f"{session_id}-files.zip"),
+        )
+
+    def delete_file(self, principal: str, session_id: str, name: str) -> FileList:
+        self.manager.delete_file(principal, session_id, name)
+        return self.list_files(principal, session_id)
+
     def readiness(self) -> tuple[bool, str]:
         return self.manager.readiness()
 
@@ -168,3 +248,13 @@ class LocalBackend:
 
     def shutdown(self) -> None:
         self.manager.shutdown()
+
+
+def _listing(session_id: str, files: SessionFiles, only: list[FileEntry] | None = None) -> FileList:
+    """The session's files (or just ``only``), with the bytes used and the limit."""
+    return FileList(
+        session_id=session_id,
+        files=[e.info() for e in only] if only is not None else files.listing(),
+        total_bytes=files.used_bytes(),
+        limit_bytes=files.limit_bytes,
+    )

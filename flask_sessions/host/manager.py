@@ -27,12 +27,15 @@ from flask_sessions.config import Settings
 from flask_sessions.errors import (
     BrowserUnavailable,
     CapacityReached,
+    InvalidInput,
     LowMemory,
     OperationTimeout,
     SessionNotActive,
     SessionNotFound,
     SessionsError,
 )
+from flask_sessions.host import pdfview
+from flask_sessions.host.files import FILES_OFF, FilesRoot, SessionFiles
 from flask_sessions.host.limits import BrowserGuard, run_watchdog
 from flask_sessions.host.live import LiveSession, open_live
 from flask_sessions.host.pool import WarmPool, available_memory_mb
@@ -44,6 +47,7 @@ from flask_sessions.page import ops as page_ops
 from flask_sessions.page.state import NOT_RESPONDING
 from flask_sessions.profile_schemas import SessionProfile
 from flask_sessions.schemas import (
+    FileInfo,
     ImageFormat,
     Observation,
     ObserveRequest,
@@ -158,6 +162,7 @@ class SessionManager:
         self.guard: BrowserGuard | None = None  # the limits' hold on the current Chromium
         self._guard_lock: asyncio.Lock | None = None
         self.profiles = ProfileRoom(settings, clock)  # profiles (issue 18)
+        self.files = FilesRoot(settings, clock)  # session files (issue 19)
 
     # ------------------------------------------------------------ facade
 
@@ -210,12 +215,36 @@ class SessionManager:
         request = SessionFields(session_id=session_id)
         return self._run(self._with_session(principal, request, doing, work, touch))[1]
 
+    # session files (issue 19): the views do the I/O in their own thread
+    def session_files(self, principal: str, session_id: str, touch: bool) -> SessionFiles:
+        """The principal's active session's files (404 / 409 as for any call)."""
+        return self._run(self._session_files(principal, session_id, touch))
+
+    def delete_file(self, principal: str, session_id: str, name: str) -> FileInfo:
+        """Delete one of the session's files (a running download is cancelled)."""
+
+        async def delete() -> FileInfo:
+            files = await self._session_files(principal, session_id, True)
+            return files.delete(name)
+
+        return self._run(delete())
+
+    async def _session_files(self, principal: str, session_id: str, touch: bool) -> SessionFiles:
+        record = self._lookup(principal, session_id)
+        live = self._require_active(record)
+        if live.files is None or not self.files.enabled:
+            raise InvalidInput(FILES_OFF)
+        if touch:
+            self._touch(record, self.clock())
+        return live.files
+
     def ensure_started(self, launch_browser: bool = False) -> None:
         """Start the loop, the reaper and the CDP server; launch Chromium now if asked."""
         if self.runtime.forked():
             self.reset_after_fork()
         with self._start_lock:
             if not self._reaper_started:
+                self.files.start()  # session files (issue 19): sweep what dead hosts left
                 if self.cdp is not None:  # listening before any record names its cdp_url
                     self.runtime.submit(self.cdp.start(), self.settings.operation_timeout_seconds)
                 self.runtime.spawn(self.reaper.run())
@@ -346,6 +375,7 @@ class SessionManager:
         self._probe, self._launching = None, False
         self.guard, self._guard_lock = None, None
         self.profiles = ProfileRoom(self.settings, self.clock)
+        self.files.reset_after_fork()
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         self.ensure_started()
@@ -467,10 +497,13 @@ class SessionManager:
     async def _observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
         async def work(record: SessionRecord, live: LiveSession) -> Observation:
             since = None
+            before = pdfview.mark(live)  # session files (issue 19)
+            action = None
             if request.url is not None:  # settled by observe: one look when it is quiet
                 since = await page_ops.open_url(
                     live.state, request.url, self.settings, settled=False
                 )
+                action = await pdfview.after_action(live, self.settings, before)
             else:
                 await live.state.check_responsive()
             observation = await page_ops.observe(
@@ -481,17 +514,34 @@ class SessionManager:
                 find=request.find,
                 since=since,
             )
+            observation = pdfview.apply(
+                _with_warnings(observation, live),
+                action,
+                pdfview.current_pdf(live),
+                live,
+                self.settings,
+            )
             record.page = _page_of(observation)
-            return _with_warnings(observation, live)
+            return observation
 
         record, observation = await self._with_session(principal, request, "observing", work)
         return ObserveResponse(session=record.to_response(self.clock()), observation=observation)
 
     async def _step(self, principal: str, request: StepRequest) -> StepResponse:
         async def work(record: SessionRecord, live: LiveSession) -> StepResponse:
+            before = pdfview.mark(live)  # session files (issue 19)
             success, message = await page_ops.run_step(live.state, request, self.settings)
+            action = await pdfview.after_action(live, self.settings, before)
+            success, message = action.step_outcome(success, message)
             observation = await page_ops.observe_after_step(
                 live.state, self.settings, request.shot_options if request.screenshot else None
+            )
+            observation = pdfview.apply(
+                _with_warnings(observation, live),
+                action,
+                pdfview.current_pdf(live),
+                live,
+                self.settings,
             )
             record.page = _page_of(observation)
             if success and live.state.hung:
@@ -500,7 +550,7 @@ class SessionManager:
                 session=record.to_response(self.clock()),
                 success=success,
                 message=message,
-                observation=_with_warnings(observation, live),
+                observation=observation,
             )
 
         record, response = await self._with_session(principal, request, "running the step", work)
@@ -509,10 +559,16 @@ class SessionManager:
 
     async def _scrape(self, principal: str, request: ScrapeRequest) -> tuple[SessionResponse, Any]:
         async def work(record: SessionRecord, live: LiveSession) -> Any:
+            before = pdfview.mark(live)  # session files (issue 19)
             if request.url is not None:
                 await page_ops.open_url(live.state, request.url, self.settings)
+                await pdfview.after_action(live, self.settings, before)
             else:
                 await live.state.check_responsive()
+            view = pdfview.current_pdf(live)
+            if view is not None:  # the URL is a PDF: its text, converted by the caller
+                record.page = PageInfo(url=view.url, title=view.title, error=view.error)
+                return view, record.page
             source = await page_ops.scrape_source(
                 live.state, request.selector, self.settings, request.format
             )
@@ -660,8 +716,14 @@ class SessionManager:
     async def _open_for_pool(self, options: dict[str, Any] | None = None) -> LiveSession:
         browser = await self.runtime.browser()
         guard = await self._guard_for(browser)
+        files = self.files  # session files (issue 19)
         return await open_live(
-            browser, self.settings, self.runtime.explain_egress, guard, context_options=options
+            browser,
+            self.settings,
+            self.runtime.explain_egress,
+            guard,
+            files,
+            context_options=options,
         )
 
     async def _guard_for(self, browser: Browser) -> BrowserGuard:
@@ -672,9 +734,8 @@ class SessionManager:
             self._guard_lock = asyncio.Lock()
         async with self._guard_lock:
             if self.guard is None or self.guard.browser is not browser:
-                if self.guard is not None:
-                    self.guard.forget()
-                self.guard = await BrowserGuard.attach(browser, self.settings.max_download_mb > 0)
+                self.guard = await BrowserGuard.attach(browser)
+                self.files.router.attach(self.guard)  # downloads into session files
             return self.guard
 
     def _check_free_memory(self) -> None:
@@ -901,12 +962,12 @@ class SessionManager:
             await self.cdp.close()
         if self.guard is not None:
             await self.guard.close()
+        await asyncio.to_thread(self.files.close)  # every session folder, and this host's
 
     def _on_browser_lost(self, reason: str) -> None:
         now = self.clock()
         self.pool.forget()
-        if self.guard is not None:
-            self.guard.forget()  # Chromium is gone: delete what its downloads left
+        self.files.drop_all()  # Chromium is gone: its sessions' files go too
         for session_id in list(self._live):
             record = self._records[session_id]
             self.profiles.browser_lost(record)  # profiles (issue 18)
@@ -951,5 +1012,7 @@ def _page_of(observation: Observation) -> PageInfo:
 def _with_warnings(observation: Observation, live: LiveSession) -> Observation:
     """The observation, with what the session's limits did since the last one."""
     observation.warnings = live.limits.take_warnings()
+    if live.files is not None:  # session files (issue 19): downloads refused or cancelled
+        observation.warnings += live.files.downloads.take_warnings()
     observation.popups_blocked = live.limits.popups_blocked
     return observation

@@ -56,7 +56,12 @@ from playwright.async_api import Error as PlaywrightError
 
 from flask_sessions.clock import Clock
 from flask_sessions.config import Settings
-from flask_sessions.errors import ProfileConflict, ProfileNotFound, ProfileUnavailable, TooLarge
+from flask_sessions.errors import (
+    PayloadTooLarge,
+    ProfileConflict,
+    ProfileNotFound,
+    ProfileUnavailable,
+)
 from flask_sessions.profile_schemas import (
     PROFILE_ID_PATTERN,
     ProfileInfo,
@@ -671,7 +676,7 @@ class ProfileRoom:
     def _check_profile_size(self, size: int, what: str) -> None:
         limit = self.settings.max_profile_mb
         if size > limit * MB:
-            raise TooLarge(
+            raise PayloadTooLarge(
                 f"{what} is {size / MB:.1f} MB, over SESSIONS_MAX_PROFILE_MB={limit:g}; nothing "
                 "was saved and the profile keeps its last good state",
                 limit="SESSIONS_MAX_PROFILE_MB",
@@ -696,7 +701,7 @@ class ProfileRoom:
             raw = request.storage_state.to_playwright()
             size, limit = len(state_bytes(raw)), self.settings.max_state_mb
             if size > limit * MB:
-                raise TooLarge(
+                raise PayloadTooLarge(
                     f"storage_state is {size / MB:.1f} MB, over SESSIONS_MAX_STATE_MB={limit:g}; "
                     "send a smaller state (or save it in a profile: PUT /profiles/<id>/state)",
                     limit="SESSIONS_MAX_STATE_MB",
@@ -824,7 +829,7 @@ class ProfileRoom:
         try:
             self._check_profile_size(len(data), "the session's state")
             info = await asyncio.to_thread(self._save, hold, record.session_id, state, data)
-        except (TooLarge, ProfileUnavailable, ProfileNotFound, ProfileConflict) as exc:
+        except (PayloadTooLarge, ProfileUnavailable, ProfileNotFound, ProfileConflict) as exc:
             return self._not_saved(use, exc, raise_errors)
         use.saved_at, use.not_saved = info.updated_at, None
         return info

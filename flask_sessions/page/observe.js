@@ -62,6 +62,7 @@
       if (type === "radio") return "radio";
       if (type === "range") return "slider";
       if (type === "number") return "spinbutton";
+      if (type === "file") return "button";  // it opens a file chooser (upload_file, issue 19)
       if (type === "search") return "searchbox";
       return "textbox";
     }

@@ -20,6 +20,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from flask_sessions.config import Settings
 from flask_sessions.errors import InvalidInput, SessionNotActive
+from flask_sessions.page import upload  # the upload_file step (issue 19)
 from flask_sessions.page.describe import describe_error as describe_error
 from flask_sessions.page.describe import first_line as first_line
 from flask_sessions.page.dropdown import select
@@ -49,12 +50,13 @@ from flask_sessions.schemas import (
     SelectStep,
     StepRequest,
     SwitchTabStep,
+    UploadFileStep,
     WaitStep,
 )
 
 # ------------------------------------------------------------------ steps
 
-Targeted = ClickStep | FillStep | CheckStep | HoverStep | SelectStep
+Targeted = ClickStep | FillStep | CheckStep | HoverStep | SelectStep | UploadFileStep
 
 
 def _target(state: PageState, step: Targeted) -> tuple[Locator, Root, str]:
@@ -185,6 +187,10 @@ async def _act(state: PageState, step: StepRequest, settings: Settings) -> tuple
     timeout = settings.action_timeout_ms
     page = state.page
     try:
+        if isinstance(step, UploadFileStep):  # session files (issue 19)
+            locator, _, label = _target(state, step)
+            await _check_fresh(locator, step)
+            return await upload.set_files(state, locator, label, step.files, timeout)
         if isinstance(step, (ClickStep, FillStep, CheckStep, HoverStep, SelectStep)):
             locator, root, label = _target(state, step)
             await _check_fresh(locator, step)

@@ -124,6 +124,8 @@ class PageState:
         self.probe_ms = probe_ms
         self.accepts = accepts  # False: a page the session's limits closed (over the cap)
         self.egress: Callable[[str], str | None] | None = None  # why the proxy refused a URL
+        # session files (issue 19): the paths of files by name, or why not (upload_file)
+        self.file_paths: Callable[[list[str]], tuple[list[str], str | None]] | None = None
         self.tabs: list[Tab] = []
         self.current = 0
         self.ids: dict[str, Target] = {}

@@ -38,6 +38,14 @@
     profilesView: $("profiles-view"),
     profileRows: $("profile-rows"),
     profilesEmpty: $("profiles-empty"),
+    // session files (issue 19)
+    filesbox: $("filesbox"),
+    fbTitle: $("fb-title"),
+    fbRows: $("fb-rows"),
+    fbEmpty: $("fb-empty"),
+    fbTable: $("fb-table"),
+    fbZip: $("fb-zip"),
+    fbClose: $("fb-close"),
   };
   const PROFILES_EVERY_MS = 10000; // the profiles list (profiles, issue 18)
   let profilesAt = 0;
@@ -278,12 +286,14 @@
       pid: q(".pid"),
       psave: q(".psave"),
       close: q(".close"),
+      files: q(".files"),
     };
     row.sid.textContent = id;
     row.sid.title = id;
     row.thumbButton.addEventListener("click", () => openLightbox(row));
     onScreen.observe(row.thumbButton);
     row.close.addEventListener("click", () => closeSession(row));
+    row.files.addEventListener("click", () => openFiles(row));
     return row;
   }
 
@@ -316,6 +326,7 @@
       : "";
     row.psave.hidden = !profile;
     row.close.hidden = !active;
+    row.files.hidden = !active;
     row.close.disabled = row.close.dataset.busy === "1";
     if (!row.thumbUrl) row.nothumb.textContent = active ? "loading…" : "no picture";
   }
@@ -530,6 +541,94 @@
   });
   el.lightbox.addEventListener("click", (event) => {
     if (event.target === el.lightbox) closeLightbox(); // a click on the backdrop
+  });
+
+  // ------------------------------------------------------------------ session files (issue 19)
+
+  let filesFor = null; // session_id whose files are shown
+
+  function bytes(n) {
+    if (n < 1024) return `${n} B`;
+    if (n < 1048576) return `${(n / 1024).toFixed(1)} KB`;
+    return `${(n / 1048576).toFixed(1)} MB`;
+  }
+
+  async function openFiles(row) {
+    const mine = generation;
+    filesFor = row.id;
+    el.fbTitle.textContent = `Files of ${row.title.textContent}`;
+    el.fbRows.replaceChildren();
+    if (!el.filesbox.open) el.filesbox.showModal();
+    try {
+      const response = await api(`session/${encodeURIComponent(row.id)}/files`, {
+        headers: { Accept: "application/json" },
+      });
+      const body = await response.json();
+      if (mine !== generation || filesFor !== row.id) return;
+      el.fbEmpty.hidden = body.files.length > 0;
+      el.fbTable.hidden = body.files.length === 0;
+      el.fbZip.hidden = !body.files.some((f) => f.state === "complete");
+      for (const file of body.files) el.fbRows.append(fileRow(row.id, file));
+    } catch (exc) {
+      if (mine === generation) {
+        closeFiles();
+        handleError(exc);
+      }
+    }
+  }
+
+  function fileRow(id, file) {
+    const tr = document.createElement("tr");
+    for (const text of [file.name, bytes(file.size), file.source, file.state.replace("_", " ")]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    const cell = document.createElement("td");
+    if (file.state === "complete") {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "download";
+      button.textContent = "Download";
+      button.setAttribute("aria-label", `Download ${file.name}`);
+      button.addEventListener("click", () =>
+        saveFile(`session/${encodeURIComponent(id)}/files/${encodeURIComponent(file.name)}`, file.name),
+      );
+      cell.append(button);
+    }
+    tr.append(cell);
+    return tr;
+  }
+
+  // The token is a header, so a plain link cannot fetch the file: it is fetched, then handed
+  // to the browser as a blob with the file's name.
+  async function saveFile(path, name) {
+    try {
+      const response = await api(path);
+      const url = URL.createObjectURL(await response.blob());
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = name;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (exc) {
+      handleError(exc);
+    }
+  }
+
+  function closeFiles() {
+    filesFor = null;
+    if (el.filesbox.open) el.filesbox.close();
+  }
+
+  el.fbClose.addEventListener("click", closeFiles);
+  el.fbZip.addEventListener("click", () => {
+    if (filesFor) saveFile(`session/${encodeURIComponent(filesFor)}/files.zip`, `${filesFor}-files.zip`);
+  });
+  el.filesbox.addEventListener("close", () => {
+    filesFor = null;
   });
 
   // ------------------------------------------------------------------ timers
