@@ -65,6 +65,7 @@ __all__ = [
     "PageFailed",
     "PageNotResponding",
     "PayloadTooLarge",
+    "PointArgs",
     "Retries",
     "ScrapeArgs",
     "Screenshot",
@@ -326,6 +327,7 @@ class ObserveArgs(SessionArgs, total=False):
     url: str | None
     offset: int
     find: str | None
+    text_offset: int  # perception II (issue 22)
 
 
 class ScrapeArgs(SessionArgs, total=False):
@@ -343,6 +345,13 @@ class ScreenshotArgs(TypedDict, total=False):
     format: ImageFormat
     quality: int | None
     touch: bool
+
+
+class PointArgs(TypedDict):
+    """A point or a distance in CSS px (``Point``, ``Offset``)."""
+
+    x: float
+    y: float
 
 
 class StepArgs(SessionArgs, total=False):
@@ -365,6 +374,8 @@ class StepArgs(SessionArgs, total=False):
             "wait",
             "switch_tab",
             "close_tab",
+            "drag",
+            "type",
         ]
     ]
     id: str | None
@@ -378,6 +389,11 @@ class StepArgs(SessionArgs, total=False):
     time_ms: int
     index: int | None
     dialog: Literal["accept", "dismiss"] | None
+    # perception II (issue 22): points, drag
+    position: PointArgs | None
+    to_id: str | None
+    to_selector: str | None
+    offset: PointArgs | None
     prompt_text: str | None
 
 

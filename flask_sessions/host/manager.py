@@ -459,6 +459,7 @@ class SessionManager:
                 offset=request.offset,
                 find=request.find,
                 since=since,
+                text_offset=request.text_offset,  # issue 22
             )
             record.page = _page_of(observation)
             return _with_warnings(observation, live)
@@ -910,6 +911,6 @@ def _page_of(observation: Observation) -> PageInfo:
 
 def _with_warnings(observation: Observation, live: LiveSession) -> Observation:
     """The observation, with what the session's limits did since the last one."""
-    observation.warnings = live.limits.take_warnings()
+    observation.warnings += live.limits.take_warnings()  # after the tabs' (issue 22)
     observation.popups_blocked = live.limits.popups_blocked
     return observation
