@@ -90,9 +90,14 @@ async def open_url(state: PageState, url: str, settings: Settings, settled: bool
     if await state.still_hung():
         await state.replace_page()
     since = asyncio.get_running_loop().time()
+    tab = state.tab
+    loads = tab.loads
     try:
         await state.guarded(navigate(state, url, settings))
-    except PageNotResponding:  # it hung while we navigated away: a new page does it
+    except PageNotResponding:
+        if tab.loads > loads and tab.committed is tab.load:
+            raise  # the new document itself never yields: a new page would hang the same
+        # the old page hung while we navigated away from it: a new page does it
         await state.replace_page()
         await state.guarded(navigate(state, url, settings))
     if settled:

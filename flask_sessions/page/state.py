@@ -78,6 +78,7 @@ class Tab:
     egress_error: str | None = None  # that load's, once the egress proxy refused it
     loads: int = 0  # main-frame navigations seen (a redirect continues the one it ends)
     committed: Request | None = None  # the last ``load`` whose document replaced the old one
+    answered: Request | None = None  # the last ``load`` whose server sent a response
     inflight: dict[Request, float] = field(default_factory=dict)  # request -> loop time
     last_network: float = 0.0  # loop time of the last request start or end
     last_data: float = 0.0  # loop time a fetch, XHR or script ended
@@ -89,7 +90,7 @@ class Tab:
     # whether its renderer crashed (a crash is not a close)
     opener: Page | None = None
     crashed: bool = False
-    answered: dict[Request, float] = field(default_factory=dict)  # running ones' response time
+    responded: dict[Request, float] = field(default_factory=dict)  # running ones' answer time
 
     @property
     def navigating(self) -> bool:
@@ -110,6 +111,13 @@ class Tab:
         running = set(self._running(-math.inf))
         return [request for request in requests if request in running]
 
+    @property
+    def awaiting_server(self) -> bool:
+        """A main-frame navigation waits for its server's first answer. Chromium holds CDP
+        commands to the page until that navigation commits, so a probe then says nothing
+        of the page's main thread."""
+        return self.navigating and self.answered is not self.load
+
     def busy_since(self, since: float) -> bool:
         """Whether a request started at or after ``since`` is still running (the document
         on show does not count: its end may be reported after its load event). A response
@@ -122,7 +130,7 @@ class Tab:
         for request, started in self.inflight.items():
             if started < since or request is self.committed:
                 continue
-            if self.answered.get(request, math.inf) < answered_before:
+            if self.responded.get(request, math.inf) < answered_before:
                 continue
             yield request
 
@@ -415,7 +423,7 @@ class PageState:
         if len(tab.inflight) >= MAX_INFLIGHT:  # streams that never end: forget the oldest
             for old in sorted(tab.inflight, key=tab.inflight.__getitem__)[: MAX_INFLIGHT // 2]:
                 del tab.inflight[old]
-                tab.answered.pop(old, None)
+                tab.responded.pop(old, None)
         tab.inflight[request] = now
         tab.last_network = now
         if request.redirected_from is not None:
@@ -430,11 +438,12 @@ class PageState:
         tab = self._tab_of(response.request)
         if tab is not None and response.request in tab.inflight:  # issue 22: see busy_since
             now = asyncio.get_running_loop().time()
-            tab.answered[response.request] = now
+            tab.responded[response.request] = now
             tab.last_network = now
             if response.request.resource_type in DATA_TYPES:
                 tab.last_data = now  # the page's handler of the answer runs now
         if tab is not None and response.request is tab.load:
+            tab.answered = tab.load
             record_status(tab, response.status)
             if response.status >= 400 and EGRESS_HEADER.lower() in response.headers:
                 self.refused(tab, response.request.url)
@@ -445,7 +454,7 @@ class PageState:
             return None
         now = asyncio.get_running_loop().time()
         tab.inflight.pop(request, None)
-        tab.answered.pop(request, None)
+        tab.responded.pop(request, None)
         tab.last_network = now
         if request.resource_type in DATA_TYPES:
             tab.last_data = now
@@ -504,7 +513,9 @@ class PageState:
 
         A page that stops answering (a click that started an endless script) ends the wait
         within two probe periods with :class:`PageNotResponding`, instead of the whole
-        action or operation timeout.
+        action or operation timeout. While a navigation waits for its server the page is not
+        probed (see :attr:`Tab.awaiting_server`): a slow network is not a hung page, and
+        the navigation timeout bounds that wait.
         """
         tab = self.tab
         task = asyncio.ensure_future(work)
@@ -513,6 +524,8 @@ class PageState:
                 done, _ = await asyncio.wait({task}, timeout=self.probe_ms / 1000)
                 if done:
                     return task.result()
+                if tab.awaiting_server:
+                    continue
                 if not await self.responsive(tab):
                     if tab is self.tab:
                         self.hung = True
