@@ -324,8 +324,18 @@
     }
     return found;
   };
-  // a click handler React or Vue keeps on the element (they listen at the root)
+  // a click handler React or Vue keeps on the element (they listen at the root); looked for
+  // only on a page either has rendered (its root, or one of the body's children, says so)
+  const FRAMEWORK_KEY = /^(__react|__vue|_vei$)/;
+  const usesFramework = (() => {
+    const body = document.body;
+    if (!body) return false;
+    const roots = [...body.children, ...document.querySelectorAll(
+      "[data-reactroot], [data-v-app], #root, #app, #__next")].slice(0, 50);
+    return roots.some((el) => Object.keys(el).some((k) => FRAMEWORK_KEY.test(k)));
+  })();
   const frameworkClick = (el) => {
+    if (!usesFramework) return false;
     for (const key of Object.keys(el)) {
       if (key.startsWith("__reactProps$")) {
         const p = el[key] || {};
@@ -518,13 +528,18 @@
       id: c.id, role: c.role, name, value: valueOf(el, c.role),
       enabled: !disabled, selector: cssPath(el), frame: c.ctx.frame, in_viewport: c.inView,
       covered: covered.covered, covered_by: covered.covered ? describeEl(covered.by) : null,
-      readonly: readonlyOf(el), invalid, description: descriptionOf(el, invalid),
-      draggable: c.draggable, drop_target: c.dropTarget,
     };
+    // the fields of issue 22 only when they are not their defaults (a shorter answer)
+    if (readonlyOf(el)) action.readonly = true;
+    if (invalid) action.invalid = true;
+    const description = descriptionOf(el, invalid);
+    if (description) action.description = description;
+    if (c.draggable) action.draggable = true;
+    if (c.dropTarget) action.drop_target = true;
     if (geometry) {
       action.box = { x: Math.round(c.rect.left + c.ctx.x), y: Math.round(c.rect.top + c.ctx.y),
                      width: Math.round(c.rect.width), height: Math.round(c.rect.height) };
-      action.scroll_container = c.container ? scrollers.get(c.container) : null;
+      if (c.container) action.scroll_container = scrollers.get(c.container);
     }
     if (el.isContentEditable && !FORM.includes(tag)) action.editable = true;
     return { c, covered, action };
