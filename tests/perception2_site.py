@@ -458,6 +458,11 @@ STATIC: dict[str, tuple[str, str]] = {
     "/editor": ("Compose", EDITOR),
     "/dropdowns": ("Settings", DROPDOWNS),
     "/autocomplete": ("Travel", AUTOCOMPLETE),
+    "/framed-board": (
+        "Team",
+        "<h1>Team</h1><iframe src='/kanban' title='Board' style='width:700px;height:400px'>"
+        "</iframe>",
+    ),
     "/landing": ("Landing", "<h1>Landing</h1>"),
     "/static": ("Static", "<h1>Static</h1><p>Nothing moves here.</p><input id='q'>"),
 }

@@ -102,6 +102,16 @@ def test_html5_drag_and_drop_moves_a_card_onto_a_column(client: FlaskClient, sit
     assert len(site.received("/api/move")) == 1
 
 
+def test_drag_and_drop_inside_a_frame(client: FlaskClient, site: Site) -> None:
+    sid, obs = open_page(client, site.base + "/framed-board")
+    card = find(obs, "Fix bug", "draggable")
+    done = find(obs, "Done", "dropzone")
+    assert card["frame"] == done["frame"] == obs["frames"][0]["id"]
+    result = step(client, sid, "drag", id=card["id"], to_id=done["id"])
+    assert result["success"] is True and "HTML5 drag and drop" in result["message"]
+    assert site.received("/api/move") == [{"card": "c2", "to": "done"}]
+
+
 def test_a_pointer_event_sortable_by_target_and_by_offset(client: FlaskClient, site: Site) -> None:
     sid, obs = open_page(client, site.base + "/sortable")
     item_c = find(obs, "Item C", "draggable")  # cursor: grab from the style sheet

@@ -1,20 +1,23 @@
 // Runs on an element of a drag (its source, its target) with a token for the drag. Mode
 // "watch" puts capture listeners for the drag's events in the element's window (only
-// recording, never changing the event); mode "read" returns what they saw, as JSON, and
-// takes them away. The events: HTML5 drag and drop (dragstart, drop) and pointer events
-// (pointerdown, pointermove, pointerup).
+// recording, never changing the event) and returns the element's box in its window; mode
+// "read" returns what they saw, as JSON, and takes them away (el null: the page's window).
+// The events: HTML5 drag and drop (dragstart, drop) and pointer events (pointerdown,
+// pointermove, pointerup).
 (el, token) => {
   //@lib
   const MODE = "//@mode";
-  const win = el.ownerDocument.defaultView;
+  const win = el ? el.ownerDocument.defaultView : window;
   const KEY = Symbol.for("flask_sessions.drag");
   const target = (e) => {
     const t = e.composedPath()[0];
     return t && t.nodeType === 1 ? describeEl(t) : null;
   };
   if (MODE === "watch") {
+    const r = el.getBoundingClientRect();
+    const box = { x: r.x, y: r.y, width: r.width, height: r.height };
     const old = win[KEY];
-    if (old && old.token === token) return true;  // source and target share a window
+    if (old && old.token === token) return box;  // source and target share a window
     if (old) old.stop();
     const seen = { window: token + ":" + Math.random(), dragstart: null, drop: null,
                    down: null, up: null, moves: 0 };
@@ -32,7 +35,7 @@
     };
     Object.defineProperty(win, KEY, { value: { token, seen, stop }, configurable: true,
                                        writable: true });
-    return true;
+    return box;
   }
   const record = win[KEY];
   if (!record || record.token !== token) return JSON.stringify(null);

@@ -284,7 +284,8 @@ async def _act(state: PageState, step: StepRequest, settings: Settings) -> tuple
                     await _check_fresh(state, to_locator, step.to_id)
                     to = (to_locator, to_label)
                 view = _view(state, settings)
-                return await drag(page, locator, label, to, step.offset, timeout, view)
+                in_page = all(i is None or not state.ids[i].frames for i in (step.id, step.to_id))
+                return await drag(page, locator, label, to, step.offset, timeout, view, in_page)
             if isinstance(step, (FillStep, TypeStep)):
                 stuck = await read_only(locator, label, timeout)
                 if stuck:

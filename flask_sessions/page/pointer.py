@@ -12,12 +12,18 @@ import json
 import secrets
 from typing import Any
 
-from playwright.async_api import ElementHandle, Locator, Page, Position
+from playwright.async_api import ElementHandle, FloatRect, Locator, Page, Position
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from flask_sessions.page.describe import describe_error
-from flask_sessions.page.scripts import DRAG_READ_JS, DRAG_WATCH_JS, HIT_JS, POINT_JS
+from flask_sessions.page.scripts import (
+    DRAG_READ_JS,
+    DRAG_READ_PAGE_JS,
+    DRAG_WATCH_JS,
+    HIT_JS,
+    POINT_JS,
+)
 from flask_sessions.schemas import Offset, Point
 
 FIRST_TRY_MS = 750
@@ -140,21 +146,33 @@ async def drag(
     offset: Offset | None,
     timeout: int,
     view: tuple[int, int],
+    in_page: bool = False,
 ) -> tuple[bool, str]:
     """Press on ``source``, move in steps to ``target``'s centre (or by ``offset``), release.
 
     The mouse is Chromium's own input, so HTML5 drag and drop (dragstart, dragover, drop with
     a real DataTransfer) and pointer-event libraries (pointerdown, pointermove…, pointerup)
     both see a real drag. Which one happened is read from listeners put in the page for the
-    drag (drag.js), and said.
+    drag (drag.js), and said. ``in_page``: both ends are in the page itself, not in frames
+    (fewer round trips: the listeners are read from the page's window).
     """
     if target is not None:  # on screen first; the source's scroll then keeps it if it can
         await target[0].scroll_into_view_if_needed(timeout=timeout)
     covered = await pointer_action(source, label, True, timeout)  # the mouse is now on it
     if covered:
         return False, covered
-    box = await source.bounding_box(timeout=timeout)
-    if box is None:
+    token = secrets.token_hex(4)
+    handles: list[ElementHandle] = []
+    if in_page:
+        box: FloatRect | None = await source.evaluate(DRAG_WATCH_JS, token, timeout=timeout)
+    else:  # each end's own window, read through handles (an element may move or go)
+        handles = [await source.element_handle(timeout=timeout)]
+        if target is not None:
+            handles.append(await target[0].element_handle(timeout=timeout))
+        for handle in handles:
+            await handle.evaluate(DRAG_WATCH_JS, token)
+        box = await source.bounding_box(timeout=timeout)
+    if box is None or not box["width"]:
         return False, f"{label} is not visible"
     x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     if target is not None:
@@ -169,34 +187,31 @@ async def drag(
         where = f"({_px(round(x1))}, {_px(round(y1))}), {_px(offset.x)}, {_px(offset.y)} px away"
     width, height = view
     if not (0 <= x1 < width and 0 <= y1 < height):
+        await _drag_record(page, handles, token)  # take the listeners away
         return False, (
             f"the drop point ({_px(round(x1))}, {_px(round(y1))}) is outside the viewport "
             f"({width}×{height} CSS px): {label} and where it goes are not on screen together; "
             "scroll so they are, or drag by a shorter offset in parts"
         )
-    token = secrets.token_hex(4)
-    handles = [await source.element_handle(timeout=timeout)]
-    if target is not None:
-        handles.append(await target[0].element_handle(timeout=timeout))
-    for handle in handles:
-        await handle.evaluate(DRAG_WATCH_JS, token)
     await page.mouse.down()
     # a few px first: libraries start a drag past a small distance (and HTML5 does too)
     await page.mouse.move(x0 + 3, y0 + 3)
     await page.mouse.move(x1, y1, steps=DRAG_MOVES)
     await page.mouse.move(x1 + 1, y1 + 1)  # one more dragover where it lands
     await page.mouse.up()
-    seen = await _drag_record(handles, token)
+    seen = await _drag_record(page, handles, token)
     return _drag_words(seen, label, where)
 
 
-async def _drag_record(handles: list[ElementHandle], token: str) -> dict[str, Any]:
-    """What the drag's listeners saw, from every window they were put in."""
+async def _drag_record(page: Page, handles: list[ElementHandle], token: str) -> dict[str, Any]:
+    """What the drag's listeners saw, from every window they were put in (no handles: the
+    page's own window)."""
     seen: dict[str, Any] = {"moves": 0}
     windows: set[str] = set()
-    for handle in handles:
+    reads = [handle.evaluate(DRAG_READ_JS, token) for handle in handles]
+    for read in reads or [page.evaluate(DRAG_READ_PAGE_JS, token)]:
         with contextlib.suppress(PlaywrightError):
-            found = json.loads(await handle.evaluate(DRAG_READ_JS, token))
+            found = json.loads(await read)
             if not found or found["window"] in windows:
                 continue
             windows.add(found["window"])
@@ -205,6 +220,7 @@ async def _drag_record(handles: list[ElementHandle], token: str) -> dict[str, An
                     seen["moves"] += value
                 elif value and not seen.get(key):
                     seen[key] = value
+    for handle in handles:
         with contextlib.suppress(PlaywrightError):
             await handle.dispose()
     return seen

@@ -24,8 +24,9 @@ QUIET_INIT_JS = _script("quiet.js")
 # perception II (issue 22): drags, points, scroll boxes, form fields
 DRAG_WATCH_JS = _script("drag.js").replace("//@mode", "watch")
 DRAG_READ_JS = _script("drag.js").replace("//@mode", "read")
+DRAG_READ_PAGE_JS = "(token) => (" + DRAG_READ_JS + ")(null, token)"
 """drag.js: put listeners for one drag in an element's window (``watch``), then read what
-they saw as JSON (``read``)."""
+they saw as JSON (``read``; ``DRAG_READ_PAGE_JS`` in the page's own window)."""
 POINT_JS = """({x, y}) => {
   //@lib
   const hit = deepHit(document, x, y);
