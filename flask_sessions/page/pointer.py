@@ -156,11 +156,24 @@ async def drag(
     drag (drag.js), and said. ``in_page``: both ends are in the page itself, not in frames
     (fewer round trips: the listeners are read from the page's window).
     """
-    if target is not None:  # on screen first; the source's scroll then keeps it if it can
-        await target[0].scroll_into_view_if_needed(timeout=timeout)
+    width, height = view
+
+    def on_screen(rect: FloatRect | None) -> bool:
+        if rect is None:
+            return False
+        x, y = rect["x"] + rect["width"] / 2, rect["y"] + rect["height"] / 2
+        return 0 <= x < width and 0 <= y < height
+
     covered = await pointer_action(source, label, True, timeout)  # the mouse is now on it
     if covered:
         return False, covered
+    goal = await target[0].bounding_box(timeout=timeout) if target is not None else None
+    if target is not None and not on_screen(goal):  # bring it on screen, then the source
+        await target[0].scroll_into_view_if_needed(timeout=timeout)
+        covered = await pointer_action(source, label, True, timeout)
+        if covered:
+            return False, covered
+        goal = await target[0].bounding_box(timeout=timeout)
     token = secrets.token_hex(4)
     handles: list[ElementHandle] = []
     if in_page:
@@ -173,11 +186,12 @@ async def drag(
             await handle.evaluate(DRAG_WATCH_JS, token)
         box = await source.bounding_box(timeout=timeout)
     if box is None or not box["width"]:
+        await _drag_record(page, handles, token)  # take the listeners away
         return False, f"{label} is not visible"
     x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     if target is not None:
-        goal = await target[0].bounding_box(timeout=timeout)
         if goal is None:
+            await _drag_record(page, handles, token)
             return False, f"{target[1]} (where to drop) is not visible"
         x1, y1 = goal["x"] + goal["width"] / 2, goal["y"] + goal["height"] / 2
         where = target[1]
@@ -185,7 +199,6 @@ async def drag(
         assert offset is not None
         x1, y1 = x0 + offset.x, y0 + offset.y
         where = f"({_px(round(x1))}, {_px(round(y1))}), {_px(offset.x)}, {_px(offset.y)} px away"
-    width, height = view
     if not (0 <= x1 < width and 0 <= y1 < height):
         await _drag_record(page, handles, token)  # take the listeners away
         return False, (
