@@ -34,6 +34,9 @@ NOT_RESPONDING = "the page is not responding"
 DATA_TYPES = frozenset({"fetch", "xhr", "script", "eventsource"})
 """Requests whose end usually changes the page right after (a render, a script run)."""
 
+MAX_NOTES = 20
+"""Tab closings remembered for the next answer (the latest ones)."""
+
 CLOSE_EVENT_SECONDS = 2.0
 """How long an error saying a page closed waits for Playwright's close (or crash) event."""
 
@@ -225,7 +228,8 @@ class PageState:
         index = self.tabs.index(tab)
         was_current = tab is self.tab
         self._remove(tab)
-        closed = f"tab {index} ({page.url}) was closed"
+        closed = f"tab {index} ({page.url[:200]}) was closed"
+        del self.notes[: max(0, len(self.notes) - MAX_NOTES + 1)]  # a page closing popups in a loop
         if not was_current:
             self.notes.append(closed)
             return
@@ -234,7 +238,7 @@ class PageState:
         self.hung = False
         where = "the last tab" if opener is None else "the tab that opened it"
         self.notes.append(
-            f"{closed} and the session moved to tab {self.current} ({where}): {self.page.url}"
+            f"{closed} and the session moved to tab {self.current} ({where}): {self.page.url[:200]}"
         )
         self._spawn(_front(self.page))
 
