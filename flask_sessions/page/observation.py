@@ -319,6 +319,7 @@ async def _observe(
         tabs=await tabs_of(state, shown.title),
         dialog=state.take_dialog(),
         warnings=state.take_notes(),
+        viewport=data.get("viewport"),
     )
 
 

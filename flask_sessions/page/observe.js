@@ -18,7 +18,8 @@
 //
 // Returns {actions, total, counters, frameCount, frames, text (from args.textOffset, at most
 // maxText), textLength, navStatus, sinceDom (ms since the DOM last changed, see quiet.js),
-// busy (the visible element with aria-busy, described, or null)}.
+// busy (the visible element with aria-busy, described, or null), viewport (scroll and page
+// size)}.
 (args) => {
   //@lib
   const { limit, offset, find, maxText } = args;
@@ -564,5 +565,9 @@
     busy: busyEl ? describeEl(busyEl) : null,
     navStatus: (performance.getEntriesByType("navigation")[0] || {}).responseStatus || null,
     sinceDom: performance.now() - (window[Symbol.for("flask_sessions.quiet")] || { last: -1e9 }).last,
+    // the Notte routes' viewport (issue 21): where the window is scrolled, and the page's size
+    viewport: { scroll_x: Math.round(scrollX), scroll_y: Math.round(scrollY), width: innerWidth,
+      height: innerHeight, page_width: document.documentElement.scrollWidth,
+      page_height: document.documentElement.scrollHeight },
   };
 }
