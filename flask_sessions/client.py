@@ -87,6 +87,7 @@ __all__ = [
     "PageFailed",
     "PageNotResponding",
     "PayloadTooLarge",
+    "PointArgs",
     "ProfileInUse",
     "ProfileNotFound",
     "Retries",
@@ -382,6 +383,7 @@ class ObserveArgs(SessionArgs, total=False):
     url: str | None
     offset: int
     find: str | None
+    text_offset: int  # perception II (issue 22)
 
 
 class ScrapeArgs(SessionArgs, total=False):
@@ -399,6 +401,13 @@ class ScreenshotArgs(TypedDict, total=False):
     format: ImageFormat
     quality: int | None
     touch: bool
+
+
+class PointArgs(TypedDict):
+    """A point or a distance in CSS px (``Point``, ``Offset``)."""
+
+    x: float
+    y: float
 
 
 class StepArgs(SessionArgs, total=False):
@@ -422,6 +431,8 @@ class StepArgs(SessionArgs, total=False):
             "switch_tab",
             "close_tab",
             "upload_file",
+            "drag",
+            "type",
         ]
     ]
     id: str | None
@@ -435,6 +446,11 @@ class StepArgs(SessionArgs, total=False):
     time_ms: int
     index: int | None
     dialog: Literal["accept", "dismiss"] | None
+    # perception II (issue 22): points, drag
+    position: PointArgs | None
+    to_id: str | None
+    to_selector: str | None
+    offset: PointArgs | None
     prompt_text: str | None
     files: builtins.list[str] | str  # upload_file: names of the session's files
 

@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from flask_sessions.errors import InvalidInput
 from flask_sessions.profile_schemas import HINTS as PROFILE_HINTS
@@ -160,6 +161,8 @@ class ObserveRequest(SessionFields):
     url: Url | None = None
     offset: Int = Field(default=0, ge=0, le=1_000_000)
     find: str | None = Field(default=None, min_length=1, max_length=200)
+    # perception II (issue 22): the text from this character on (paging a long page's text)
+    text_offset: Int = Field(default=0, ge=0, le=100_000_000)
 
 
 class ScrapeRequest(SessionFields):
@@ -199,7 +202,61 @@ class _Target(_StepFields):
         return self
 
 
-class ClickStep(_Target):
+# perception II (issue 22): points in CSS px, and steps whose target is optional
+def _reject_bool_number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+Num = Annotated[float, BeforeValidator(_reject_bool_number)]
+"""A number that refuses true/false."""
+
+
+class Point(_Body):
+    """A point in CSS px: from an element's top-left corner, or in the viewport."""
+
+    x: Num = Field(ge=0, le=100_000)
+    y: Num = Field(ge=0, le=100_000)
+
+
+class Offset(_Body):
+    """A distance in CSS px (right and down are positive)."""
+
+    x: Num = Field(ge=-100_000, le=100_000)
+    y: Num = Field(ge=-100_000, le=100_000)
+
+
+class _MaybeTarget(_StepFields):
+    """A step whose element is optional: ``id`` or ``selector``, or neither."""
+
+    id: str | None = Field(default=None, pattern=ACTION_ID_PATTERN)
+    selector: str | None = Field(default=None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _at_most_one_target(self) -> _MaybeTarget:
+        if self.id is not None and self.selector is not None:
+            raise ValueError('send one of id (e.g. "B3" from the last observation) or selector')
+        return self
+
+
+class _PointerTarget(_MaybeTarget):
+    """click and hover: an element (``position`` within it, default its centre), or with
+    no element a ``position`` in the viewport."""
+
+    position: Point | None = None
+
+    @model_validator(mode="after")
+    def _element_or_point(self) -> _PointerTarget:
+        if self.id is None and self.selector is None and self.position is None:
+            raise ValueError(
+                'send id (e.g. "B3" from the last observation) or selector, or a position '
+                '{"x": …, "y": …} in the viewport with neither'
+            )
+        return self
+
+
+class ClickStep(_PointerTarget):
     type: Literal["click"]
 
 
@@ -215,7 +272,7 @@ class CheckStep(_Target):
     value: bool = True
 
 
-class HoverStep(_Target):
+class HoverStep(_PointerTarget):
     type: Literal["hover"]
 
 
@@ -254,7 +311,9 @@ class HistoryStep(_StepFields):
     type: Literal["go_back", "go_forward", "reload"]
 
 
-class ScrollStep(_StepFields):
+class ScrollStep(_MaybeTarget):
+    """The window, or (with ``id``/``selector``) the nearest scrollable box around that element."""
+
     type: Literal["scroll_down", "scroll_up"]
     amount: Int | None = Field(default=None, gt=0, le=100_000)
 
@@ -307,6 +366,33 @@ class UploadFileStep(_Target):
     files: FileNames
 
 
+# perception II (issue 22): drag, and typing at the caret
+class DragStep(_Target):
+    """Drag ``id``/``selector`` onto ``to_id``/``to_selector``, or by ``offset``."""
+
+    type: Literal["drag"]
+    to_id: str | None = Field(default=None, pattern=ACTION_ID_PATTERN)
+    to_selector: str | None = Field(default=None, min_length=1, max_length=1000)
+    offset: Offset | None = None
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> DragStep:
+        given = [self.to_id, self.to_selector, self.offset]
+        if sum(x is not None for x in given) != 1:
+            raise ValueError(
+                'send exactly one of to_id (e.g. "Z2"), to_selector, or offset {"x": …, "y": …}'
+            )
+        return self
+
+
+class TypeStep(_MaybeTarget):
+    """Type ``value`` at the caret: into the focused element, or ``id``/``selector`` (focused
+    first, the caret at its end, if it does not have the focus). Nothing is cleared."""
+
+    type: Literal["type"]
+    value: str = Field(min_length=1, max_length=10_000)
+
+
 StepRequest = Annotated[
     ClickStep
     | FillStep
@@ -320,13 +406,15 @@ StepRequest = Annotated[
     | WaitStep
     | SwitchTabStep
     | CloseTabStep
-    | UploadFileStep,
+    | UploadFileStep
+    | DragStep
+    | TypeStep,
     Field(discriminator="type"),
 ]
 STEP_ADAPTER: TypeAdapter[StepRequest] = TypeAdapter(StepRequest)
 STEP_TYPES = (
     "click, fill, check, hover, select_dropdown_option, press_key, goto, go_back, go_forward, "
-    "reload, scroll_down, scroll_up, wait, switch_tab, close_tab, upload_file"
+    "reload, scroll_down, scroll_up, wait, switch_tab, close_tab, upload_file, drag, type"
 )
 
 
@@ -399,12 +487,33 @@ class PageInfo(BaseModel):
     error: str | None = None
 
 
+class Box(TypedDict):
+    """Where an element is, in viewport CSS px (the screenshot's pixels at scale 1). A
+    TypedDict, not a model: 300 of them in an observation cost a third less to validate."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+def _unless(default: Any) -> Any:
+    """A field left out of the JSON while it has its ``default`` (an observation lists
+    hundreds of actions; an agent reads every field of each)."""
+    return Field(default=default, exclude_if=lambda value: value == default)
+
+
 class Action(BaseModel):
     """One interactive element of an observation.
 
     ``frame`` is the id of the iframe it is in (None: the page itself); ``selector`` is a
     CSS path within that frame (``host >> inner`` through shadow roots). ``covered``: a
     click at its centre would land on something else, which ``covered_by`` describes.
+    ``box``: where it is in the viewport; ``scroll_container``: the id of the scrollable
+    box it sits in (scroll that one to reach it). ``readonly``, ``invalid`` and
+    ``description`` (its aria-describedby text and error message) are a form field's state;
+    ``draggable`` and ``drop_target`` say it takes part in drag and drop. These last six are
+    left out of the JSON while they are false or null.
     """
 
     id: str
@@ -417,6 +526,14 @@ class Action(BaseModel):
     in_viewport: bool = True
     covered: bool = False
     covered_by: str | None = None
+    # perception II (issue 22): the fields after box are in the JSON only when set
+    box: Box | None = None
+    scroll_container: str | None = _unless(None)
+    readonly: bool = _unless(False)
+    invalid: bool = _unless(False)
+    description: str | None = _unless(None)
+    draggable: bool = _unless(False)
+    drop_target: bool = _unless(False)
 
 
 class FrameInfo(BaseModel):
@@ -504,6 +621,10 @@ class Observation(PageInfo):
     ``warnings`` says what the session's limits did since the last observation (popups
     closed, downloads refused or cancelled); ``popups_blocked`` counts the popups and new
     tabs closed in the session so far (``SESSIONS_MAX_PAGES_PER_SESSION``).
+    ``text`` starts at character ``text_offset`` of the page's whole text (``text_length``
+    characters); ``text_next_offset`` is where the next page of it starts (null: no more).
+    ``busy``: the page says it is (``aria-busy``), or requests it started were still running
+    when the settling ended.
     """
 
     screenshot: str | None = None
@@ -519,6 +640,11 @@ class Observation(PageInfo):
     dialog: DialogInfo | None = None
     warnings: list[str] = Field(default_factory=list)
     popups_blocked: int = 0
+    # perception II (issue 22): text paging, and a page still busy
+    text_offset: int = 0
+    text_length: int = 0
+    text_next_offset: int | None = None
+    busy: bool = False
     # the window's scroll and the page's size (null when the page did not answer)
     viewport: Viewport | None = None
     # --- session files (issue 19)
@@ -649,6 +775,11 @@ _HINTS = {
     "dialog": "send accept or dismiss",
     "prompt_text": "send the text to answer a prompt() with",
     "index": "send a tab index from observation.tabs (0 is the first tab)",
+    # perception II (issue 22)
+    "position": 'send {"x": …, "y": …} in CSS px (within the element, or the viewport)',
+    "to_id": "send the id of the element to drop on, from the last observation",
+    "to_selector": "send a CSS selector of the element to drop on",
+    "text_offset": "send the text_next_offset of the last observation, e.g. 20000",
     **PROFILE_HINTS,
     "files": 'send a list of names from GET /session/<id>/files, e.g. ["cv.pdf"]',
 }
@@ -656,6 +787,7 @@ _HINTS = {
 # where one field name means different things in different models
 _MODEL_HINTS = {
     ("ScreenshotQuery", "format"): "send png, jpeg or webp",
+    ("DragStep", "offset"): 'send {"x": …, "y": …} in CSS px from where the drag starts',
     ("ProfileCreate", "name"): "send a name of 1 to 200 characters",  # profiles (issue 18)
     ("CookiesQuery", "url"): "send an http(s):// URL",
 }
@@ -757,6 +889,8 @@ _STEP_MODELS: tuple[type[BaseModel], ...] = (
     SwitchTabStep,
     CloseTabStep,
     UploadFileStep,
+    DragStep,
+    TypeStep,
 )
 
 

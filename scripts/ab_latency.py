@@ -9,6 +9,10 @@ alternating A, B, A, B…, so the noise of the machine falls on both alike:
 - ``step click``: ``POST /env/step {"type": "click", "selector": "a"}`` on ``/pages/1``
   (bench.py's row; the page is opened first, untimed).
 
+``--perception`` adds (issue 22): ``observe /big`` (a page of 5,000 elements, by URL) and
+``press_key``: ``POST /env/step {"type": "press_key", "key": "Tab"}`` on ``/report`` (a
+static page; opened first, untimed).
+
 Run: ``python scripts/ab_latency.py BASELINE_DIR [--repeats 40]`` (this checkout is B).
 ``--a-env``/``--b-env KEY=VALUE`` set a setting on one side: ``ab_latency.py .
 --a-env SESSIONS_SETTLE_MS=0`` is what settling after a step costs.
@@ -59,6 +63,7 @@ class Side:
         self.http.headers["Authorization"] = f"Bearer {token}"
         self.sid = self.call("/session/start", {"keep_alive": True})["session_id"]
         self.samples: dict[str, list[float]] = {"observe": [], "step click": []}
+        self.samples.update({"observe /big": [], "press_key": []})  # --perception
 
     def call(self, path: str, body: dict[str, Any]) -> Any:
         response = self.http.post(self.base + path, json=body, timeout=60)
@@ -78,6 +83,20 @@ class Side:
         self.samples["step click"].append((time.perf_counter() - began) * 1000)
         assert answer["success"] and answer["observation"]["url"].endswith("/pages/2"), answer
 
+    # --perception (issue 22)
+    def observe_big(self) -> None:
+        began = time.perf_counter()
+        self.call("/env/observe", {"session_id": self.sid, "url": self.site + "/big"})
+        self.samples["observe /big"].append((time.perf_counter() - began) * 1000)
+
+    def press_key(self) -> None:
+        self.call("/env/observe", {"session_id": self.sid, "url": self.site + "/report"})
+        body = {"session_id": self.sid, "type": "press_key", "key": "Tab"}
+        began = time.perf_counter()
+        answer = self.call("/env/step", body)
+        self.samples["press_key"].append((time.perf_counter() - began) * 1000)
+        assert answer["success"], answer
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
@@ -85,29 +104,41 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--a-env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--perception", action="store_true", help="observe /big, press_key too")
     args = parser.parse_args()
+    ops = ["observe", "step click"] + (["observe /big", "press_key"] if args.perception else [])
     demo, site = start_demo_site()
     with ExitStack() as stack:
         a_name = f"A {args.baseline} {' '.join(args.a_env)}"
         b_name = f"B {HERE} {' '.join(args.b_env)}"
         a = Side(a_name, *stack.enter_context(server(args.baseline, args.a_env)), site)
         b = Side(b_name, *stack.enter_context(server(HERE, args.b_env)), site)
+
+        def run(side: Side) -> None:
+            side.observe()
+            time.sleep(0.05)
+            side.click()
+            time.sleep(0.05)
+            if args.perception:
+                side.observe_big()
+                time.sleep(0.05)
+                side.press_key()
+                time.sleep(0.05)
+
         for side in (a, b):  # warm up
             for _ in range(3):
-                side.observe()
-                side.click()
+                run(side)
+            for samples in side.samples.values():
+                samples.clear()
         for i in range(args.repeats):
             for side in (a, b) if i % 2 == 0 else (b, a):
-                side.observe()
-                time.sleep(0.05)
-                side.click()
-                time.sleep(0.05)
+                run(side)
     demo.shutdown()
-    print(f"{'operation':<11} {'A p50 ms':>9} {'B p50 ms':>9} {'B/A':>6}   ({args.repeats} each)")
-    for op in ("observe", "step click"):
+    print(f"{'operation':<13} {'A p50 ms':>9} {'B p50 ms':>9} {'B/A':>6}   ({args.repeats} each)")
+    for op in ops:
         pa = statistics.median(a.samples[op])
         pb = statistics.median(b.samples[op])
-        print(f"{op:<11} {pa:>9.1f} {pb:>9.1f} {pb / pa:>5.2f}x")
+        print(f"{op:<13} {pa:>9.1f} {pb:>9.1f} {pb / pa:>5.2f}x")
     print(f"A = {a.name}\nB = {b.name}")
     return 0
 

@@ -30,6 +30,10 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
    (through Playwright's CDPSession and through a bare WebSocket client), and PSS per session at
    N sessions each with a connected Playwright client, beside N plain sessions.
 
+6. ``--perception`` (instead of 1-5): what perception costs (``scripts/bench_perception.py``):
+   observe and step click beside raw Playwright, observe of a 5,000-element page, observe.js
+   with and without boxes, press_key's settling, and drag p50.
+
 ``--adapters`` (issue 21, ``scripts/bench_adapters.py``): Notte's SDK observe through the Notte
 routes beside ``/env/observe``, and an MCP ``browser_observe`` over stdio beside the client.
 
@@ -2018,6 +2022,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
     )
+    p.add_argument(
+        "--perception", action="store_true", help="only the perception section (issue 22)"
+    )
     p.add_argument(  # profiles (issue 18)
         "--profiles", action="store_true", help="only the profiles section (bench_profiles.py)"
     )
@@ -2071,6 +2078,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_cluster
 
         return bench_cluster.main(quick=args.quick)
+    if args.perception:  # perception II (issue 22): its own section and module
+        from scripts import bench_perception
+
+        return bench_perception.main(quick=args.quick)
     if args.profiles:  # profiles (issue 18)
         from scripts import bench_profiles
 

@@ -6,7 +6,8 @@ cookie), ``/profile`` (select, checkbox, textarea; Save posts back to ``/profile
 ``/changing`` (a button that rewrites the page), ``/slow?ms=N`` (answers after N ms),
 ``/redirect`` (302 → ``/``), ``/gallery`` (20 uncached images, ``/img/N.svg``), ``/apply``
 (a form that takes a CV file; posting it says what arrived), ``/invoices`` (a link to
-``/invoices/2024-001.pdf``, a one-page PDF with a table), anything else 404.
+``/invoices/2024-001.pdf``, a one-page PDF with a table), ``/big`` (5,000 elements),
+``/board`` (a card to drag between two columns), anything else 404.
 
 Run it alone: ``python scripts/demo_site.py --port 8100``.
 """
@@ -83,6 +84,33 @@ TILE = "<svg xmlns='http://www.w3.org/2000/svg' width='16' height='16'><rect wid
 for n in (1, 2, 3):
     nxt = f"<a href='/pages/{n + 1}'>Next page</a>" if n < 3 else "<p>The end.</p>"
     PAGES[f"/pages/{n}"] = (f"Page {n}", f"<h1>Page {n}</h1>{nxt}")
+
+
+# perception II (issue 22): the bench's pages: 5,000 elements, and a card to drag
+PAGES["/big"] = (
+    "Big grid",
+    "<h1>Big grid</h1><style>.row{display:flex;gap:8px}</style>"
+    + "".join(
+        f"<div class='row'><span>Name {i}</span><span>Value {i}</span>"
+        f"<a href='#r{i}'>Open {i}</a><button>Edit {i}</button></div>"
+        for i in range(1, 1000)
+    ),
+)
+PAGES["/board"] = (
+    "Board",
+    "<h1>Board</h1><style>.col{display:inline-block;vertical-align:top;width:200px;"
+    "min-height:120px;border:1px solid #999;margin:8px}"
+    ".card{border:1px solid #333;margin:4px;padding:8px}</style>"
+    "<div class='col' id='left' aria-label='Left'><div class='card' id='card' draggable='true'>"
+    "Card</div></div><div class='col' id='right' aria-label='Right'></div>"
+    "<script>document.getElementById('card').addEventListener('dragstart', (e) => "
+    "e.dataTransfer.setData('text/plain', 'card'));"
+    "for (const col of document.querySelectorAll('.col')) {"
+    "col.addEventListener('dragover', (e) => e.preventDefault());"
+    "col.addEventListener('drop', (e) => { e.preventDefault();"
+    "col.appendChild(document.getElementById(e.dataTransfer.getData('text/plain'))); }); }"
+    "</script>",
+)
 
 
 class DemoHandler(BaseHTTPRequestHandler):

@@ -27,6 +27,9 @@ BASE_ARGS = (
     "--disable-sync",
     "--no-first-run",
     "--disable-dev-shm-usage",
+    # perception II (issue 22): a key that scrolls (PageDown, arrows) moves the page at once,
+    # not over an animation the next observation would be in the middle of
+    "--disable-smooth-scrolling",
 )
 
 # Debian's /usr/bin wrappers are shell scripts that do not exec; launching the real

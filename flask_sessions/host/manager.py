@@ -513,6 +513,7 @@ class SessionManager:
                 offset=request.offset,
                 find=request.find,
                 since=since,
+                text_offset=request.text_offset,  # issue 22
             )
             observation = pdfview.apply(
                 _with_warnings(observation, live),
@@ -1011,7 +1012,7 @@ def _page_of(observation: Observation) -> PageInfo:
 
 def _with_warnings(observation: Observation, live: LiveSession) -> Observation:
     """The observation, with what the session's limits did since the last one."""
-    observation.warnings = live.limits.take_warnings()
+    observation.warnings += live.limits.take_warnings()  # after the tabs' (issue 22)
     if live.files is not None:  # session files (issue 19): downloads refused or cancelled
         observation.warnings += live.files.downloads.take_warnings()
     observation.popups_blocked = live.limits.popups_blocked

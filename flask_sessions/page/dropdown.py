@@ -5,8 +5,10 @@ Coroutines here run on the runtime loop, with the session's lock held by the man
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import secrets
 from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
@@ -14,14 +16,13 @@ from playwright.async_api import Locator
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from flask_sessions.page.observation import Root
+from flask_sessions.page.scripts import LISTBOX_JS
 
 _SELECT_INFO_JS = """el => el.tagName === 'SELECT'
   ? {native: true, multiple: el.multiple,
      options: Array.from(el.options).map(o => [o.value, (o.label || o.text).trim()])}
   : {native: false, role: (el.getAttribute('role') || '').trim(),
-     editable: el.tagName === 'INPUT' || el.isContentEditable,
-     controls: (el.getAttribute('aria-controls') || el.getAttribute('aria-owns') || '')
-       .trim().split(/\\s+/)[0] || null}"""
+     editable: el.tagName === 'INPUT' || el.isContentEditable}"""
 
 
 def _match(options: list[list[str]], value: str) -> str | None:
@@ -75,36 +76,27 @@ async def _select_aria(
 ) -> tuple[bool, str]:
     """An ARIA listbox or combobox: open it if its options are not showing, click each one.
 
-    The options are looked for in the element itself (a listbox), in what its
-    ``aria-controls``/``aria-owns`` names, else anywhere visible on the page or frame; an
-    editable combobox (autocomplete) that shows none after a click gets the value typed.
+    The options are looked for only in the target's own list: the element itself (a
+    listbox), what its ``aria-controls``/``aria-owns`` names (or a listbox labelled by it),
+    else the options that appear when it is opened (clicked; an editable combobox, an
+    autocomplete, gets the value typed). Another list showing on the page is never used.
     """
-    if info["role"] == "listbox":
-        scope: Root | Locator = locator
-    elif info["controls"]:
-        scope = root.locator(f'[id="{info["controls"]}"]')
-    else:
-        scope = root
-
-    def options() -> Locator:
-        return scope.get_by_role("option").filter(visible=True)
-
-    wait_ms = min(timeout, 2000)
     chosen = []
     for value in values:
-        if await options().count() == 0:
-            if info["editable"]:  # an autocomplete: typing shows the options
-                await locator.fill(value, timeout=timeout)
-            else:
-                await locator.click(timeout=timeout)
-            with contextlib.suppress(PlaywrightTimeoutError):
-                await options().first.wait_for(state="visible", timeout=wait_ms)
+        scope = await _list_of(locator, root, info, value, timeout)
+        if scope is None:
+            how = "typed into" if info["editable"] else "clicked"
+            return False, (
+                f"{label} showed no options: it names no listbox (aria-controls, aria-owns) "
+                f"and none appeared when it was {how}; click it and observe to see what opens"
+            )
         option = scope.get_by_role("option", name=value, exact=True).filter(visible=True)
         if await option.count() == 0:
             pattern = re.compile(rf"^\s*{re.escape(value)}\s*$", re.IGNORECASE)
             option = scope.get_by_role("option", name=pattern).filter(visible=True)
         if await option.count() == 0:
-            names = [n.strip() for n in await options().all_inner_texts()]
+            shown = scope.get_by_role("option").filter(visible=True)
+            names = [n.strip() for n in await shown.all_inner_texts()]
             listed = ", ".join(repr(n) for n in names[:50]) or "none showed up"
             with contextlib.suppress(PlaywrightError):
                 await locator.press("Escape", timeout=1000)  # close what we opened
@@ -112,3 +104,49 @@ async def _select_aria(
         await option.first.click(timeout=timeout)
         chosen.append(value)
     return True, f"selected {', '.join(repr(v) for v in chosen)} in {label}"
+
+
+async def _list_of(
+    locator: Locator, root: Root, info: dict[str, Any], value: str, timeout: int
+) -> Locator | None:
+    """The target's own list of options, open (see :func:`_select_aria`); None: no list."""
+    if info["role"] == "listbox":
+        return locator
+    token = secrets.token_hex(4)
+    scope = root.locator(f'[data-fs-listbox="{token}"]')
+
+    def showing() -> Locator:
+        return scope.get_by_role("option").filter(visible=True)
+
+    async def open_it() -> None:
+        if info["editable"]:  # an autocomplete: typing shows the options
+            await locator.fill(value, timeout=timeout)
+        else:
+            await locator.click(timeout=timeout)
+
+    wait_ms = min(timeout, 2000)
+    if await locator.evaluate(LISTBOX_JS, [token, "controlled"]):
+        if await showing().count() == 0:
+            await open_it()
+            with contextlib.suppress(PlaywrightTimeoutError):
+                await showing().first.wait_for(state="visible", timeout=wait_ms)
+        return scope
+    # not named: open it, and take the options that appear (twice, if it was open already
+    # and the first click closed it)
+    try:
+        for _ in range(2):
+            await locator.evaluate(LISTBOX_JS, [token, "mark"])
+            await open_it()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait_ms / 1000
+            while loop.time() < deadline:
+                for mode in ("controlled", "opened"):
+                    if await locator.evaluate(LISTBOX_JS, [token, mode]):
+                        return scope
+                await asyncio.sleep(0.05)
+            if info["editable"]:
+                break
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            await locator.evaluate(LISTBOX_JS, [token, "clear"])
+    return None

@@ -32,6 +32,14 @@ SCRAPE_JS = (
     .replace("//@markdown", RULES_JS)
 )
 """``({selector, format}) => {title, url, markdown | text | html} | null``."""
+# perception II (issue 22): a rich-text editor's value, with its formatting
+EDITABLE_JS = (
+    _FILES.joinpath("editable.js")
+    .read_text(encoding="utf-8")
+    .replace("//@turndown", TURNDOWN_JS)
+    .replace("//@markdown", RULES_JS)
+)
+"""``(element) => markdown``: a contenteditable element's content (see editable.js)."""
 
 
 class _Markdown(MarkdownConverter):

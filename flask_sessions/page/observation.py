@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
@@ -16,6 +16,7 @@ from playwright.async_api import Frame, FrameLocator, Page
 
 from flask_sessions.config import Settings
 from flask_sessions.page import capture
+from flask_sessions.page.markdown import EDITABLE_JS
 from flask_sessions.page.scripts import OBSERVE_JS
 from flask_sessions.page.settle import evaluate_retrying, quiet_now, settle
 from flask_sessions.page.state import (
@@ -107,21 +108,26 @@ async def _frame_of(page: Page, path: Sequence[str]) -> Frame | None:
 
 
 async def _observe_frame(
-    state: PageState, page: Page, path: Sequence[str], args: dict[str, Any]
+    state: PageState,
+    page: Page,
+    path: Sequence[str],
+    args_for: Callable[[str], dict[str, Any]],
 ) -> tuple[str, dict[str, Any]] | None:
-    """observe.js in a cross-origin frame, through its own Playwright frame (None: cannot).
+    """observe.js in a cross-origin frame, through its own Playwright frame (None: cannot);
+    ``args_for(url)`` gives its arguments (its text's place depends on the frame's URL).
 
     Bounded by the probe time: a frame in a busy process leaves the observation without it.
     """
     frame = await _frame_of(page, path)
     if frame is None:
         return None
+    url = frame.url
     try:
         async with asyncio.timeout(state.probe_ms / 1000):
-            data: dict[str, Any] = json.loads(await frame.evaluate(OBSERVE_JS, args))
+            data: dict[str, Any] = json.loads(await frame.evaluate(OBSERVE_JS, args_for(url)))
     except (PlaywrightError, TimeoutError):
         return None
-    return frame.url, data
+    return url, data
 
 
 async def observe(
@@ -131,13 +137,30 @@ async def observe(
     offset: int = 0,
     find: str | None = None,
     since: float | None = None,
+    text_offset: int = 0,
+    geometry: bool = True,
 ) -> Observation:
     """Describe the current tab: its actions (see observe.js), text, frames, tabs, dialog.
 
     With ``since`` (a navigation's start, from :func:`open_url`), a page that is not quiet
-    yet is settled first and looked at again.
+    yet is settled first and looked at again. A tab that closes while it is looked at (a
+    popup that closed itself) is not an error: the tab the session moved to is described.
+    ``geometry=False`` leaves out ``box`` and ``scroll_container`` (to measure them).
     """
-    return await state.guarded(_observe(state, settings, screenshot, offset, find, since))
+    for attempt in range(CLOSED_TRIES):
+        page = state.page
+        try:
+            return await state.guarded(
+                _observe(state, settings, screenshot, offset, find, since, text_offset, geometry)
+            )
+        except PlaywrightError as exc:
+            if attempt == CLOSED_TRIES - 1 or not await state.closed_away(page, exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+CLOSED_TRIES = 3
+"""Observations tried when the tab closes under them (each on the tab the session moved to)."""
 
 
 async def observe_after_step(
@@ -168,6 +191,8 @@ async def _observe(
     offset: int,
     find: str | None,
     since: float | None = None,
+    text_offset: int = 0,
+    geometry: bool = True,
 ) -> Observation:
     page = state.page
     view = page.viewport_size or {
@@ -185,6 +210,8 @@ async def _observe(
         "frameCount": 0,
         "viewW": view["width"],
         "viewH": view["height"],
+        "textOffset": text_offset,
+        "geometry": geometry,
     }
     data: dict[str, Any] = json.loads(await evaluate_retrying(state, settings, OBSERVE_JS, args))
     if since is not None and not quiet_now(state, since, float(data["sinceDom"])):
@@ -193,8 +220,9 @@ async def _observe(
         data = json.loads(await evaluate_retrying(state, settings, OBSERVE_JS, args))
     raw_actions: list[dict[str, Any]] = list(data["actions"])
     total = int(data["total"])
-    text = str(data["text"])
-    text_length = int(data["textLength"])
+    window_end = text_offset + max_text
+    pieces = [str(data["text"])]
+    text_length = int(data["textLength"])  # of the whole text so far: page, then frames
     frames: list[dict[str, Any]] = list(data["frames"])
     paths: dict[str, tuple[str, ...]] = {}
     observed: dict[str, bool] = {}
@@ -216,12 +244,23 @@ async def _observe(
             frameCount=data["frameCount"],
             offset=max(0, offset - total),
             limit=max(0, limit - len(raw_actions)),
-            maxText=max(1, max_text - len(text)),
             origin=info["origin"],
             clip=info["clip"],
             frame=info["id"],
         )
-        found = await _observe_frame(state, page, path, args)
+
+        def args_for(
+            url: str, frame_id: str = info["id"], so_far: int = text_length
+        ) -> dict[str, Any]:
+            # the frame's text follows a header, from where the text so far ends
+            begins = so_far + len(_frame_header(frame_id, url))
+            return {
+                **args,
+                "textOffset": max(0, text_offset - begins),
+                "maxText": max(0, window_end - max(text_offset, begins)),
+            }
+
+        found = await _observe_frame(state, page, path, args_for)
         if found is None:
             continue
         url, child = found
@@ -230,14 +269,24 @@ async def _observe(
         data["counters"], data["frameCount"] = child["counters"], child["frameCount"]
         raw_actions += child["actions"]
         total += int(child["total"])
-        if child["text"]:
-            section = f"\n\n[frame {info['id']}: {url}]\n{child['text']}"
-            text += section
-            text_length += len(section) - len(child["text"]) + int(child["textLength"])
+        if int(child["textLength"]):
+            header = _frame_header(info["id"], url)
+            part = header[max(0, text_offset - text_length) : max(0, window_end - text_length)]
+            pieces.append(part)
+            pieces.append(str(child["text"]))
+            text_length += len(header) + int(child["textLength"])
         frames += child["frames"]
         pending += child["frames"]
+    editables = [raw["id"] for raw in raw_actions if raw.pop("editable", False)]
     actions = [Action(**raw) for raw in raw_actions]
-    state.ids = {a.id: Target(a, paths.get(a.frame, ()) if a.frame else ()) for a in actions}
+    state.ids = {a.id: Target(a, paths.get(a.frame, ()) if a.frame else (), page) for a in actions}
+    if editables:  # a rich-text editor's value: its formatting, as Markdown
+        by_id = {a.id: a for a in actions}
+        for action_id in editables:
+            markdown = await _editable_markdown(page, state.ids[action_id])
+            if markdown is not None:
+                by_id[action_id].value = markdown
+    text, text_next = _text_window("".join(pieces), text_offset, text_length)
     tab = state.tab
     if tab.http_status is None and tab.error is None and data.get("navStatus"):
         record_status(tab, int(data["navStatus"]))  # a tab whose load began before we watched
@@ -250,8 +299,12 @@ async def _observe(
         actions=actions,
         actions_total=total,
         actions_truncated=offset + len(actions) < total,
-        text=text[:max_text].rstrip(),
-        text_truncated=text_length > max_text,
+        text=text,
+        text_truncated=text_next is not None,
+        text_offset=text_offset,
+        text_length=text_length,
+        text_next_offset=text_next,
+        busy=bool(data.get("busy")) or bool(state.tab.still(state.still_running)),
         frames=[
             FrameInfo(
                 id=f["id"],
@@ -265,5 +318,46 @@ async def _observe(
         ],
         tabs=await tabs_of(state, shown.title),
         dialog=state.take_dialog(),
+        warnings=state.take_notes(),
         viewport=data.get("viewport"),
     )
+
+
+# ---- perception II (issue 22): text paging, rich-text values
+
+
+def _frame_header(frame_id: str, url: str) -> str:
+    return f"\n\n[frame {frame_id}: {url}]\n"
+
+
+TEXT_CUT_SLACK = 0.2
+"""A page of text ends at a line (else a word) break within its last 20%, if there is one."""
+
+
+def _text_window(window: str, offset: int, length: int) -> tuple[str, int | None]:
+    """The text to show from ``window`` (the whole text's characters from ``offset``, as
+    many as fit), and where the next page starts (None: the text ends here)."""
+    if offset + len(window) >= length:
+        return window.rstrip(), None
+    floor = int(len(window) * (1 - TEXT_CUT_SLACK))
+    cut = window.rfind("\n", floor) + 1 or window.rfind(" ", floor) + 1 or len(window)
+    return window[:cut].rstrip(), offset + cut
+
+
+MAX_EDITABLE_VALUE = 10_000
+"""Characters of a rich-text editor's Markdown value."""
+
+
+async def _editable_markdown(page: Page, target: Target) -> str | None:
+    """A contenteditable element's content as Markdown (bold, italics, links, lists…)."""
+    locator = frame_root(page, target.frames).locator(f'[data-fs-id="{target.action.id}"]')
+    try:
+        markdown = await locator.evaluate(EDITABLE_JS, timeout=1000)
+    except PlaywrightError:
+        return None
+    if not isinstance(markdown, str):
+        return None
+    markdown = markdown.replace("\u00a0", " ").strip()  # typed spaces are often &nbsp;
+    if len(markdown) > MAX_EDITABLE_VALUE:
+        markdown = markdown[:MAX_EDITABLE_VALUE] + "…"
+    return markdown

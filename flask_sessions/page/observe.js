@@ -8,11 +8,24 @@
 // step can find them again. Coordinates: `origin` is where this window's (0, 0) sits in the
 // top page, `clip` the part of the top viewport this window shows (both null at the top).
 //
-// Returns {actions, total, counters, frameCount, frames, text, textLength, navStatus,
-// sinceDom (ms since the DOM last changed, see quiet.js), viewport (scroll and page size)}.
+// Besides the elements a selector finds (links, buttons, form fields, ARIA widgets), it lists
+// (issue 22) scroll boxes ("scrollable"), large canvases ("canvas"), drag sources
+// ("draggable") and drop targets ("dropzone"), and elements only a click listener or
+// `cursor: pointer` marks ("clickable"). What no selector finds comes from the style sheets'
+// rules (cursor, overflow: read once per sheet), inline styles, quiet.js's record of
+// listeners, and React's and Vue's props on the element. A document with a style sheet it
+// cannot read (cross-origin) has every element's computed style looked at instead.
+//
+// Returns {actions, total, counters, frameCount, frames, text (from args.textOffset, at most
+// maxText), textLength, navStatus, sinceDom (ms since the DOM last changed, see quiet.js),
+// busy (the visible element with aria-busy, described, or null), viewport (scroll and page
+// size)}.
 (args) => {
   //@lib
   const { limit, offset, find, maxText } = args;
+  const textOffset = args.textOffset || 0;
+  const geometry = args.geometry !== false;  // box and scroll_container (off: to measure them)
+  const QUIET = Symbol.for("flask_sessions.quiet");
   const counters = Object.assign({}, args.counters || {});
   let frameCount = args.frameCount || 0;
   const SELECTOR = [
@@ -24,7 +37,20 @@
     "[role=searchbox]", "[role=slider]", "[role=spinbutton]", "[role=treeitem]",
   ].join(",");
   const PREFIX = { link: "L", button: "B", textbox: "I", searchbox: "I", spinbutton: "I",
-                   checkbox: "C", radio: "C", switch: "C", combobox: "S", listbox: "S" };
+                   checkbox: "C", radio: "C", switch: "C", combobox: "S", listbox: "S",
+                   scrollable: "R", canvas: "G", draggable: "D", dropzone: "Z",
+                   clickable: "B" };
+  // what no selector finds: drag and drop by attribute, canvases, inline cursor/overflow
+  const EXTRA = "canvas, [draggable='true'], [aria-grabbed], [dropzone], [aria-dropeffect]," +
+    " [style*='cursor'], [style*='overflow']";
+  const STATE_PSEUDO = /:(hover|focus|focus-visible|focus-within|active)\b/g;
+  const SCROLLS = /auto|scroll|overlay/;
+  const CLICK = 1, DRAG = 2, DROP = 4;  // quiet.js's listener bits
+  const MIN_CANVAS = 10000;  // px²: a canvas at least this large is listed
+  const userInvalid = (() => {
+    try { document.createElement("input").matches(":user-invalid"); return ":user-invalid"; }
+    catch (e) { return null; }
+  })();
   const FORM = ["input", "select", "textarea"];
   const top = args.origin || { x: 0, y: 0 };
   const topView = args.clip || { left: 0, top: 0, right: innerWidth, bottom: innerHeight };
@@ -69,6 +95,10 @@
     if (el.isContentEditable) return "textbox";
     return "button";  // a click handler or tabindex on a plain element
   };
+  // a plain element matched only for its tabindex that scrolls is a scroll box, not a button
+  const plain = (el) => !el.getAttribute("role") && !el.hasAttribute("onclick") &&
+    !["a", "button", "summary", "input", "select", "textarea"].includes(el.tagName.toLowerCase())
+    && !el.isContentEditable;
 
   // ---- text through shadow roots (innerText stops at a shadow host)
   const hostAncestors = new Set();
@@ -140,6 +170,39 @@
     }
     return role;
   };
+  // scroll boxes, canvases, drop zones: their label, title or heading, not all their text
+  const CONTAINERS = new Set(["scrollable", "canvas", "dropzone"]);
+  const containerName = (el, role) => {
+    const heading = el.querySelector && el.querySelector("h1,h2,h3,h4,h5,h6,[role=heading]");
+    const candidates = [idsText(el, "aria-labelledby"), el.getAttribute("aria-label"),
+                        el.getAttribute("title"), heading ? deepText(heading) : "",
+                        role === "canvas" ? el.textContent : clean(el.textContent).slice(0, 80)];
+    for (const c of candidates) if (clean(c)) return clean(c).slice(0, 200);
+    return el.id ? `${role} #${el.id}` : role;
+  };
+  const readonlyOf = (el) => el.readOnly === true || el.getAttribute("aria-readonly") === "true";
+  const invalidOf = (el, tag) => {
+    const aria = (el.getAttribute("aria-invalid") || "").trim().toLowerCase();
+    if (aria && aria !== "false") return true;
+    if (!FORM.includes(tag)) return false;
+    // the browser's own check: once the field was left or its form sent (:user-invalid), or
+    // as soon as it holds a value it finds invalid (an empty required field is not flagged
+    // before that)
+    return (!!userInvalid && el.matches(userInvalid)) || (!!el.value && el.matches(":invalid"));
+  };
+  const descriptionOf = (el, invalid) => {
+    const parts = [idsText(el, "aria-describedby"), el.getAttribute("aria-description")];
+    if (invalid) {
+      parts.push(idsText(el, "aria-errormessage"));
+      if (el.validationMessage) parts.push(el.validationMessage);
+    }
+    const seen = [];
+    for (const p of parts) {
+      const c = clean(p);
+      if (c && !seen.some((s) => s.includes(c))) seen.push(c);
+    }
+    return seen.length ? seen.join(" ").slice(0, 300) : null;
+  };
   const valueOf = (el, role) => {
     const tag = el.tagName.toLowerCase();
     if (role === "checkbox" || role === "radio" || role === "switch") {
@@ -155,6 +218,12 @@
       return el.value;
     }
     if (el.isContentEditable) return clean(el.innerText).slice(0, 200);
+    if (role === "scrollable") {
+      const down = el.scrollHeight > el.clientHeight + 1;
+      const at = Math.round(down ? el.scrollTop : el.scrollLeft);
+      const end = Math.max(0, down ? el.scrollHeight - el.clientHeight : el.scrollWidth - el.clientWidth);
+      return `${at} of ${Math.round(end)} px ${down ? "down" : "across"}`;
+    }
     if (role === "combobox") return clean(el.getAttribute("aria-valuetext") || deepText(el)).slice(0, 200);
     if (role === "listbox") {
       return Array.from(el.querySelectorAll("[role=option][aria-selected=true]"))
@@ -204,34 +273,170 @@
   const frames = [];
   const texts = [];
   const matchedAll = new Set();
+  const scrollers = new Map();  // scroll box -> its id
+  let busyEl = null;
+
+  // ---- style rules: the selectors of rules that set a cursor or a scrolling overflow,
+  // kept per sheet (in quiet.js's state) until its rule count changes
+  const sheetCache = (window[QUIET] && (window[QUIET].sheets ||
+    (window[QUIET].sheets = new WeakMap()))) || new WeakMap();
+  const sheetRules = (sheet) => {
+    let rules;
+    try { rules = sheet.cssRules; } catch (e) { return null; }  // cross-origin: unreadable
+    if (!rules) return null;
+    const known = sheetCache.get(sheet);
+    if (known && known.n === rules.length) return known.selectors;
+    const selectors = [];
+    const visit = (list) => {
+      for (const rule of list) {
+        const s = rule.style;
+        if (s && rule.selectorText) {
+          const cursor = s.cursor || "";
+          const over = (s.overflowX || "") + " " + (s.overflowY || "") + " " +
+            (s.getPropertyValue("overflow") || "");
+          if (/pointer|grab|move|var\(/.test(cursor) || SCROLLS.test(over) || over.includes("var(")) {
+            selectors.push(rule.selectorText.replace(STATE_PSEUDO, ""));
+          }
+        }
+        if (rule.cssRules && rule.cssRules.length && !s) visit(rule.cssRules);  // @media…
+      }
+    };
+    try { visit(rules); } catch (e) { return null; }
+    sheetCache.set(sheet, { n: rules.length, selectors });
+    return selectors;
+  };
+  // the elements whose style may make them clickable, draggable or scrollable; null: every
+  // element (a sheet could not be read)
+  const styled = (root) => {
+    const selectors = [];
+    const sheets = [...(root.styleSheets || []), ...(root.adoptedStyleSheets || [])];
+    for (const sheet of sheets) {
+      const found = sheetRules(sheet);
+      if (found === null) return null;
+      for (const s of found) selectors.push(s);
+    }
+    const found = new Set(root.querySelectorAll(EXTRA));
+    if (!selectors.length) return found;
+    try {
+      for (const el of root.querySelectorAll(":is(" + selectors.join(",") + ")")) found.add(el);
+    } catch (e) {
+      for (const s of selectors) {
+        try { for (const el of root.querySelectorAll(s)) found.add(el); } catch (e2) { /* skip */ }
+      }
+    }
+    return found;
+  };
+  // a click handler React or Vue keeps on the element (they listen at the root); looked for
+  // only on a page either has rendered (its root, or one of the body's children, says so)
+  const FRAMEWORK_KEY = /^(__react|__vue|_vei$)/;
+  const usesFramework = (() => {
+    const body = document.body;
+    if (!body) return false;
+    const roots = [...body.children, ...document.querySelectorAll(
+      "[data-reactroot], [data-v-app], #root, #app, #__next")].slice(0, 50);
+    return roots.some((el) => Object.keys(el).some((k) => FRAMEWORK_KEY.test(k)));
+  })();
+  const frameworkClick = (el) => {
+    if (!usesFramework) return false;
+    for (const key of Object.keys(el)) {
+      if (key.startsWith("__reactProps$")) {
+        const p = el[key] || {};
+        if (p.onClick || p.onMouseDown || p.onPointerDown) return true;
+      } else if (key === "_vei") {
+        const v = el._vei || {};
+        if (v.onClick || v.onMousedown || v.onPointerdown) return true;
+      }
+    }
+    return false;
+  };
+  const scrolls = (el, style) =>
+    (SCROLLS.test(style.overflowY) && el.scrollHeight > el.clientHeight + 1) ||
+    (SCROLLS.test(style.overflowX) && el.scrollWidth > el.clientWidth + 1);
+
   const walkRoot = (root, ctx) => {
     root.querySelectorAll("[data-fs-id]").forEach((el) => el.removeAttribute("data-fs-id"));
     root.querySelectorAll("[data-fs-frame]").forEach((el) => el.removeAttribute("data-fs-frame"));
     const matched = new Set(root.querySelectorAll(SELECTOR));
     for (const el of matched) matchedAll.add(el);
+    const styles = styled(root);
+    const win = (root.ownerDocument || root).defaultView || window;
+    const listeners = (win[QUIET] && win[QUIET].listeners) || null;
+    if (!busyEl) {
+      const busy = root.querySelector("[aria-busy='true']");
+      if (busy && visibleBox(busy)) busyEl = busy;
+    }
     for (const el of root.querySelectorAll("*")) {
-      if (matched.has(el)) consider(el, ctx);
+      const bits = (listeners && listeners.get(el)) || 0;
+      const look = styles === null || styles.has(el);
+      if (matched.has(el)) consider(el, ctx, bits, look, false);
+      else if (bits || look || el.onclick || frameworkClick(el)) consider(el, ctx, bits, look, true);
       if (el.shadowRoot) { markHost(el); walkRoot(el.shadowRoot, ctx); }
       if (el.tagName === "IFRAME" || el.tagName === "FRAME") enterFrame(el, ctx);
     }
   };
-  const consider = (el, ctx) => {
+  // What an element no selector found is, if anything: its role, or null.
+  const extraRole = (el, bits, style) => {
+    const tag = el.tagName;
+    if (tag === "HTML" || tag === "BODY") return null;
+    if (tag === "CANVAS") return "canvas";
+    const cursor = style ? style.cursor : "";
+    if (el.getAttribute("draggable") === "true" || el.hasAttribute("aria-grabbed") ||
+        (bits & DRAG) || /grab|move/.test(cursor)) return "draggable";
+    const effect = el.getAttribute("aria-dropeffect");
+    if (el.hasAttribute("dropzone") || (effect && effect !== "none") || (bits & DROP)) {
+      return "dropzone";
+    }
+    if (style && scrolls(el, style)) return "scrollable";
+    let click = (bits & CLICK) || !!el.onclick || frameworkClick(el);
+    if (!click && cursor === "pointer") {  // its own, not inherited from its parent
+      const parent = composedParent(el);
+      click = !parent || parent.nodeType !== 1 || getComputedStyle(parent).cursor !== "pointer";
+    }
+    if (!click) return null;
+    if (tag === "LABEL" && el.control) return null;  // a click on it is one on its control
+    for (let n = composedParent(el); n; n = composedParent(n)) {
+      if (matchedAll.has(n)) return null;  // part of a listed control
+    }
+    // a wrapper of several controls is a delegation root or a layout box, not a control
+    if (el.querySelectorAll(SELECTOR).length > 3) return null;
+    return "clickable";
+  };
+  const consider = (el, ctx, bits, look, extra) => {
     const tag = el.tagName.toLowerCase();
     if (tag === "input" && (el.type || "").toLowerCase() === "hidden") return;
-    // a control inside a listed link/button is part of it, not a separate action
-    const parent = composedParent(el);
-    const outer = parent && parent.closest && parent.closest("a[href],button,[role=button],[role=link]");
-    if (outer && matchedAll.has(outer) && !FORM.includes(tag)) return;
+    let role = null;
+    let style = null;
+    if (extra) {
+      style = look ? getComputedStyle(el) : null;
+      role = extraRole(el, bits, style);
+      if (!role) return;
+    } else {
+      // a control inside a listed link/button is part of it, not a separate action
+      const parent = composedParent(el);
+      const outer = parent && parent.closest && parent.closest("a[href],button,[role=button],[role=link]");
+      if (outer && matchedAll.has(outer) && !FORM.includes(tag)) return;
+      if (look) style = getComputedStyle(el);
+    }
     const rect = visibleBox(el);
     if (!rect) return;
+    if (role === "canvas" && (rect.width * rect.height < MIN_CANVAS || rect.width < 24 ||
+                              rect.height < 24)) return;
+    const scrollBox = !!style && scrolls(el, style);
+    if (!role) role = scrollBox && plain(el) ? "scrollable" : roleOf(el);
     const box = { left: rect.left + ctx.x, top: rect.top + ctx.y,
                   right: rect.right + ctx.x, bottom: rect.bottom + ctx.y };
     const near = { left: ctx.clip.left - viewW, right: ctx.clip.right + viewW,
                    top: ctx.clip.top - viewH, bottom: ctx.clip.bottom + viewH };
-    const role = roleOf(el);
     const prefix = PREFIX[role] || "B";
     counters[prefix] = (counters[prefix] || 0) + 1;
-    candidates.push({ el, ctx, rect, role, id: prefix + counters[prefix],
+    const id = prefix + counters[prefix];
+    if (scrollBox) scrollers.set(el, id);
+    const effect = el.getAttribute("aria-dropeffect");
+    const draggable = role === "draggable" || el.getAttribute("draggable") === "true" ||
+      el.hasAttribute("aria-grabbed") || !!(bits & DRAG) || (!!style && /grab|move/.test(style.cursor));
+    const dropTarget = role === "dropzone" || el.hasAttribute("dropzone") ||
+      (!!effect && effect !== "none") || !!(bits & DROP);
+    candidates.push({ el, ctx, rect, role, id, scrollBox, draggable, dropTarget,
                       inView: intersects(box, ctx.clip), near: intersects(box, near) });
   };
   const enterFrame = (el, ctx) => {
@@ -274,6 +479,37 @@
   }
   const ordered = pool.filter((c) => c.near).concat(pool.filter((c) => !c.near));
   const listed = ordered.slice(offset, offset + limit);
+  // the scroll box each listed element sits in (the nearest one), listed too
+  const containerOf = new Map();
+  const scrollContainer = (el) => {
+    const path = [];
+    let found = null;
+    for (let n = composedParent(el); n && n.nodeType === 1; n = composedParent(n)) {
+      if (containerOf.has(n)) { found = containerOf.get(n); break; }
+      path.push(n);
+      if (scrollers.has(n)) { found = n; break; }
+    }
+    for (const n of path) containerOf.set(n, found);
+    return found;
+  };
+  if (geometry && scrollers.size) {
+    const inList = new Set(listed);
+    const byEl = new Map(candidates.map((c) => [c.el, c]));
+    for (const c of [...listed]) {
+      const box = scrollContainer(c.el);
+      c.container = box;
+      const own = box && byEl.get(box);
+      if (own && !inList.has(own)) { inList.add(own); listed.push(own); }
+    }
+  }
+  // an element its scroll box hides (scrolled out of it) is not on screen
+  const boxRects = new Map();
+  for (const c of listed) {
+    if (!c.inView || !c.container) continue;
+    let clip = boxRects.get(c.container);
+    if (!clip) boxRects.set(c.container, clip = c.container.getBoundingClientRect());
+    if (!intersects(c.rect, clip)) c.inView = false;
+  }
   const actions = listed.map((c) => {
     const el = c.el;
     let covered = { covered: false };
@@ -286,11 +522,29 @@
     }
     const disabled = el.disabled === true || el.getAttribute("aria-disabled") === "true" ||
       (el.matches && el.matches(":disabled"));
-    return { c, covered, action: {
-      id: c.id, role: c.role, name: names.get(c) || nameOf(el, c.role), value: valueOf(el, c.role),
+    const tag = el.tagName.toLowerCase();
+    const invalid = invalidOf(el, tag);
+    const name = names.get(c) ||
+      (CONTAINERS.has(c.role) ? containerName(el, c.role) : nameOf(el, c.role));
+    const action = {
+      id: c.id, role: c.role, name, value: valueOf(el, c.role),
       enabled: !disabled, selector: cssPath(el), frame: c.ctx.frame, in_viewport: c.inView,
       covered: covered.covered, covered_by: covered.covered ? describeEl(covered.by) : null,
-    } };
+    };
+    // the fields of issue 22 only when they are not their defaults (a shorter answer)
+    if (readonlyOf(el)) action.readonly = true;
+    if (invalid) action.invalid = true;
+    const description = descriptionOf(el, invalid);
+    if (description) action.description = description;
+    if (c.draggable) action.draggable = true;
+    if (c.dropTarget) action.drop_target = true;
+    if (geometry) {
+      action.box = { x: Math.round(c.rect.left + c.ctx.x), y: Math.round(c.rect.top + c.ctx.y),
+                     width: Math.round(c.rect.width), height: Math.round(c.rect.height) };
+      if (c.container) action.scroll_container = scrollers.get(c.container);
+    }
+    if (el.isContentEditable && !FORM.includes(tag)) action.editable = true;
+    return { c, covered, action };
   });
   for (const { c } of actions) c.el.setAttribute("data-fs-id", c.id);
   for (const { covered, action } of actions) {
@@ -308,7 +562,8 @@
   }
   return {
     actions: actions.map((a) => a.action), total: ordered.length, counters, frameCount,
-    frames, text: text.slice(0, maxText).trimEnd(), textLength: text.length,
+    frames, text: text.slice(textOffset, textOffset + maxText), textLength: text.length,
+    busy: busyEl ? describeEl(busyEl) : null,
     navStatus: (performance.getEntriesByType("navigation")[0] || {}).responseStatus || null,
     sinceDom: performance.now() - (window[Symbol.for("flask_sessions.quiet")] || { last: -1e9 }).last,
     // the Notte routes' viewport (issue 21): where the window is scrolled, and the page's size

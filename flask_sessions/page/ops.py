@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Locator
+from playwright.async_api import Locator, Position
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from flask_sessions.config import Settings
@@ -24,6 +24,7 @@ from flask_sessions.page import upload  # the upload_file step (issue 19)
 from flask_sessions.page.describe import describe_error as describe_error
 from flask_sessions.page.describe import first_line as first_line
 from flask_sessions.page.dropdown import select
+from flask_sessions.page.forms import focus_end, focused, read_only
 from flask_sessions.page.markdown import SCRAPE_JS
 from flask_sessions.page.markdown import convert as convert  # re-exported: it lived here
 from flask_sessions.page.observation import Root, frame_root
@@ -31,9 +32,10 @@ from flask_sessions.page.observation import observe as observe
 from flask_sessions.page.observation import observe_after_step as observe_after_step
 from flask_sessions.page.observation import page_info as page_info
 from flask_sessions.page.observation import tabs_of as tabs_of
-from flask_sessions.page.pointer import pointer_action
+from flask_sessions.page.pointer import at_point, drag, pointer_action, within
 from flask_sessions.page.scripts import OBSERVE_JS as OBSERVE_JS
 from flask_sessions.page.scripts import QUIET_INIT_JS as QUIET_INIT_JS
+from flask_sessions.page.scroll import scroll
 from flask_sessions.page.settle import evaluate_retrying, navigate, settle, wait_load
 from flask_sessions.page.settle import open_url as open_url
 from flask_sessions.page.state import NOT_RESPONDING, PageNotResponding, PageState
@@ -41,6 +43,7 @@ from flask_sessions.schemas import (
     CheckStep,
     ClickStep,
     CloseTabStep,
+    DragStep,
     FillStep,
     GotoStep,
     HistoryStep,
@@ -50,39 +53,69 @@ from flask_sessions.schemas import (
     SelectStep,
     StepRequest,
     SwitchTabStep,
+    TypeStep,
     UploadFileStep,
     WaitStep,
 )
 
 # ------------------------------------------------------------------ steps
 
-Targeted = ClickStep | FillStep | CheckStep | HoverStep | SelectStep | UploadFileStep
+Targeted = (
+    ClickStep
+    | FillStep
+    | CheckStep
+    | HoverStep
+    | SelectStep
+    | DragStep
+    | TypeStep
+    | ScrollStep
+    | UploadFileStep
+)
 
 
 def _target(state: PageState, step: Targeted) -> tuple[Locator, Root, str]:
     """The step's element, the page or frame it is in, and how to name it in messages."""
+    return _element(state, step.id, step.selector)
+
+
+def _element(
+    state: PageState, action_id: str | None, selector: str | None
+) -> tuple[Locator, Root, str]:
+    """The element of ``action_id`` (last observation) or ``selector``, its page or frame,
+    and how to name it in messages."""
     page = state.page
-    if step.selector is not None:
-        return page.locator(step.selector).first, page, step.selector
-    assert step.id is not None
-    target = state.ids.get(step.id)
+    if selector is not None:
+        return page.locator(selector).first, page, selector
+    assert action_id is not None
+    target = state.ids.get(action_id)
     if target is None:
         known = ", ".join(list(state.ids)[:20]) or "none: call observe first"
         raise SessionNotActive(
-            f"id {step.id} is not in this session's last observation (ids there: {known}); "
+            f"id {action_id} is not in this session's last observation (ids there: {known}); "
             "observe again and use a current id",
-            stale_id=step.id,
+            stale_id=action_id,
+        )
+    if target.page is not None and target.page is not page:  # another tab's id
+        gone = "was closed" if target.page.is_closed() else "is not the current tab"
+        closed = "; ".join(state.notes)  # said again by the next observation
+        raise SessionNotActive(
+            f"{closed + ': ' if closed else ''}id {action_id} is from the tab of the last "
+            f"observation ({target.page.url}), which {gone}; observe again and use a "
+            "current id",
+            stale_id=action_id,
         )
     root = frame_root(page, target.frames)
-    return root.locator(f'[data-fs-id="{step.id}"]'), root, step.id
+    return root.locator(f'[data-fs-id="{action_id}"]'), root, action_id
 
 
-async def _check_fresh(locator: Locator, step: Targeted) -> None:
-    if step.id is not None and await locator.count() == 0:
+async def _check_fresh(state: PageState, locator: Locator, action_id: str | None) -> None:
+    if action_id is not None and await locator.count() == 0:
+        closed = "; ".join(state.notes)  # said again by the next observation
+        why = f"{closed}, so " if closed else ""
         raise SessionNotActive(
-            f"the element {step.id} from the last observation is gone (the page changed "
-            "since); observe again and use a current id",
-            stale_id=step.id,
+            f"{why}the element {action_id} from the last observation is gone (the page "
+            "changed since); observe again and use a current id",
+            stale_id=action_id,
         )
 
 
@@ -132,7 +165,8 @@ async def run_step(state: PageState, step: StepRequest, settings: Settings) -> t
         if ok:
             new_tab = await _follow_new_tab(state)
             after_scroll = isinstance(step, ScrollStep)
-            problem = await state.guarded(settle(state, settings, since, after_scroll))
+            after_key = isinstance(step, PressKeyStep)
+            problem = await state.guarded(settle(state, settings, since, after_scroll, after_key))
             if state.window_opened and not new_tab:  # its tab may still be on its way
                 await state.wait_for_tab(NEW_TAB_SECONDS)
             if await _follow_new_tab(state):  # opened while the page settled
@@ -145,6 +179,8 @@ async def run_step(state: PageState, step: StepRequest, settings: Settings) -> t
                 )
             if problem:
                 ok, message = False, f"{message}, but {problem}"
+            elif state.still_running:
+                message += _still_running([r.url for r in state.still_running], settings)
     except PageNotResponding:
         ok, message = (
             False,
@@ -155,6 +191,8 @@ async def run_step(state: PageState, step: StepRequest, settings: Settings) -> t
         )
     finally:
         dialogs = state.end_step()
+    for note in state.take_notes():  # a tab that closed (a popup that closed itself)
+        message += f"; {note}"
     if replaced:
         message += " (the page had stopped responding; it was replaced by a new one, cookies kept)"
     for info, explicit in dialogs:
@@ -183,26 +221,94 @@ async def _follow_new_tab(state: PageState) -> bool:
     return True
 
 
+def _still_running(urls: list[str], settings: Settings) -> str:
+    shown = ", ".join(urls[:3]) + (f" and {len(urls) - 3} more" if len(urls) > 3 else "")
+    return (
+        f"; the page was still busy when the settling ended ({settings.settle_ms} ms, "
+        f"SESSIONS_SETTLE_MS): {len(urls)} request{'s' if len(urls) > 1 else ''} running "
+        f"({shown}); wait, then observe"
+    )
+
+
+def _done(step: StepRequest) -> str:
+    """What the step did, in words, for a step whose tab closed as it ran."""
+    target = getattr(step, "id", None) or getattr(step, "selector", None)
+    return f"{step.type.replace('_', ' ')} {target}" if target else step.type.replace("_", " ")
+
+
+def _view(state: PageState, settings: Settings) -> tuple[int, int]:
+    size = state.page.viewport_size
+    if size is None:
+        return settings.viewport_width, settings.viewport_height
+    return size["width"], size["height"]
+
+
 async def _act(state: PageState, step: StepRequest, settings: Settings) -> tuple[bool, str]:
     timeout = settings.action_timeout_ms
     page = state.page
     try:
+        if isinstance(step, (ClickStep, HoverStep)) and step.id is None and step.selector is None:
+            assert step.position is not None  # a point in the viewport, no element
+            hover = isinstance(step, HoverStep)
+            try:
+                return True, await at_point(page, step.position, hover, _view(state, settings))
+            except ValueError as exc:
+                return False, str(exc)
+        if isinstance(step, (ScrollStep, TypeStep)) and step.id is None and step.selector is None:
+            if isinstance(step, ScrollStep):
+                return await scroll(page, None, step.type == "scroll_down", step.amount, timeout)
+            if await focused(page) is None:
+                return False, (
+                    "nothing has the focus to type into: send id or selector (it gets the "
+                    "focus, the caret at its end), or click the field first"
+                )
+            await page.keyboard.type(step.value)
+            return True, f"typed {len(step.value)} characters at the caret"
         if isinstance(step, UploadFileStep):  # session files (issue 19)
             locator, _, label = _target(state, step)
-            await _check_fresh(locator, step)
+            await _check_fresh(state, locator, step.id)
             return await upload.set_files(state, locator, label, step.files, timeout)
-        if isinstance(step, (ClickStep, FillStep, CheckStep, HoverStep, SelectStep)):
+        if isinstance(step, Targeted):
             locator, root, label = _target(state, step)
-            await _check_fresh(locator, step)
+            await _check_fresh(state, locator, step.id)
+            if isinstance(step, ScrollStep):
+                down = step.type == "scroll_down"
+                return await scroll(page, (locator, label), down, step.amount, timeout)
             known_disabled = step.id is not None and not state.ids[step.id].action.enabled
             if known_disabled and not await locator.is_enabled(timeout=timeout):
                 return False, f"{label} is disabled; pick another action or wait for it"
             if isinstance(step, (ClickStep, HoverStep)):
                 hover = isinstance(step, HoverStep)
-                covered = await pointer_action(locator, label, hover, timeout)
+                position: Position | None = None
+                if step.position is not None:
+                    position, far = await within(locator, label, step.position, timeout)
+                    if far:
+                        return False, far
+                covered = await pointer_action(locator, label, hover, timeout, position)
                 if covered:
                     return False, covered
-                return True, f"{'hovered over' if hover else 'clicked'} {label}"
+                at = ""
+                if step.position is not None:
+                    at = f" at ({step.position.x:g}, {step.position.y:g}) from its top-left"
+                return True, f"{'hovered over' if hover else 'clicked'} {label}{at}"
+            if isinstance(step, DragStep):
+                to = None
+                if step.to_id is not None or step.to_selector is not None:
+                    to_locator, _, to_label = _element(state, step.to_id, step.to_selector)
+                    await _check_fresh(state, to_locator, step.to_id)
+                    to = (to_locator, to_label)
+                view = _view(state, settings)
+                in_page = all(i is None or not state.ids[i].frames for i in (step.id, step.to_id))
+                return await drag(page, locator, label, to, step.offset, timeout, view, in_page)
+            if isinstance(step, (FillStep, TypeStep)):
+                stuck = await read_only(locator, label, timeout)
+                if stuck:
+                    return False, stuck
+            if isinstance(step, TypeStep):
+                had = await focus_end(locator, timeout)
+                await page.keyboard.type(step.value)
+                where = "at the caret" if had else "at the end (it got the focus)"
+                return True, f"typed {len(step.value)} characters into {label} {where}"
             if isinstance(step, FillStep):
                 if step.clear_before_fill:
                     await locator.fill(step.value, timeout=timeout)
@@ -221,7 +327,7 @@ async def _act(state: PageState, step: StepRequest, settings: Settings) -> tuple
             return await select(locator, root, label, values, timeout)
         if isinstance(step, PressKeyStep):
             await page.keyboard.press(step.key)
-            return True, f"pressed {step.key}"
+            return True, f"pressed {step.key}"  # settled as after a scroll if it moved one
         if isinstance(step, GotoStep):
             await navigate(state, step.url, settings)
             if state.tab.error:
@@ -229,11 +335,6 @@ async def _act(state: PageState, step: StepRequest, settings: Settings) -> tuple
             return True, f"opened {step.url}"
         if isinstance(step, HistoryStep):
             return await _history(state, step, settings)
-        if isinstance(step, ScrollStep):
-            amount = step.amount or settings.viewport_height
-            dy = amount if step.type == "scroll_down" else -amount
-            await page.evaluate("dy => window.scrollBy(0, dy)", dy)
-            return True, f"scrolled {'down' if dy > 0 else 'up'} {amount} px"
         if isinstance(step, SwitchTabStep):
             if step.index >= len(state.tabs):
                 return False, _no_tab(state, step.index)
@@ -259,6 +360,8 @@ async def _act(state: PageState, step: StepRequest, settings: Settings) -> tuple
             f"timed out after {timeout} ms (SESSIONS_ACTION_TIMEOUT_MS): {describe_error(exc)}",
         )
     except PlaywrightError as exc:
+        if await state.closed_away(page, exc):  # the step's own page closed itself (a popup)
+            return True, f"{_done(step)}: its tab closed as it ran"
         if page.is_closed():
             raise
         return False, f"the action failed: {describe_error(exc)}"

@@ -20,3 +20,34 @@ for hundreds of actions."""
 HIT_JS = _script("hit.js")
 QUIET_INIT_JS = _script("quiet.js")
 """Init script of every page: when the DOM last changed (see :func:`settle`)."""
+
+# perception II (issue 22): drags, points, scroll boxes, form fields
+DRAG_WATCH_JS = _script("drag.js").replace("//@mode", "watch")
+DRAG_READ_JS = _script("drag.js").replace("//@mode", "read")
+DRAG_READ_PAGE_JS = "(token) => (" + DRAG_READ_JS + ")(null, token)"
+"""drag.js: put listeners for one drag in an element's window (``watch``), then read what
+they saw as JSON (``read``; ``DRAG_READ_PAGE_JS`` in the page's own window)."""
+POINT_JS = """({x, y}) => {
+  //@lib
+  const hit = deepHit(document, x, y);
+  return hit ? describeEl(hit) : null;
+}""".replace("//@lib", LIB_JS)
+"""What is at a point of the viewport, described."""
+SCROLL_JS = _script("scroll.js")
+"""Scroll an element's scroll box (or the page); how far it really moved."""
+SCROLL_PAGE_JS = "(args) => (" + SCROLL_JS + ")(null, args)"
+"""scroll.js for the page itself."""
+LISTBOX_JS = _script("listbox.js")
+"""The list of options a select_dropdown_option target opens, tagged for the step."""
+FIELD_JS = _script("field.js")
+"""A fill or type target: why it is read-only (and what sets it), or focus it."""
+ACTIVE_JS = """() => {
+  //@lib
+  let active = document.activeElement;
+  while (active && active.shadowRoot && active.shadowRoot.activeElement) {
+    active = active.shadowRoot.activeElement;
+  }
+  return active && active !== document.body && active !== document.documentElement
+    ? describeEl(active) : null;
+}""".replace("//@lib", LIB_JS)
+"""The element with the focus, described (null: the page's body)."""

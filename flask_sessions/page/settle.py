@@ -19,12 +19,21 @@ from flask_sessions.host.egress import TUNNEL_FAILED
 from flask_sessions.page.describe import first_line
 from flask_sessions.page.state import PageNotResponding, PageState, Tab
 
-QUIET_PROBE_JS = """(afterScroll) => new Promise((resolve) => {
-  const read = () => {  // ms since the DOM last changed, since the page last opened a window
-    const s = window[Symbol.for("flask_sessions.quiet")];
-    resolve(s ? [performance.now() - s.last, performance.now() - s.opened] : [1e9, 1e9]);
+QUIET_PROBE_JS = """(mode) => new Promise((resolve) => {
+  const s = window[Symbol.for("flask_sessions.quiet")];
+  // ms since the DOM last changed, since the page last opened a window, and until the last
+  // timer an input event started is due (0: none pending)
+  const read = () => {
+    if (!s) { resolve([1e9, 1e9, 0]); return; }
+    const now = performance.now();
+    let due = 0;
+    for (const at of s.pending.values()) due = Math.max(due, at - now);
+    resolve([now - s.last, now - s.opened, Math.max(0, due)]);
   };
-  if (!afterScroll) { setTimeout(read, 0); return; }
+  // a key that moved a scroll box (press_key): its handlers run with the next frames
+  const keyScrolled = mode === "key" && s && s.keySnap &&
+    s.keySnap.some(([el, top, left]) => el.scrollTop !== top || el.scrollLeft !== left);
+  if (mode !== "scroll" && !keyScrolled) { setTimeout(read, 0); return; }
   // scroll handlers and intersection observers run with the next frames
   let frames = 0;
   const tick = () => { if (++frames === 2) setTimeout(read, 0); else requestAnimationFrame(tick); };
@@ -133,25 +142,42 @@ async def wait_load(state: PageState, settings: Settings) -> str | None:
 
 
 async def settle(
-    state: PageState, settings: Settings, since: float, after_scroll: bool = False
+    state: PageState,
+    settings: Settings,
+    since: float,
+    after_scroll: bool = False,
+    after_key: bool = False,
 ) -> str | None:
     """After an action that began at loop time ``since``: wait until the page is quiet.
 
     First any main-frame navigation and its load (bounded by the navigation timeout).
     Then, within ``SESSIONS_SETTLE_MS``: quiet is no request started since ``since`` still
-    running and, for :data:`QUIET_MS`, no DOM change and no fetch/XHR/script ending (so
-    the render that follows a response is waited for); or no network activity at all for
-    :data:`NETWORK_IDLE_SECONDS`, whatever the DOM does. A static page is quiet at the
-    first look: the DOM changes that count start at DOMContentLoaded (``quiet.js``).
-    Returns a problem to report (a load that timed out), or None.
+    running, no timer an input event started still pending (a debounced search: quiet.js),
+    and, for :data:`QUIET_MS`, no DOM change and no fetch/XHR/script ending (so the render
+    that follows a response is waited for); or no network activity at all for
+    :data:`NETWORK_IDLE_SECONDS` and no such timer, whatever the DOM does. A static page is
+    quiet at the first look: the DOM changes that count start at DOMContentLoaded
+    (``quiet.js``). After a scroll, or a key that moved a scroll box (``after_key``), the
+    first look waits two frames, for the scroll handlers. If the tab closes meanwhile (a
+    popup that closed itself), the session's new current tab is settled instead.
+    Returns a problem to report (a load that timed out), or None; ``state.still_running``
+    lists the requests still running when the time ran out.
     """
     loop = asyncio.get_running_loop()
     quiet_deadline = loop.time() + settings.settle_ms / 1000
     nav_deadline = since + settings.navigation_timeout_ms / 1000
     first = True
+    pending = 0
+    state.still_running = []
+    mode = "scroll" if after_scroll else "key" if after_key else None
     while True:
         tab, page = state.tab, state.page
-        problem = await wait_load(state, settings)
+        try:
+            problem = await wait_load(state, settings)
+        except PlaywrightError as exc:
+            if not await state.closed_away(page, exc):
+                raise
+            continue  # the tab closed itself: settle the one the session moved to
         if problem:
             return problem
         now = loop.time()
@@ -165,13 +191,16 @@ async def settle(
             await asyncio.sleep(0.01)
             continue
         if now >= quiet_deadline:
+            state.still_running = tab.running_since(since)
             return None
         idle = now - tab.last_network >= NETWORK_IDLE_SECONDS
-        if not first and not tab.busy_since(since) and idle:
+        if not first and not tab.busy_since(since) and idle and not pending:
             return None
         try:
-            since_dom, since_open = await page.evaluate(QUIET_PROBE_JS, after_scroll and first)
-        except PlaywrightError:
+            since_dom, since_open, pending = await page.evaluate(QUIET_PROBE_JS, first and mode)
+        except PlaywrightError as exc:
+            if await state.closed_away(page, exc):
+                continue  # the tab closed itself: settle the one the session moved to
             if page.is_closed():
                 raise
             await asyncio.sleep(0.01)  # the document changed under us: look again
@@ -183,9 +212,14 @@ async def settle(
         since_data = (now - tab.last_data) * 1000 if tab.last_data >= since else math.inf
         quiet_ms = min(since_dom, since_data)
         busy = tab.busy_since(since)
-        if not busy and quiet_ms >= QUIET_MS:
+        if not busy and not pending and quiet_ms >= QUIET_MS:
             return None
-        wait = 0.01 if busy else max(QUIET_MS - quiet_ms, 2) / 1000
+        if busy:
+            wait = 0.01
+        elif pending:
+            wait = max(float(pending), 2) / 1000
+        else:
+            wait = max(QUIET_MS - quiet_ms, 2) / 1000
         await asyncio.sleep(max(0.0, min(wait, quiet_deadline - now)))
 
 

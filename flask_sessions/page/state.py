@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,6 +33,15 @@ from flask_sessions.schemas import Action, DialogInfo
 NOT_RESPONDING = "the page is not responding"
 DATA_TYPES = frozenset({"fetch", "xhr", "script", "eventsource"})
 """Requests whose end usually changes the page right after (a render, a script run)."""
+
+MAX_NOTES = 20
+"""Tab closings remembered for the next answer (the latest ones)."""
+
+CLOSE_EVENT_SECONDS = 2.0
+"""How long an error saying a page closed waits for Playwright's close (or crash) event."""
+
+ANSWERED_SECONDS = 0.25
+"""A request answered this long ago whose body has not ended no longer makes a page busy."""
 
 MAX_INFLIGHT = 1000
 """Running requests remembered per tab (settling only looks at those a step started)."""
@@ -57,6 +67,7 @@ class Target:
 
     action: Action
     frames: tuple[str, ...] = ()
+    page: Page | None = None  # the tab it was observed in (issue 22)
 
 
 @dataclass
@@ -78,6 +89,11 @@ class Tab:
     # the ``committed`` load whose document's web fonts were seen loaded (captures skip the
     # wait from then on); a fresh tab has seen none
     fonts_loaded_in: Request | bool | None = False
+    # perception II (issue 22): the page that opened this one (a popup's opener), and
+    # whether its renderer crashed (a crash is not a close)
+    opener: Page | None = None
+    crashed: bool = False
+    responded: dict[Request, float] = field(default_factory=dict)  # running ones' answer time
 
     @property
     def navigating(self) -> bool:
@@ -88,6 +104,16 @@ class Tab:
             and (self.load in self.inflight)
         )
 
+    def running_since(self, since: float) -> list[Request]:
+        """The requests started at or after ``since`` still running (see
+        :meth:`busy_since`)."""
+        return list(self._running(since))
+
+    def still(self, requests: list[Request]) -> list[Request]:
+        """Those of ``requests`` still running (see :meth:`busy_since`)."""
+        running = set(self._running(-math.inf))
+        return [request for request in requests if request in running]
+
     @property
     def awaiting_server(self) -> bool:
         """A main-frame navigation waits for its server's first answer. Chromium holds CDP
@@ -97,11 +123,19 @@ class Tab:
 
     def busy_since(self, since: float) -> bool:
         """Whether a request started at or after ``since`` is still running (the document
-        on show does not count: its end may be reported after its load event)."""
-        return any(
-            started >= since and request is not self.committed
-            for request, started in self.inflight.items()
-        )
+        on show does not count: its end may be reported after its load event). A response
+        whose body nobody reads (a fire-and-forget fetch) never ends in Chromium: a request
+        answered over :data:`ANSWERED_SECONDS` ago no longer counts."""
+        return next(iter(self._running(since)), None) is not None
+
+    def _running(self, since: float) -> Iterator[Request]:
+        answered_before = asyncio.get_running_loop().time() - ANSWERED_SECONDS
+        for request, started in self.inflight.items():
+            if started < since or request is self.committed:
+                continue
+            if self.responded.get(request, math.inf) < answered_before:
+                continue
+            yield request
 
 
 @dataclass
@@ -140,6 +174,10 @@ class PageState:
         self.window_opened = False  # the running step's page opened a window
         self._by_page: dict[Page, Tab] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        # perception II (issue 22): tabs that closed (for the next step or observation to
+        # say), and the requests still running when the last settling ran out of time
+        self.notes: list[str] = []
+        self.still_running: list[Request] = []
 
     # ------------------------------------------------------------- tabs
 
@@ -177,16 +215,58 @@ class PageState:
         if self.accepts is not None and not self.accepts(page):
             self._tab_opened.set()  # it came, and the page cap closed it: stop waiting
             return  # never a tab
-        self.adopt(page)
+        tab = self.adopt(page)
+        self._spawn(_find_opener(tab))
         if self._opened is not None:
             self._opened.append(page)
             self._tab_opened.set()
 
     def _on_close(self, page: Page) -> None:
+        """A tab closed (a popup that closed itself, a CDP client): the session moves to the
+        tab that opened it, else to the last tab, and the next answer says so."""
         tab = self._by_page.get(page)
         if tab is None or len(self.tabs) == 1:
             return  # the last tab stays until ensure_page replaces it
+        index = self.tabs.index(tab)
+        was_current = tab is self.tab
         self._remove(tab)
+        closed = f"tab {index} ({page.url[:200]}) was closed"
+        del self.notes[: max(0, len(self.notes) - MAX_NOTES + 1)]  # a page closing popups in a loop
+        if not was_current:
+            self.notes.append(closed)
+            return
+        opener = next((i for i, t in enumerate(self.tabs) if t.page is tab.opener), None)
+        self.current = len(self.tabs) - 1 if opener is None else opener
+        self.hung = False
+        where = "the last tab" if opener is None else "the tab that opened it"
+        self.notes.append(
+            f"{closed} and the session moved to tab {self.current} ({where}): {self.page.url[:200]}"
+        )
+        self._spawn(_front(self.page))
+
+    def left(self, page: Page) -> bool:
+        """Whether ``page`` closed (it did not crash) and the session moved to another tab."""
+        return page.is_closed() and page not in self._by_page and not self.page.is_closed()
+
+    async def closed_away(self, page: Page, exc: BaseException) -> bool:
+        """After ``exc`` from ``page``: whether the page closed (not crashed) and the session
+        moved on (see :meth:`left`). An error that says the target closed can come before
+        Playwright's close event: wait a little for that event (or a crash's)."""
+        text = str(exc)
+        gone = type(exc).__name__ == "TargetClosedError" or "has been closed" in text
+        tab = self._by_page.get(page)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_EVENT_SECONDS
+        while gone and not page.is_closed() and not (tab and tab.crashed):
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.01)
+        return self.left(page)
+
+    def take_notes(self) -> list[str]:
+        """What happened to the tabs since the last look (then forgotten)."""
+        notes, self.notes = self.notes, []
+        return notes
 
     def _remove(self, tab: Tab) -> None:
         index = self.tabs.index(tab)
@@ -200,6 +280,7 @@ class PageState:
         tab = self._by_page.get(page)
         if tab is None:
             return
+        tab.crashed = True
         if tab is self.tab:
             if self.on_crash is not None:
                 self.on_crash()
@@ -348,6 +429,7 @@ class PageState:
         if len(tab.inflight) >= MAX_INFLIGHT:  # streams that never end: forget the oldest
             for old in sorted(tab.inflight, key=tab.inflight.__getitem__)[: MAX_INFLIGHT // 2]:
                 del tab.inflight[old]
+                tab.responded.pop(old, None)
         tab.inflight[request] = now
         tab.last_network = now
         if request.redirected_from is not None:
@@ -360,6 +442,12 @@ class PageState:
 
     def _on_response(self, response: Response) -> None:
         tab = self._tab_of(response.request)
+        if tab is not None and response.request in tab.inflight:  # issue 22: see busy_since
+            now = asyncio.get_running_loop().time()
+            tab.responded[response.request] = now
+            tab.last_network = now
+            if response.request.resource_type in DATA_TYPES:
+                tab.last_data = now  # the page's handler of the answer runs now
         if tab is not None and response.request is tab.load:
             tab.answered = tab.load
             record_status(tab, response.status)
@@ -372,6 +460,7 @@ class PageState:
             return None
         now = asyncio.get_running_loop().time()
         tab.inflight.pop(request, None)
+        tab.responded.pop(request, None)
         tab.last_network = now
         if request.resource_type in DATA_TYPES:
             tab.last_data = now
@@ -464,6 +553,15 @@ class PageState:
         """:class:`PageNotResponding` if the page is known hung and still fails its probe."""
         if await self.still_hung():
             raise PageNotResponding(self.probe_ms)
+
+
+async def _find_opener(tab: Tab) -> None:
+    tab.opener = await tab.page.opener()  # no round trip: Playwright knows it
+
+
+async def _front(page: Page) -> None:
+    with contextlib.suppress(PlaywrightError):
+        await page.bring_to_front()
 
 
 def _committed(tab: Tab, frame: Frame) -> None:
