@@ -30,6 +30,10 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
    (through Playwright's CDPSession and through a bare WebSocket client), and PSS per session at
    N sessions each with a connected Playwright client, beside N plain sessions.
 
+6. ``--options`` (alone): per-session browser options (``scripts/bench_options.py``): a start
+   with options beside raw ``new_context(**options)`` + ``new_page()``, a default start's
+   warm-pool time, and a page load with and without ``block_resources``.
+
 Run from the repo root: ``python scripts/bench.py [--quick] [--scale] [--cdp] [--json PATH]``
 (``make bench ARGS=...``). Progress goes to stderr, tables to stdout. Every process it
 starts is stopped before it exits, on failure and Ctrl-C too.
@@ -2015,6 +2019,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
     )
+    p.add_argument(
+        "--options", action="store_true", help="per-session browser options (bench_options.py)"
+    )
     p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
     p.add_argument("--egress-only", action="store_true", help="run only the egress section")
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
@@ -2060,6 +2067,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_cluster
 
         return bench_cluster.main(quick=args.quick)
+    if args.options:  # per-session browser options (issue 18a)
+        from scripts import bench_options
+
+        return bench_options.main(quick=args.quick)
     try:
         return run(plan_from_args(args), args.json)
     except KeyboardInterrupt:

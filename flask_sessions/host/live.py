@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
@@ -15,6 +16,32 @@ from flask_sessions.config import Settings
 from flask_sessions.host.limits import MB, BrowserGuard, SessionLimits
 from flask_sessions.page.ops import QUIET_INIT_JS
 from flask_sessions.page.state import PageState
+
+
+@dataclass
+class ContextPlan:
+    """How to make one session's context, beyond the defaults.
+
+    ``kwargs`` go to ``browser.new_context(**kwargs)`` over :func:`open_live`'s own defaults
+    (the configured viewport); ``setup`` runs on the new context before its first page (so a
+    route holds from the first request); ``cleanup`` runs once the context is closed, or if
+    making it failed. host/options.py makes one from a start's browser options; other
+    features add to the same plan (e.g. a ``storage_state`` in ``kwargs``).
+    """
+
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    setup: list[Callable[[BrowserContext], Awaitable[None]]] = field(default_factory=list)
+    cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # a failure to make the context in the caller's words (a 400 for an option Chromium
+    # refused), or None to let it through as it is
+    explain: Callable[[BaseException], Exception | None] | None = None
+
+    async def run_cleanup(self) -> None:
+        """Run (and forget) every cleanup, each once, whatever the others do."""
+        steps, self.cleanup = self.cleanup, []
+        for step in steps:
+            with contextlib.suppress(Exception):
+                await step()
 
 
 @dataclass
@@ -31,6 +58,7 @@ class LiveSession:
     state: PageState
     limits: SessionLimits = field(default_factory=SessionLimits)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    plan: ContextPlan | None = None  # what the context was made with (cleanup at close)
 
     @property
     def page(self) -> Page:
@@ -44,6 +72,8 @@ class LiveSession:
         with contextlib.suppress(PlaywrightError):
             await self.context.close()
         await self.limits.close()
+        if self.plan is not None:
+            await self.plan.run_cleanup()
 
 
 async def open_live(
@@ -51,8 +81,12 @@ async def open_live(
     settings: Settings,
     egress: Callable[[str], str | None] | None = None,
     guard: BrowserGuard | None = None,
+    plan: ContextPlan | None = None,
 ) -> LiveSession:
     """A new isolated context (own cookies, storage, cache) and its page, ready to use.
+
+    ``plan`` (a start's browser options, host/options.py) adds ``new_context`` kwargs and
+    per-context setup; without one the context is the server's default (the warm pool's).
 
     ``egress(url)`` says why the egress proxy refused a load, so errors can name the rule.
     The context refuses downloads (Playwright's default would accept them into a shared
@@ -64,28 +98,49 @@ async def open_live(
         max_download_bytes=int(settings.max_download_mb * MB),
         guard=guard,
     )
-    context = await browser.new_context(
-        viewport={"width": settings.viewport_width, "height": settings.viewport_height},
-        accept_downloads=False,
-    )
+    kwargs: dict[str, Any] = {
+        "viewport": {"width": settings.viewport_width, "height": settings.viewport_height},
+        **(plan.kwargs if plan is not None else {}),
+        "accept_downloads": False,
+    }
+    try:
+        context = await browser.new_context(**kwargs)
+    except BaseException as exc:
+        await limits.close()
+        if plan is not None:
+            await plan.run_cleanup()
+            _raise_explained(plan, exc)
+        raise
     try:
         context.set_default_timeout(settings.action_timeout_ms)
         context.set_default_navigation_timeout(settings.navigation_timeout_ms)
         await context.add_init_script(QUIET_INIT_JS)
+        for setup in plan.setup if plan is not None else ():
+            await setup(context)
         limits.watch(context)  # first: a page it closes (over the cap) is never a tab
         state = PageState(context, settings.page_probe_ms, accepts=limits.pages.__contains__)
         state.egress = egress
+        state.scripts = kwargs.get("java_script_enabled") is not False
         state.watch()
         page = await context.new_page()
         state.adopt(page)
         if limits.max_download_bytes > 0 and guard is not None and guard.downloads_root:
             await _allow_downloads(context, page, limits, guard, guard.downloads_root)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(PlaywrightError):
             await context.close()
         await limits.close()
+        if plan is not None:
+            await plan.run_cleanup()
+            _raise_explained(plan, exc)
         raise
-    return LiveSession(context, state, limits)
+    return LiveSession(context, state, limits, plan=plan)
+
+
+def _raise_explained(plan: ContextPlan, exc: BaseException) -> None:
+    better = plan.explain(exc) if plan.explain is not None else None
+    if better is not None:
+        raise better from None
 
 
 async def _allow_downloads(

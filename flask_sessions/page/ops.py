@@ -247,7 +247,7 @@ async def settle(
                 )
             await asyncio.sleep(0.01)
             continue
-        if now >= quiet_deadline:
+        if now >= quiet_deadline or not state.scripts:  # no scripts: no timers to wait on
             return None
         idle = now - tab.last_network >= NETWORK_IDLE_SECONDS
         if not first and not tab.busy_since(since) and idle:
@@ -748,7 +748,9 @@ async def _act(state: PageState, step: StepRequest, settings: Settings) -> tuple
         if isinstance(step, HistoryStep):
             return await _history(state, step, settings)
         if isinstance(step, ScrollStep):
-            amount = step.amount or settings.viewport_height
+            # a screenful of this session's own viewport (browser options may set it)
+            view = page.viewport_size
+            amount = step.amount or (view["height"] if view else settings.viewport_height)
             dy = amount if step.type == "scroll_down" else -amount
             await page.evaluate("dy => window.scrollBy(0, dy)", dy)
             return True, f"scrolled {'down' if dy > 0 else 'up'} {amount} px"

@@ -116,6 +116,7 @@ class PageState:
         self.probe_ms = probe_ms
         self.accepts = accepts  # False: a page the session's limits closed (over the cap)
         self.egress: Callable[[str], str | None] | None = None  # why the proxy refused a URL
+        self.scripts = True  # the pages' own scripts run (false: java_script_enabled=false)
         self.tabs: list[Tab] = []
         self.current = 0
         self.ids: dict[str, Target] = {}
