@@ -66,25 +66,31 @@ def _flags(value: Any) -> Any:
 def _tokens(value: Any) -> dict[str, str]:
     """Static tokens as ``{token: principal}``.
 
-    A mapping is taken as it is; a list gives each token its own principal (``token-1``,
-    ``token-2``, … in order), so sessions of one token are invisible to the others.
+    ``tok1,tok2`` (a token never contains a comma) and a JSON list give each token its own
+    principal (``token-1``, ``token-2``, … in order), so sessions of one token are invisible
+    to the others; a JSON mapping names the principals itself.
     """
     value = _json(value)
     if value is None or value == "":
         return {}
     if isinstance(value, str):
-        if "," in value:
+        value = [part.strip() for part in value.split(",")]
+        if not all(value):
             raise ValueError(
-                'has a comma: several tokens must be a JSON list, e.g. ["tok1", "tok2"] '
-                "(a token never contains a comma)"
+                "has an empty token between commas; write tok1,tok2 with no empty entries"
             )
-        return {value.strip(): "token-1"}
     if isinstance(value, Mapping):
         tokens = {str(k): str(v) for k, v in value.items()}
     elif isinstance(value, (list, tuple)):
-        tokens = {str(t): f"token-{i}" for i, t in enumerate(value, start=1)}
+        listed = [str(t) for t in value]
+        if len(set(listed)) != len(listed):
+            raise ValueError("lists the same token twice; each token must be listed once")
+        tokens = {t: f"token-{i}" for i, t in enumerate(listed, start=1)}
     else:
-        raise ValueError('must be a token, a JSON list of tokens or a JSON {"token": "principal"}')
+        raise ValueError(
+            "must be a token, comma-separated tokens (tok1,tok2), a JSON list of tokens or "
+            'a JSON {"token": "principal"}'
+        )
     for token, principal in tokens.items():
         if not token.strip() or not principal.strip():
             raise ValueError("tokens and principals must not be empty")
@@ -190,7 +196,8 @@ class Settings(BaseSettings):
     # --- who may call
     tokens: Tokens = Field(
         default_factory=dict,
-        description='static bearer tokens: one token, a JSON list, or JSON {"token": "principal"}',
+        description="static bearer tokens: tok1,tok2 (each its own principal), a JSON list, "
+        'or JSON {"token": "principal"}',
     )
     verify_token: TokenVerifier | None = Field(
         default=None,

@@ -241,8 +241,38 @@ def test_hosts_and_fronts_on_redis(procs: list[ServerProcess], redis_url: str) -
 
     assert wait_for(all_error, 6, 0.2)
     assert time.monotonic() - killed_at <= 6.0
-    body = status(fronts[0].base, mine[0]).json()
-    assert victim_id in body["error"]
+    # A status read is a read: 200 with the record, through either front; the error names
+    # the host by id and URL, and when it was last heard from (which is closed_at).
+    listed = {
+        s["session_id"]: s
+        for s in requests.get(fronts[1].base + "/sessions", headers=A, timeout=30).json()[
+            "sessions"
+        ]
+    }
+    for f in fronts:
+        for sid in mine:
+            r = status(f.base, sid)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["status"] == "error" and body["closed_at"], body
+            assert f"the host {victim_id} ({victim.base})" in body["error"], body["error"]
+            assert "stopped answering at" in body["error"]
+            assert {k: v for k, v in body.items() if k not in ("cdp_url", "page")} == {
+                k: v for k, v in listed[sid].items() if k not in ("cdp_url", "page")
+            }
+            assert status(f.base, sid, B).status_code == 404  # still nobody else's
+    # Closing it returns the same record; what needs the live page is a 409 naming the host.
+    r = requests.post(
+        fronts[0].base + "/session/close", headers=A, json={"session_id": mine[0]}, timeout=30
+    )
+    assert r.status_code == 200 and r.json()["status"] == "error", r.text
+    r = requests.post(
+        fronts[0].base + "/env/observe", headers=A, json={"session_id": mine[0]}, timeout=30
+    )
+    assert r.status_code == 409 and r.json()["status"] == "error", r.text
+    assert victim.base in r.json()["error"]
+    r = requests.get(f"{fronts[1].base}/session/{mine[0]}/screenshot", headers=A, timeout=30)
+    assert r.status_code == 409, r.text
     five_xx = 0
     for sid in others:
         r = status(fronts[0].base, sid)

@@ -34,7 +34,7 @@ def env_error(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
         ({"SESSIONS_LAUNCH_AT_INIT": "treu"}, ["SESSIONS_LAUNCH_AT_INIT='treu'", "boolean"]),
         ({"SESSIONS_WARM_POOL": "null"}, ["SESSIONS_WARM_POOL='null'", "integer"]),
         ({"SESSIONS_TOKENS": "[1,2"}, ["SESSIONS_TOKENS='[1,…'", "not valid JSON"]),
-        ({"SESSIONS_TOKENS": "tok1,tok2"}, ["SESSIONS_TOKENS", "JSON list"]),
+        ({"SESSIONS_TOKENS": "tok1,,tok2"}, ["SESSIONS_TOKENS", "empty token between commas"]),
         (
             {"SESSIONS_MAX_SESSION": "5"},
             ["SESSIONS_MAX_SESSION", "did you mean SESSIONS_MAX_SESSIONS"],
@@ -76,6 +76,33 @@ def test_lists_come_as_json_and_one_flag_keeps_its_commas(monkeypatch: pytest.Mo
     assert settings.tokens == {"k": "svc"}
     monkeypatch.setenv("SESSIONS_TOKENS", "123")  # a plain string is one token, not a number
     assert load({}).tokens == {"123": "token-1"}
+
+
+def test_comma_separated_tokens_are_a_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tok1,tok2`` means two tokens, as SESSIONS_HOSTS' commas mean two hosts."""
+    monkeypatch.setenv("SESSIONS_TOKENS", "tok1,tok2")
+    assert load({}).tokens == {"tok1": "token-1", "tok2": "token-2"}
+    monkeypatch.setenv("SESSIONS_TOKENS", " tok1 , tok2 ,tok3")  # spaces around are dropped
+    assert load({}).tokens == {"tok1": "token-1", "tok2": "token-2", "tok3": "token-3"}
+    assert load({"SESSIONS_TOKENS": "a,b"}).tokens == {"a": "token-1", "b": "token-2"}
+    # the same tokens in the JSON list form give the same principals
+    assert load({"SESSIONS_TOKENS": '["a", "b"]'}).tokens == load({"SESSIONS_TOKENS": "a,b"}).tokens
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("secret-one,,secret-two", "empty token between commas"),
+        ("secret-one,", "empty token between commas"),
+        ("secret-one,secret-one", "the same token twice"),
+        ('["secret-one", "secret-one"]', "the same token twice"),
+    ],
+)
+def test_token_list_mistakes(value: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load({"SESSIONS_TOKENS": value})
+    assert expected in str(err.value) and "SESSIONS_TOKENS" in str(err.value)
+    assert "secret-one" not in str(err.value)  # a secret is never echoed
 
 
 def test_typed_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -100,6 +100,7 @@ class Host:
                 settings.retention_minutes * 60,
                 info,
                 snapshot,
+                manager.clock,
             )
 
             def changed(record: SessionRecord) -> None:

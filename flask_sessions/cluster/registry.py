@@ -5,6 +5,9 @@ Keys (one Redis, no home-made store or protocol):
 - ``fs:hosts``: the set of host ids ever registered;
 - ``fs:host:<id>``: a host's JSON (url, capacity, active, free, retry_after), renewed every
   heartbeat with a TTL of two heartbeats: a host that stops renewing drops out;
+- ``fs:host-seen``: a hash, host id -> JSON ``{url, seen_at}`` of its last heartbeat, kept
+  after the host is gone so a dead host's sessions can say which host it was and when it was
+  last heard from;
 - ``fs:session:<sid>``: a session's record as JSON (the API's fields, plus ``host_id`` and
   ``principal``), written through at every start, access and end; ended ones expire after
   the retention window;
@@ -24,17 +27,19 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
 from flask_sessions.schemas import SessionResponse, Status
+from flask_sessions.timefmt import iso_datetime
 
 log = logging.getLogger("flask_sessions")
 
 HOSTS = "fs:hosts"
+HOST_SEEN = "fs:host-seen"
 
 
 def host_key(host_id: str) -> str:
@@ -85,6 +90,33 @@ class HostInfo:
         )
 
 
+@dataclass(frozen=True)
+class HostSeen:
+    """A host's URL and the time of its last heartbeat."""
+
+    url: str
+    seen_at: datetime
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HostSeen:
+        return cls(url=str(data["url"]), seen_at=datetime.fromisoformat(data["seen_at"]))
+
+
+def dead_host_reason(host_id: str, seen: HostSeen | None) -> str:
+    """Why a session of a host that stopped answering ended, naming the host so that an
+    operator can find it: ``the host znap6dsk (http://10.0.0.7:8765) stopped answering at
+    2026-12-07T12:03:41Z (its last heartbeat); start a new session``."""
+    if seen is None:
+        where = f"the host {host_id} that held this session stopped answering"
+    else:
+        at = seen.seen_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        where = (
+            f"the host {host_id} ({seen.url}) that held this session stopped answering at "
+            f"{at} (its last heartbeat)"
+        )
+    return f"{where}; start a new session"
+
+
 class RegistryUnavailable(Exception):
     """Redis did not answer."""
 
@@ -119,6 +151,17 @@ class RedisRegistry:
         raw = self._call(lambda: self.client.get(session_key(session_id)))
         return json.loads(raw) if raw else None
 
+    def hosts_seen(self, host_ids: list[str]) -> dict[str, HostSeen]:
+        """Where and when each of ``host_ids`` was last heard from (one round trip)."""
+        if not host_ids:
+            return {}
+        raws = self._call(lambda: self.client.hmget(HOST_SEEN, host_ids))
+        return {
+            host_id: HostSeen.from_json(json.loads(raw))
+            for host_id, raw in zip(host_ids, raws, strict=True)
+            if raw
+        }
+
     def records(self, principal: str) -> list[dict[str, Any]]:
         """The principal's records, oldest first (two round trips)."""
         ids = self._call(lambda: self.client.zrange(principal_key(principal), 0, -1))
@@ -139,15 +182,26 @@ def record_json(response: SessionResponse, host_id: str, principal: str) -> dict
 
 
 def response_from_record(
-    data: dict[str, Any], now: datetime, dead_host_reason: str | None = None
+    data: dict[str, Any],
+    now: datetime,
+    dead_host: str | None = None,
+    seen: HostSeen | None = None,
 ) -> SessionResponse:
-    """A stored record as the API shows it; a dead owner turns an active one into ``error``."""
+    """A stored record as the API shows it.
+
+    ``dead_host``: the id of the record's host, which stopped answering; an active record then
+    reads ``error``, with the host's URL and last heartbeat (``seen``) in ``error``, and that
+    heartbeat as ``closed_at``.
+    """
     fields = {k: v for k, v in data.items() if k in SessionResponse.model_fields}
     created = datetime.fromisoformat(fields["created_at"])
-    if dead_host_reason and fields.get("status") == Status.active.value:
+    if dead_host and fields.get("status") == Status.active.value:
         fields["status"] = Status.error.value
-        fields["error"] = dead_host_reason
+        fields["error"] = dead_host_reason(dead_host, seen)
         fields["closed_at"] = None
+        if seen is not None:
+            last = max(seen.seen_at, created, datetime.fromisoformat(fields["last_accessed_at"]))
+            fields["closed_at"] = iso_datetime(last)
     end = datetime.fromisoformat(fields["closed_at"]) if fields.get("closed_at") else now
     fields["duration"] = max(timedelta(0), end - created)
     return SessionResponse.model_validate(fields)
@@ -168,6 +222,7 @@ class RedisPublisher:
         retention_seconds: float,
         info: Callable[[], dict[str, Any]],
         snapshot: Callable[[], list[dict[str, Any]]],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.client = aioredis.Redis.from_url(
             url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=True
@@ -177,6 +232,7 @@ class RedisPublisher:
         self.retention = max(1, int(retention_seconds))
         self._info = info
         self._snapshot = snapshot
+        self._clock = clock
         self._dirty: dict[str, dict[str, Any]] = {}
         self._flush: asyncio.Task[None] | None = None
         self._up = True
@@ -213,10 +269,16 @@ class RedisPublisher:
 
     async def heartbeat(self) -> None:
         """One renewal; re-publishes every record when the registration had lapsed."""
-        info = json.dumps({"host_id": self.host_id, **self._info()})
+        data = {"host_id": self.host_id, **self._info()}
         ttl_ms = int(self.interval * 2 * 1000)
-        previous = await self.client.set(host_key(self.host_id), info, px=ttl_ms, get=True)
-        await self.client.sadd(HOSTS, self.host_id)
+        previous = await self.client.set(
+            host_key(self.host_id), json.dumps(data), px=ttl_ms, get=True
+        )
+        seen = {"url": data["url"], "seen_at": iso_datetime(self._clock())}
+        pipe = self.client.pipeline(transaction=False)
+        pipe.sadd(HOSTS, self.host_id)
+        pipe.hset(HOST_SEEN, self.host_id, json.dumps(seen))
+        await pipe.execute()
         if previous is None:  # first beat, Redis restarted, or we were away too long
             await self._write(self._snapshot())
             if not self._up:

@@ -112,35 +112,32 @@ class RemoteBackend:
             found.append(HostInfo.from_json({**data, "url": url}))
         return found
 
-    def _url_for(self, session_id: str) -> str:
+    def _url_for(self, principal: str, session_id: str) -> str:
         host_id = host_of(session_id)
         url = self._urls.get(host_id)
         if url is None:
             self.hosts(fresh=True)
             url = self._urls.get(host_id)
         if url is None:
-            raise self._gone(session_id)
+            raise HostGone(self._dead_record(principal, session_id))
         return url
 
-    def _gone(self, session_id: str) -> SessionsError:
-        """No live host owns ``session_id``: its record if the registry has one, else 404."""
-        if self.registry is not None:
-            try:
-                record = self.registry.record(session_id)
-            except RegistryUnavailable:
-                record = None
-            if record is not None:
-                reason = f"the host {record['host_id']} that held this session stopped answering"
-                response = response_from_record(record, self.clock(), reason)
-                return SessionNotActive(
-                    f"session {session_id} is {response.status.value} ({response.error}); "
-                    "start a new one with POST /session/start",
-                    status=response.status.value,
-                )
-        return SessionNotFound(
-            f"no session {session_id!r} for you; it never existed, belongs to someone "
-            "else, or its host is gone. Start one with POST /session/start"
-        )
+    def _dead_record(self, principal: str, session_id: str) -> SessionResponse | None:
+        """The caller's record of a session whose host stopped answering, as the API shows it
+        (``error``, naming the host's URL and last heartbeat); None without Redis, or when
+        the registry holds no such record of theirs."""
+        if self.registry is None:
+            return None
+        try:
+            record = self.registry.record(session_id)
+            if record is None or record.get("principal") != principal:
+                return None
+            seen = self.registry.hosts_seen([record["host_id"]]).get(record["host_id"])
+        except RegistryUnavailable as exc:
+            raise BrowserUnavailable(
+                f"the host of session {session_id} does not answer, and {exc}; retry shortly"
+            ) from None
+        return response_from_record(record, self.clock(), record["host_id"], seen)
 
     # ------------------------------------------------------------ calls
 
@@ -171,7 +168,7 @@ class RemoteBackend:
                 except RegistryUnavailable:
                     alive = True
                 if not alive:
-                    raise self._gone(session_id) from None
+                    raise HostGone(self._dead_record(principal, session_id)) from None
             raise BrowserUnavailable(f"the browser host at {url} is unreachable: {exc}") from None
         if response.status_code >= 400:
             raise _error_from(response)
@@ -180,9 +177,20 @@ class RemoteBackend:
     def _on_owner(
         self, principal: str, session_id: str, method: str, path: str, **kw: Any
     ) -> httpx.Response:
-        return self._send(
-            method, self._url_for(session_id), principal, path, session_id=session_id, **kw
-        )
+        """A call on the session's host. If that host is gone, the session has ended: 409 with
+        its record's status and reason (404 if the caller has no such record)."""
+        try:
+            return self._reach_owner(principal, session_id, method, path, **kw)
+        except HostGone as gone:
+            raise gone.error(session_id) from None
+
+    def _reach_owner(
+        self, principal: str, session_id: str, method: str, path: str, **kw: Any
+    ) -> httpx.Response:
+        """:meth:`_on_owner`, but a gone host raises :class:`HostGone` (reads answer with the
+        record it carries)."""
+        url = self._url_for(principal, session_id)
+        return self._send(method, url, principal, path, session_id=session_id, **kw)
 
     def _placed(self, principal: str, path: str, request: SessionFields, model: type[M]) -> M:
         """A call that may create a session: on the owner, or placed on the freest host."""
@@ -241,12 +249,23 @@ class RemoteBackend:
         return Shot(response.content, width, height, page_width, page_height, query.format)
 
     def get(self, principal: str, session_id: str) -> SessionResponse:
-        response = self._on_owner(principal, session_id, "GET", f"/sessions/{session_id}")
+        """The record; a session whose host died reads as its ``error`` record (200), as
+        any other ended session does."""
+        path = f"/sessions/{session_id}"
+        try:
+            response = self._reach_owner(principal, session_id, "GET", path)
+        except HostGone as gone:
+            return gone.record_or_404(session_id)
         return SessionResponse.model_validate(response.json())
 
     def close(self, principal: str, session_id: str) -> SessionResponse:
+        """Closing a session whose host died returns its ``error`` record unchanged, as
+        closing any ended session does."""
         body = {"session_id": session_id}
-        response = self._on_owner(principal, session_id, "POST", "/close", body=body)
+        try:
+            response = self._reach_owner(principal, session_id, "POST", "/close", body=body)
+        except HostGone as gone:
+            return gone.record_or_404(session_id)
         return SessionResponse.model_validate(response.json())
 
     def list_sessions(self, principal: str, status: Status | None) -> list[SessionResponse]:
@@ -270,12 +289,18 @@ class RemoteBackend:
         except RegistryUnavailable as exc:
             raise BrowserUnavailable(str(exc)) from None
         now = self.clock()
+        gone = sorted(
+            {r["host_id"] for r in records if r["host_id"] not in live and r["status"] == "active"}
+        )
+        try:
+            seen = self.registry.hosts_seen(gone) if self.registry and gone else {}
+        except RegistryUnavailable as exc:
+            raise BrowserUnavailable(str(exc)) from None
         out = []
         for record in records:
-            dead = None
-            if record["host_id"] not in live:
-                dead = f"the host {record['host_id']} that held this session stopped answering"
-            response = response_from_record(record, now, dead)
+            host_id = record["host_id"]
+            dead = host_id if host_id not in live else None
+            response = response_from_record(record, now, dead, seen.get(host_id))
             base = self._cdp_bases.get(record["host_id"])
             if base and response.status is Status.active:
                 response.cdp_url = f"{base}/cdp/{response.session_id}"
@@ -305,6 +330,38 @@ class RemoteBackend:
         self.http.close()
         if self.registry is not None:
             self.registry.close()
+
+
+class HostGone(Exception):
+    """The session's host stopped answering (it is not in the registry). ``record``: the
+    caller's record of the session, ended ``error`` by that; None if there is none."""
+
+    def __init__(self, record: SessionResponse | None) -> None:
+        super().__init__(record.error if record is not None else "the host is gone")
+        self.record = record
+
+    def record_or_404(self, session_id: str) -> SessionResponse:
+        """For reads: the record, or the 404 every unknown session gets."""
+        if self.record is None:
+            raise _not_found(session_id)
+        return self.record
+
+    def error(self, session_id: str) -> SessionsError:
+        """For calls that need the live page: 409 with the record's status, or 404."""
+        if self.record is None:
+            return _not_found(session_id)
+        return SessionNotActive(
+            f"session {session_id} is {self.record.status.value} ({self.record.error}); "
+            "start a new one with POST /session/start",
+            status=self.record.status.value,
+        )
+
+
+def _not_found(session_id: str) -> SessionNotFound:
+    return SessionNotFound(
+        f"no session {session_id!r} for you; it never existed, belongs to someone "
+        "else, or its host is gone. Start one with POST /session/start"
+    )
 
 
 def _error_from(response: httpx.Response) -> SessionsError:
