@@ -15,6 +15,7 @@ import base64
 import json
 import select
 import shutil
+import signal
 import socket
 import socketserver
 import threading
@@ -25,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import psutil
 import pytest
 import requests
 from flask import Flask
@@ -39,7 +41,7 @@ from flask_sessions.page.capture import image_size
 from flask_sessions.schemas import StartRequest, parse
 from flask_sessions.testing import ServerProcess, free_port, start_process
 
-from .conftest import AUTH_A, AUTH_B, TOKEN_A, AppFactory, wait_for
+from .conftest import AUTH_A, AUTH_B, TOKEN_A, AppFactory, chromium_pids, wait_for
 from .test_cluster import _pings
 from .test_cluster import front as cluster_front
 from .test_cluster import host as cluster_host
@@ -719,6 +721,33 @@ def test_behind_a_permitted_proxy_a_blocked_address_stays_blocked(
     assert not any(
         h.startswith("127.0.0.3") or h.startswith("far.test") for h in local.proxy.hosts()
     )
+
+
+def test_a_proxy_is_chained_when_the_policy_blocks_nothing(
+    make_app: AppFactory, local: Net
+) -> None:
+    app = make_app(SESSIONS_ALLOWED_NETWORKS="0.0.0.0/0,::/0", SESSIONS_WARM_POOL=0)
+    state = FlaskSessions.state(app)
+    assert state.runtime.egress is None  # Chromium connects directly: no egress proxy
+    client = app.test_client()
+    record = start(client, proxy=proxy_option(local), url=f"{local.origin.base}/echo?direct")
+    assert record["page"]["error"] is None
+    assert local.proxy.seen[("GET", local.origin.base.removeprefix("http://"))] == 1
+    plain = start(client, url=f"{local.origin.base}/echo?plain")
+    assert plain["page"]["error"] is None and sum(local.proxy.seen.values()) == 1
+
+
+def test_a_browser_crash_closes_the_proxy_listeners(options_app: Flask, local: Net) -> None:
+    client = options_app.test_client()
+    state = FlaskSessions.state(options_app)
+    sid = start(client, proxy=proxy_option(local))["session_id"]
+    egress = state.runtime.egress
+    assert egress is not None and len(egress.routes) == 1
+    pids = chromium_pids()
+    for pid in [p for p in pids if psutil.Process(p).ppid() not in pids]:
+        psutil.Process(pid).send_signal(signal.SIGKILL)
+    assert wait_for(lambda: state.manager.live(sid) is None, 10)
+    assert wait_for(lambda: not egress.routes, 10)
 
 
 def test_start_with_options_evicts_a_pooled_context_when_full(make_app: AppFactory) -> None:

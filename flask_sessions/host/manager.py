@@ -888,7 +888,10 @@ class SessionManager:
         for session_id in list(self._live):
             record = self._records[session_id]
             self._set_ended(record, Status.error, reason, now)
-            self._live.pop(session_id).state.ended.set()
+            live = self._live.pop(session_id)
+            live.state.ended.set()
+            if live.plan is not None:  # browser options (18a): e.g. its proxy's listener
+                self.runtime.spawn(live.plan.run_cleanup())
             if self.cdp is not None:
                 self.cdp.session_ended(record)
 
