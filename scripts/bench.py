@@ -34,6 +34,9 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
    with options beside raw ``new_context(**options)`` + ``new_page()``, a default start's
    warm-pool time, and a page load with and without ``block_resources``.
 
+``--adapters`` (issue 21, ``scripts/bench_adapters.py``): Notte's SDK observe through the Notte
+routes beside ``/env/observe``, and an MCP ``browser_observe`` over stdio beside the client.
+
 Run from the repo root: ``python scripts/bench.py [--quick] [--scale] [--cdp] [--json PATH]``
 (``make bench ARGS=...``). Progress goes to stderr, tables to stdout. Every process it
 starts is stopped before it exits, on failure and Ctrl-C too.
@@ -2022,6 +2025,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--options", action="store_true", help="per-session browser options (bench_options.py)"
     )
+    p.add_argument(  # issue 21
+        "--adapters", action="store_true", help="Notte's SDK and the MCP server beside our API"
+    )
     p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
     p.add_argument("--egress-only", action="store_true", help="run only the egress section")
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
@@ -2071,6 +2077,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_options
 
         return bench_options.main(quick=args.quick)
+    if args.adapters:  # issue 21: scripts/bench_adapters.py
+        from scripts import bench_adapters
+
+        return bench_adapters.main(quick=args.quick)
     try:
         return run(plan_from_args(args), args.json)
     except KeyboardInterrupt:

@@ -265,4 +265,5 @@ async def _observe(
         ],
         tabs=await tabs_of(state, shown.title),
         dialog=state.take_dialog(),
+        viewport=data.get("viewport"),
     )
