@@ -34,6 +34,8 @@ from flask_sessions.options import HINTS as _OPTION_HINTS
 from flask_sessions.options import NESTED_FIELDS as _NESTED_FIELDS
 from flask_sessions.options import NO_ECHO as _NO_ECHO
 from flask_sessions.options import BrowserOptionFields, SessionOptions
+from flask_sessions.profile_schemas import HINTS as PROFILE_HINTS
+from flask_sessions.profile_schemas import ProfileRef, SessionProfile, StorageState
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -143,6 +145,19 @@ class StartRequest(SessionFields):
     """Body (or query string) of ``POST /session/start``."""
 
     url: Url | None = None
+    # profiles (issue 18): the new session's cookies and storage, given inline or loaded
+    # from a saved profile (a new context, never a pooled one)
+    storage_state: StorageState | None = None
+    profile: ProfileRef | None = None
+
+    @field_validator("storage_state", "profile")
+    @classmethod
+    def _new_session_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("session_id") is not None:
+            raise ValueError("applies to a new session only; drop session_id to start one")
+        if value is not None and info.field_name == "profile" and info.data.get("storage_state"):
+            raise ValueError("send storage_state or profile, not both")
+        return value
 
 
 class ObserveRequest(SessionFields):
@@ -500,6 +515,8 @@ class SessionResponse(BaseModel):
     cdp_url: str | None = None
     # per-session browser options (issue 18a): what the session was started with, no secrets
     options: SessionOptions | None = None
+    # profiles (issue 18): the profile the session loaded, and whether its state was saved
+    profile: SessionProfile | None = None
 
 
 class ObserveResponse(BaseModel):
@@ -546,16 +563,22 @@ _HINTS = {
     "dialog": "send accept or dismiss",
     "prompt_text": "send the text to answer a prompt() with",
     "index": "send a tab index from observation.tabs (0 is the first tab)",
+    **PROFILE_HINTS,
 }
 
 _HINTS.update(_OPTION_HINTS)  # per-session browser options (issue 18a)
 
 # where one field name means different things in different models
-_MODEL_HINTS = {("ScreenshotQuery", "format"): "send png, jpeg or webp"}
+_MODEL_HINTS = {
+    ("ScreenshotQuery", "format"): "send png, jpeg or webp",
+    ("ProfileCreate", "name"): "send a name of 1 to 200 characters",  # profiles (issue 18)
+    ("CookiesQuery", "url"): "send an http(s):// URL",
+}
 
 _PATTERN_MESSAGES = {
     "session_id": "must be 1 to 64 letters, digits, '-' or '_'",
     "id": "must be an action id like B3 or L12: a capital letter and a number",
+    "profile.id": "must be a profile_id returned by POST /profiles",  # profiles (issue 18)
 }
 
 M = TypeVar("M", bound=BaseModel)
@@ -788,3 +811,12 @@ class ErrorResponse(BaseModel):
     stale_id: str | None = Field(
         default=None, description="409: the action id that is not in the last observation"
     )
+    # profiles (issue 18)
+    holder: str | None = Field(
+        default=None, description="409: the session that holds the profile with persist: true"
+    )
+    profile_id: str | None = Field(default=None, description="404 or 409: the profile")
+    profiles_max: int | None = Field(
+        default=None, description="409: SESSIONS_MAX_PROFILES_PER_PRINCIPAL, reached"
+    )
+    limit: str | None = Field(default=None, description="413: the setting the state is over")

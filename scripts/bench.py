@@ -2025,6 +2025,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--options", action="store_true", help="per-session browser options (bench_options.py)"
     )
+    p.add_argument(  # profiles (issue 18)
+        "--profiles", action="store_true", help="only the profiles section (bench_profiles.py)"
+    )
     p.add_argument(  # issue 21
         "--adapters", action="store_true", help="Notte's SDK and the MCP server beside our API"
     )
@@ -2077,6 +2080,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_options
 
         return bench_options.main(quick=args.quick)
+    if args.profiles:  # profiles (issue 18)
+        from scripts import bench_profiles
+
+        return bench_profiles.main(quick=args.quick)
     if args.adapters:  # issue 21: scripts/bench_adapters.py
         from scripts import bench_adapters
 

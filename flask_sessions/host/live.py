@@ -13,6 +13,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from flask_sessions.config import Settings
+from flask_sessions.errors import InvalidInput
 from flask_sessions.host.limits import MB, BrowserGuard, SessionLimits
 from flask_sessions.page.scripts import QUIET_INIT_JS
 from flask_sessions.page.state import PageState
@@ -85,8 +86,9 @@ async def open_live(
 ) -> LiveSession:
     """A new isolated context (own cookies, storage, cache) and its page, ready to use.
 
-    ``plan`` (a start's browser options, host/options.py) adds ``new_context`` kwargs and
-    per-context setup; without one the context is the server's default (the warm pool's).
+    ``plan`` adds ``new_context`` kwargs and per-context setup: a start's browser options
+    (host/options.py), a ``storage_state`` to load (profiles); without one the context is
+    the server's default (the warm pool's).
 
     ``egress(url)`` says why the egress proxy refused a load, so errors can name the rule.
     The context refuses downloads (Playwright's default would accept them into a shared
@@ -110,6 +112,9 @@ async def open_live(
         if plan is not None:
             await plan.run_cleanup()
             _raise_explained(plan, exc)
+        if isinstance(exc, PlaywrightError) and "storage_state" in kwargs:
+            # profiles (issue 18): Chromium refused the given state
+            raise state_refused(exc) from None
         raise
     try:
         context.set_default_timeout(settings.action_timeout_ms)
@@ -162,3 +167,14 @@ async def _allow_downloads(
     limits.download_dir = directory
     guard.by_target[limits.target_id] = limits
     await guard.allow_downloads(limits.context_id, directory)
+
+
+def state_refused(exc: PlaywrightError) -> InvalidInput:
+    """A storage state Chromium would not take (a cookie it calls invalid): the caller's to fix."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    detail = lines[-1] if lines else "refused"
+    return InvalidInput(
+        f"storage_state: Chromium refused it ({detail}); check each cookie's domain, path and "
+        "partitionKey (a profile's state can be replaced with PUT /profiles/<id>/state)",
+        fields=[{"field": "storage_state", "message": f"refused by Chromium: {detail}"}],
+    )

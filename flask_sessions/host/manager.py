@@ -37,12 +37,14 @@ from flask_sessions.host.limits import BrowserGuard, run_watchdog
 from flask_sessions.host.live import ContextPlan, LiveSession, open_live
 from flask_sessions.host.options import plan_context
 from flask_sessions.host.pool import WarmPool, available_memory_mb
+from flask_sessions.host.profiles import ProfileRoom
 from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
 from flask_sessions.host.runtime import BrowserRuntime, target_gone, wrap_playwright_error
 from flask_sessions.options import SessionOptions
 from flask_sessions.page import capture
 from flask_sessions.page import ops as page_ops
 from flask_sessions.page.state import NOT_RESPONDING
+from flask_sessions.profile_schemas import SessionProfile
 from flask_sessions.schemas import (
     ImageFormat,
     Observation,
@@ -89,6 +91,8 @@ class SessionRecord:
     # the page as last seen by an operation (lists show it without driving the page)
     page: PageInfo | None = None
     options: SessionOptions | None = None  # the browser options it started with (18a)
+    # profiles (issue 18): the profile this session loaded, and what became of its state
+    profile: SessionProfile | None = None
 
     @property
     def idle_deadline(self) -> datetime:
@@ -112,6 +116,7 @@ class SessionRecord:
             screenshot=screenshot,
             screenshot_format=shot_format if screenshot else None,
             options=self.options,
+            profile=self.profile.model_copy() if self.profile is not None else None,
         )
 
 
@@ -156,6 +161,7 @@ class SessionManager:
         self.cdp: CdpProxy | None = None  # the per-session CDP WebSocket, when SESSIONS_CDP is on
         self.guard: BrowserGuard | None = None  # the limits' hold on the current Chromium
         self._guard_lock: asyncio.Lock | None = None
+        self.profiles = ProfileRoom(settings, clock)  # profiles (issue 18)
 
     # ------------------------------------------------------------ facade
 
@@ -193,6 +199,20 @@ class SessionManager:
     def list_sessions(self, principal: str, status: Status | None = None) -> list[SessionResponse]:
         """The principal's sessions, oldest first, optionally only those in ``status``."""
         return self._run(self._list(principal, status))
+
+    def on_session(
+        self,
+        principal: str,
+        session_id: str,
+        doing: str,
+        work: Callable[[SessionRecord, LiveSession], Awaitable[T]],
+        touch: bool = True,
+    ) -> T:
+        """Run a room's ``work`` on the principal's live session, under its lock, with the
+        usual answers (404 not theirs, 409 ended, Playwright errors mapped); an access
+        unless ``touch`` is false."""
+        request = SessionFields(session_id=session_id)
+        return self._run(self._with_session(principal, request, doing, work, touch))[1]
 
     def ensure_started(self, launch_browser: bool = False) -> None:
         """Start the loop, the reaper and the CDP server; launch Chromium now if asked."""
@@ -329,6 +349,7 @@ class SessionManager:
         self._reaper_started, self._start_lock = False, threading.Lock()
         self._probe, self._launching = None, False
         self.guard, self._guard_lock = None, None
+        self.profiles = ProfileRoom(self.settings, self.clock)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         self.ensure_started()
@@ -544,11 +565,19 @@ class SessionManager:
         self._check_free_memory()
         self._check_principal_cap(principal, now)
         self._starting_for[principal] = self._starting_for.get(principal, 0) + 1
+        session_id = self.id_prefix + secrets.token_urlsafe(16)
+        loaded = None
         options = request.browser_options()  # browser options (18a): a context of its own
         plan: ContextPlan | None = None
         try:
+            # profiles (issue 18): a state to load takes a new context, never a pooled one
+            if isinstance(request, StartRequest):
+                loaded = await self.profiles.prepare(principal, session_id, request)
             if options is not None:
                 plan = await plan_context(options, self.runtime)
+            if loaded is not None:
+                plan = plan or ContextPlan()
+                plan.kwargs["storage_state"] = loaded.storage_state
             pooled = plan is None and self.runtime.browser_connected
             live = self.pool.take() if pooled else None
             if live is None:
@@ -560,12 +589,12 @@ class SessionManager:
         except BaseException:
             if plan is not None:
                 await plan.run_cleanup()
+            await self.profiles.abandon(session_id)
             raise
         finally:
             left = self._starting_for.pop(principal) - 1
             if left:
                 self._starting_for[principal] = left
-        session_id = self.id_prefix + secrets.token_urlsafe(16)
         record = SessionRecord(
             session_id=session_id,
             principal=principal,
@@ -575,6 +604,7 @@ class SessionManager:
             or self.settings.default_timeout_minutes,
             keep_alive=request.keep_alive,
             options=options.view() if options is not None else None,
+            profile=loaded.use if loaded is not None else None,
         )
         self._register(record, live)
         self._events("started")
@@ -608,6 +638,7 @@ class SessionManager:
 
         With room to spare it opens its own, in parallel with any pool refill (on two
         cores, waiting for the refill's one-at-a-time pipeline halves throughput).
+        ``options`` (extra ``new_context`` arguments) never take a pooled context.
         """
 
         def full() -> bool:
@@ -782,6 +813,9 @@ class SessionManager:
         live = self._live.pop(record.session_id, None)
         if self.cdp is not None:
             self.cdp.session_ended(record)
+        if record.profile is not None:  # profiles (issue 18): write back before it closes
+            await self.profiles.session_ended(record, live)
+            self._changed(record)
         if live is not None:
             if wait:
                 await live.close()
@@ -875,6 +909,7 @@ class SessionManager:
             self.pool.close(), *(self._end(r, Status.closed, reason) for r in records)
         )
         await self.settled()
+        await self.profiles.close()  # profiles (issue 18)
         if self.cdp is not None:
             await self.cdp.close()
         if self.guard is not None:
@@ -887,6 +922,7 @@ class SessionManager:
             self.guard.forget()  # Chromium is gone: delete what its downloads left
         for session_id in list(self._live):
             record = self._records[session_id]
+            self.profiles.browser_lost(record)  # profiles (issue 18)
             self._set_ended(record, Status.error, reason, now)
             live = self._live.pop(session_id)
             live.state.ended.set()

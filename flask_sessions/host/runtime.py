@@ -236,6 +236,12 @@ class BrowserRuntime:
                 executable_path=choice.executable,
                 args=args,
                 headless=True,
+                # Ctrl-C reaches Playwright's driver (our process group): it must not close
+                # Chromium before shutdown has written persisting profiles back (issue 18);
+                # shutdown closes it, and Chromium exits with the driver in any case.
+                handle_sigint=False,
+                handle_sigterm=False,
+                handle_sighup=False,
             )
         except PlaywrightError as exc:
             log.error("flask_sessions: launching %s failed: %s", choice.describe(), exc)

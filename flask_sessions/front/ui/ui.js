@@ -35,7 +35,12 @@
     lbTitle: $("lb-title"),
     lbImg: $("lb-img"),
     lbClose: $("lb-close"),
+    profilesView: $("profiles-view"),
+    profileRows: $("profile-rows"),
+    profilesEmpty: $("profiles-empty"),
   };
+  const PROFILES_EVERY_MS = 10000; // the profiles list (profiles, issue 18)
+  let profilesAt = 0;
 
   let token = null;
   const rows = new Map(); // session_id -> row state
@@ -159,6 +164,9 @@
     onScreen.disconnect();
     rows.clear();
     el.rows.replaceChildren();
+    el.profileRows.replaceChildren();
+    el.profilesView.hidden = true;
+    profilesAt = 0;
     offsetMs = null;
     closeLightbox();
     showLogin(error);
@@ -207,6 +215,7 @@
       syncClock(sessions);
       render(sessions);
       showMessage(null);
+      if (Date.now() - profilesAt >= PROFILES_EVERY_MS) refreshProfiles(mine);
       el.updated.textContent = `updated ${clockTime(new Date(serverNow()).toISOString())}`;
     } catch (exc) {
       if (mine === generation) handleError(exc);
@@ -267,6 +276,8 @@
       countdown: q(".countdown"),
       keepalive: q(".keepalive"),
       options: q(".options"),
+      pid: q(".pid"),
+      psave: q(".psave"),
       close: q(".close"),
     };
     row.sid.textContent = id;
@@ -301,6 +312,14 @@
     row.options.textContent = options;
     row.options.title = options;
     row.options.hidden = !options;
+    // profiles (issue 18): which profile, persisting or read-only, and a save that failed
+    const profile = s.profile || null;
+    row.pid.textContent = profile ? profile.profile_id : "—";
+    row.pid.title = profile ? `${profile.persist ? "persist" : "read-only"}` : "";
+    row.psave.textContent = profile
+      ? profile.not_saved || (profile.persist ? (profile.saved_at ? `saved ${clockTime(profile.saved_at)}` : "persist") : "read-only")
+      : "";
+    row.psave.hidden = !profile;
     row.close.hidden = !active;
     row.close.disabled = row.close.dataset.busy === "1";
     if (!row.thumbUrl) row.nothumb.textContent = active ? "loading…" : "no picture";
@@ -359,6 +378,53 @@
     applyFilter();
     refreshThumbs();
   });
+
+  // ------------------------------------------------------------------ profiles (issue 18)
+
+  async function refreshProfiles(mine) {
+    profilesAt = Date.now();
+    try {
+      const response = await api("profiles", { headers: { Accept: "application/json" } });
+      const body = await response.json();
+      if (mine !== generation) return;
+      renderProfiles(Array.isArray(body.profiles) ? body.profiles : []);
+    } catch (exc) {
+      if (mine === generation && exc instanceof ApiError && exc.status === 401) handleError(exc);
+      // other errors: the sessions list says what is wrong; try again next time
+    }
+  }
+
+  function cell(text, className) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    td.textContent = text;
+    return td;
+  }
+
+  function renderProfiles(profiles) {
+    el.profilesView.hidden = false;
+    const rowsNow = profiles.map((p) => {
+      const tr = document.createElement("tr");
+      tr.dataset.profileId = p.profile_id;
+      const id = document.createElement("code");
+      id.textContent = p.profile_id;
+      const idCell = cell("", "pid");
+      idCell.append(id);
+      tr.append(
+        cell(p.name, "pname"),
+        idCell,
+        cell((p.domains || []).join(", ") || "—", "domains"),
+        cell(clockTime(p.updated_at), "updated"),
+        cell(`${Math.ceil((p.size_bytes || 0) / 1024)} KB`, "size"),
+        cell(p.in_use_by || "—", "inuse"),
+      );
+      return tr;
+    });
+    el.profileRows.replaceChildren(...rowsNow);
+    el.profilesEmpty.hidden = profiles.length > 0;
+    el.profileRows.parentElement.hidden = profiles.length === 0;
+    el.profilesEmpty.textContent = `No profiles yet: create one with POST ${new URL("profiles", base).pathname}.`;
+  }
 
   // countdowns and idle times, between list refreshes
   function tick() {
