@@ -476,6 +476,39 @@ def test_a_device_session_is_mobile_with_touch(options_app: Flask, local: Net) -
     assert found["width"] == 600 and "iPhone" in found["userAgent"]
 
 
+def test_options_and_a_storage_state_apply_together(options_app: Flask, local: Net) -> None:
+    """A start with browser options and a state to load (profiles, issue 18) makes one
+    context that has both."""
+    client = options_app.test_client()
+    host = local.origin.base.removeprefix("http://").split(":")[0]
+    state = {
+        "cookies": [
+            {
+                "name": "sid",
+                "value": "from-the-state",
+                "domain": host,
+                "path": "/",
+                "expires": -1,
+                "httpOnly": True,
+                "secure": False,
+                "sameSite": "Lax",
+            }
+        ],
+        "origins": [],
+    }
+    record = start(
+        client,
+        locale="fr-FR",
+        extra_http_headers={"X-Both": "1"},
+        storage_state=state,
+        url=f"{local.origin.base}/echo?both",
+    )
+    assert record["options"]["locale"] == "fr-FR"
+    sent = local.origin.headers_of("/echo?both")[-1]
+    assert sent["Cookie"] == "sid=from-the-state" and sent["X-Both"] == "1"
+    assert sent["Accept-Language"].startswith("fr-FR")
+
+
 def test_javascript_disabled_and_the_session_still_observes(options_app: Flask, local: Net) -> None:
     client = options_app.test_client()
     page = quote("<title>static</title><p>plain</p><script>document.title='ran'</script>")
