@@ -40,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 
 from flask_sessions import __version__, schemas
 from flask_sessions.errors import InvalidInput
+from flask_sessions.options import ColorScheme, Permission, ResourceType
 from flask_sessions.profile_schemas import (
     AddCookiesRequest,
     CookieInfo,
@@ -72,12 +73,14 @@ from flask_sessions.schemas import (
 __all__ = [
     "AsyncSession",
     "AsyncSessionsClient",
+    "BrowserOptionArgs",
     "BrowserUnavailable",
     "CapacityReached",
     "Conflict",
     "Destination",
     "Downloaded",
     "FileNotFound",
+    "GeolocationArg",
     "InsufficientStorage",
     "InvalidRequest",
     "MethodNotAllowed",
@@ -90,6 +93,7 @@ __all__ = [
     "PointArgs",
     "ProfileInUse",
     "ProfileNotFound",
+    "ProxyArg",
     "Retries",
     "ScrapeArgs",
     "Screenshot",
@@ -107,6 +111,7 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "Upload",
+    "ViewportArg",
 ]
 
 T = TypeVar("T")
@@ -352,7 +357,52 @@ class Retries:
 # ------------------------------------------------------- arguments and calls
 
 
-class SessionArgs(TypedDict, total=False):
+# per-session browser options (issue 18a): options.py's fields, for a call that creates one
+
+
+class ViewportArg(TypedDict):
+    """``viewport``: CSS pixels, each side 200 to 3840."""
+
+    width: int
+    height: int
+
+
+class GeolocationArg(TypedDict, total=False):
+    """``geolocation``: where the page is (grants the geolocation permission)."""
+
+    latitude: Required[float]
+    longitude: Required[float]
+    accuracy: float
+
+
+class ProxyArg(TypedDict, total=False):
+    """``proxy``: an upstream http:// proxy for this session alone."""
+
+    server: Required[str]
+    username: str | None
+    password: str | None
+    bypass: str | None
+
+
+class BrowserOptionArgs(TypedDict, total=False):
+    """A new session's browser options (``BrowserOptionFields`` in options.py): with no
+    ``session_id`` only, e.g. ``start(device="iPhone 13", locale="de-DE")``."""
+
+    viewport: ViewportArg | None
+    device: str | None
+    user_agent: str | None
+    locale: str | None
+    timezone_id: str | None
+    geolocation: GeolocationArg | None
+    permissions: builtins.list[Permission] | None
+    color_scheme: ColorScheme | None
+    extra_http_headers: dict[str, str] | None
+    java_script_enabled: bool | None
+    block_resources: builtins.list[ResourceType] | None
+    proxy: ProxyArg | None
+
+
+class SessionArgs(BrowserOptionArgs, total=False):
     """What every session call takes besides the id (``SessionFields`` in schemas.py)."""
 
     keep_alive: bool

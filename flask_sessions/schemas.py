@@ -29,6 +29,12 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from flask_sessions.errors import InvalidInput
+
+# per-session browser options (issue 18a): the fields live in options.py
+from flask_sessions.options import HINTS as _OPTION_HINTS
+from flask_sessions.options import NESTED_FIELDS as _NESTED_FIELDS
+from flask_sessions.options import NO_ECHO as _NO_ECHO
+from flask_sessions.options import BrowserOptionFields, SessionOptions
 from flask_sessions.profile_schemas import HINTS as PROFILE_HINTS
 from flask_sessions.profile_schemas import ProfileRef, SessionProfile, StorageState
 
@@ -77,8 +83,12 @@ Int = Annotated[int, BeforeValidator(_reject_bool)]
 """An int that refuses true/false (which pydantic would read as 1/0)."""
 
 
-class SessionFields(_Body):
-    """The session fields every session endpoint takes (start, observe, step, scrape)."""
+class SessionFields(_Body, BrowserOptionFields):
+    """The session fields every session endpoint takes (start, observe, step, scrape).
+
+    The browser options (``BrowserOptionFields``, options.py) apply when the call creates
+    the session (no ``session_id``).
+    """
 
     session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
     keep_alive: bool = False
@@ -724,6 +734,8 @@ class SessionResponse(BaseModel):
     page: PageInfo | None = None
     # ws(s):// URL to attach Playwright/Puppeteer over CDP (null when SESSIONS_CDP is off)
     cdp_url: str | None = None
+    # per-session browser options (issue 18a): what the session was started with, no secrets
+    options: SessionOptions | None = None
     # profiles (issue 18): the profile the session loaded, and whether its state was saved
     profile: SessionProfile | None = None
 
@@ -783,6 +795,8 @@ _HINTS = {
     **PROFILE_HINTS,
     "files": 'send a list of names from GET /session/<id>/files, e.g. ["cv.pdf"]',
 }
+
+_HINTS.update(_OPTION_HINTS)  # per-session browser options (issue 18a)
 
 # where one field name means different things in different models
 _MODEL_HINTS = {
@@ -907,7 +921,9 @@ def invalid_input(
             name = "type"
         elif not name:
             name = "id" if strip_tag else "body"
-        if err["type"] == "extra_forbidden" and model is not None:
+        if err["type"] == "extra_forbidden" and len(loc) > 1 and loc[0] in _NESTED_FIELDS:
+            message = f"unknown field; {loc[0]} takes: {_NESTED_FIELDS[str(loc[0])]}"
+        elif err["type"] == "extra_forbidden" and model is not None:
             accepted = ", ".join(sorted({*model.model_fields, *_aliases_for(model)}))
             message = f"unknown field; accepted fields are: {accepted}"
         elif err["type"] == "union_tag_not_found":
@@ -923,10 +939,13 @@ def invalid_input(
             elif err["type"] in ("enum", "literal_error"):
                 message = "is not a known value"
         hint = _MODEL_HINTS.get((model.__name__ if model else "", name)) or _HINTS.get(name)
+        if hint is None and loc and loc[0] in _NESTED_FIELDS | _OPTION_HINTS.keys():
+            hint = _HINTS.get(str(loc[0]))  # a list item or nested key of a browser option
         entry: dict[str, Any] = {"field": name, "message": message}
         if hint and err["type"] != "extra_forbidden":
             entry["fix"] = hint
-        if err["type"] not in ("missing", "union_tag_not_found"):
+        secret = bool(loc) and loc[0] in _NO_ECHO  # never echo credentials or header values
+        if err["type"] not in ("missing", "union_tag_not_found") and not secret:
             entry["got"] = _jsonable(err.get("input"))
         fields.append(entry)
     summary = "; ".join(

@@ -34,6 +34,10 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
    observe and step click beside raw Playwright, observe of a 5,000-element page, observe.js
    with and without boxes, press_key's settling, and drag p50.
 
+6. ``--options`` (alone): per-session browser options (``scripts/bench_options.py``): a start
+   with options beside raw ``new_context(**options)`` + ``new_page()``, a default start's
+   warm-pool time, and a page load with and without ``block_resources``.
+
 ``--adapters`` (issue 21, ``scripts/bench_adapters.py``): Notte's SDK observe through the Notte
 routes beside ``/env/observe``, and an MCP ``browser_observe`` over stdio beside the client.
 
@@ -2025,6 +2029,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--perception", action="store_true", help="only the perception section (issue 22)"
     )
+    p.add_argument(
+        "--options", action="store_true", help="per-session browser options (bench_options.py)"
+    )
     p.add_argument(  # profiles (issue 18)
         "--profiles", action="store_true", help="only the profiles section (bench_profiles.py)"
     )
@@ -2082,6 +2089,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_perception
 
         return bench_perception.main(quick=args.quick)
+    if args.options:  # per-session browser options (issue 18a)
+        from scripts import bench_options
+
+        return bench_options.main(quick=args.quick)
     if args.profiles:  # profiles (issue 18)
         from scripts import bench_profiles
 

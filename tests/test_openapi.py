@@ -394,6 +394,11 @@ def aim(case: Any, live: Live) -> None:
     for container in (case.body, case.query):
         if isinstance(container, dict) and "url" in container:
             container["url"] = _offline(container["url"], urls)
+        # per-session browser options (issue 18a): a proxy's host name would be looked up in
+        # DNS at start; aim every proxy at a loopback port (nothing listens there)
+        proxy = container.get("proxy") if isinstance(container, dict) else None
+        if isinstance(proxy, dict) and isinstance(proxy.get("server"), str):
+            proxy["server"] = "http://127.0.0.1:1080"
     if RNG.random() < 0.5:
         sid = live.live_session()
         if isinstance(case.path_parameters, dict) and "session_id" in case.path_parameters:

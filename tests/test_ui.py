@@ -289,6 +289,21 @@ def test_page_text_is_text(
     assert page.evaluate("window.pwned") is None
 
 
+# per-session browser options (issue 18a)
+def test_a_row_shows_the_options_and_never_the_credentials(page: Page, live: Live) -> None:
+    proxy = {"server": "127.0.0.1:3128", "username": "ui-user", "password": "ui-Pa55word"}
+    sid = live.start(device="iPhone 13", locale="de-DE", block_resources=["image"], proxy=proxy)
+    plain = live.start()
+    sign_in(page, live)
+    options = row(page, sid).locator(".options")
+    expect(options).to_have_text(
+        "iPhone 13 · de-DE · blocks image · proxy http://127.0.0.1:3128 (authenticated)"
+    )
+    expect(row(page, plain).locator(".options")).to_be_hidden()
+    html = page.content()
+    assert "ui-Pa55word" not in html and "ui-user" not in html
+
+
 # ------------------------------------------------------------------ over HTTP
 
 

@@ -95,6 +95,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.http11 import Request, Response
 
 from flask_sessions.errors import SessionsError
+from flask_sessions.host.options import pin_color_scheme
 from flask_sessions.schemas import check_url
 from flask_sessions.timefmt import iso_datetime
 
@@ -849,6 +850,9 @@ class _Client:
             raise self._refuse(method, "dragging files reads them from the server's disk")
         if method == "Page.close" and session and self.sessions[session] == self.main_target:
             raise self._refuse(method, "the session's page closes with the session")
+        if method == "Emulation.setEmulatedMedia":  # the session's color_scheme holds (18a)
+            live = self.proxy.manager.live(self.session_id)
+            params = pin_color_scheme(params, live.plan if live is not None else None)
 
         hook: _Hook | None = None
         if action == DETACH:

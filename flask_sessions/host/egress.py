@@ -68,8 +68,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from flask_sessions.host.upstream import UpstreamRoute
 
 log = logging.getLogger("flask_sessions")
 
@@ -545,6 +548,8 @@ class EgressProxy:
         self._recent: OrderedDict[tuple[str, int], tuple[float, str]] = OrderedDict()
         self._server: asyncio.Server | None = None
         self._tunnels: dict[asyncio.Task[Any], _Tunnel] = {}
+        # per-session upstream proxies (issue 18a, upstream.py): listener port -> its route
+        self.routes: dict[int, UpstreamRoute] = {}
         self.port = 0
         self.blocked = 0  # requests refused by the policy since start
         self.forwarded = 0  # requests and tunnels connected
@@ -571,6 +576,8 @@ class EgressProxy:
         if server is None:
             return
         server.close()
+        for route in list(self.routes.values()):
+            route.stop_listening()
         tasks = list(self._tunnels)
         for task, tunnel in list(self._tunnels.items()):
             tunnel.close()
@@ -629,7 +636,13 @@ class EgressProxy:
 
     # ---------------------------------------------------------- connections
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        route: UpstreamRoute | None = None,
+    ) -> None:
+        """A client connection: on the main port, or on a session's ``route`` listener."""
         task = asyncio.current_task()
         assert task is not None
         tunnel = _Tunnel(asyncio.get_running_loop(), self.idle_timeout)
@@ -641,8 +654,10 @@ class EgressProxy:
             tunnel.close()
             return
         self._tunnels[task] = tunnel
+        if route is not None:
+            route.tasks.add(task)
         try:
-            await self._serve(reader, writer, tunnel)
+            await self._serve(reader, writer, tunnel, route)
         except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         except Exception:  # one bad connection must not take anything else down
@@ -650,9 +665,15 @@ class EgressProxy:
         finally:
             tunnel.close()
             self._tunnels.pop(task, None)
+            if route is not None:
+                route.tasks.discard(task)
 
     async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tunnel: _Tunnel
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tunnel: _Tunnel,
+        route: UpstreamRoute | None = None,
     ) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.head_timeout)
@@ -662,12 +683,17 @@ class EgressProxy:
         except (asyncio.IncompleteReadError, TimeoutError):
             return  # an idle or closed connection: nothing to say
         request: _Request | None = None
+        via: UpstreamRoute | None = None  # the session's upstream proxy, if it goes through one
         try:
             request = parse_request(head)
-            addresses = await self._resolve(request.host, request.port)
-            upstream_reader, upstream_writer = await self._connect(
-                request.host, request.port, addresses, tunnel
-            )
+            if route is not None and not route.upstream.bypasses(request.host, request.port):
+                via = route
+                upstream_reader, upstream_writer = await route.connect(request, tunnel)
+            else:
+                addresses = await self._resolve(request.host, request.port)
+                upstream_reader, upstream_writer = await self._connect(
+                    request.host, request.port, addresses, tunnel
+                )
         except _Refused as refused:
             if request is not None and refused.remember:
                 self._remember(request.host, request.port, refused.message)
@@ -675,12 +701,15 @@ class EgressProxy:
             return
         self.forwarded += 1
         self._recent.pop((request.host, request.port), None)  # reachable now: forget failures
+        rewrite: Callable[[bytes], bytes] | None = None
         if request.method == "CONNECT":
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            rewrite = False
+        elif via is not None:
+            upstream_writer.write(via.request_head(request))
+            rewrite = via.response_head(request)
         else:
             upstream_writer.write(request.head)
-            rewrite = True
+            rewrite = _rewrite_response_head
         await self._relay(reader, writer, upstream_reader, upstream_writer, tunnel, rewrite)
 
     async def _answer(
@@ -703,18 +732,26 @@ class EgressProxy:
             addresses = [as_address(host)]
         except ValueError:
             addresses = await self._lookup(host, port)
-        for address in addresses:
-            reason = self.policy.explain(address, None if str(address) == host else host)
-            own = port == self.port and (address.is_loopback or address.is_unspecified)
-            if reason is None and own:
-                reason = f"{host}:{port} is the egress proxy itself"
+        self.check(host, port, addresses)
+        return addresses
+
+    def check(self, host: str, port: int, addresses: Sequence[Address]) -> None:
+        """Refuse (403) ``host:port`` if one of ``addresses`` is blocked, or is one of this
+        proxy's own ports, or the port is restricted (checked with no address too)."""
+        own_ports = {self.port, *self.routes}
+        for address in (*addresses, None):
+            reason = None
+            if address is not None:
+                reason = self.policy.explain(address, None if str(address) == host else host)
+                own = port in own_ports and (address.is_loopback or address.is_unspecified)
+                if reason is None and own:
+                    reason = f"{host}:{port} is the egress proxy itself"
             if reason is None and port in RESTRICTED_PORTS:
                 reason = f"port {port} is one Chromium never fetches from (a restricted port)"
             if reason is not None:
                 self.blocked += 1
                 log.debug("flask_sessions: egress blocked %s:%d: %s", host, port, reason)
                 raise _Refused(403, "Forbidden", f"blocked by the egress policy: {reason}")
-        return addresses
 
     async def _lookup(self, host: str, port: int) -> list[Address]:
         fixed = self.hosts.get(host)
@@ -778,9 +815,10 @@ class EgressProxy:
         upstream_reader: asyncio.StreamReader,
         upstream_writer: asyncio.StreamWriter,
         tunnel: _Tunnel,
-        rewrite_response: bool,
+        rewrite_response: Callable[[bytes], bytes] | None,
     ) -> None:
-        """Copy bytes both ways until either side closes or nothing moves for too long."""
+        """Copy bytes both ways until either side closes or nothing moves for too long;
+        ``rewrite_response`` rewrites the response head(s) of a plain http:// request."""
         tunnel.last = asyncio.get_running_loop().time()
         tunnel.watch()
         pumps = [
@@ -801,18 +839,19 @@ class EgressProxy:
         src: asyncio.StreamReader,
         dst: asyncio.StreamWriter,
         tunnel: _Tunnel,
-        rewrite_head: bool = False,
+        rewrite_head: Callable[[bytes], bytes] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            while rewrite_head:  # the origin's response head(s): close-delimited, for Chromium
+            while rewrite_head is not None:  # the response head(s): close-delimited, for Chromium
                 head = await src.readuntil(b"\r\n\r\n")
                 tunnel.last = loop.time()
                 try:
-                    dst.write(_rewrite_response_head(head))
+                    dst.write(rewrite_head(head))
                 except (ValueError, _Refused):
                     return
-                rewrite_head = head[9:10] == b"1" and head[9:12] != b"101"  # 1xx: another
+                if not (head[9:10] == b"1" and head[9:12] != b"101"):  # 1xx: another follows
+                    rewrite_head = None
                 await dst.drain()
             while data := await src.read(BUFFER):
                 tunnel.last = loop.time()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,32 @@ from flask_sessions.host.files import FilesRoot, SessionFiles
 from flask_sessions.host.limits import BrowserGuard, SessionLimits
 from flask_sessions.page.scripts import QUIET_INIT_JS
 from flask_sessions.page.state import PageState
+
+
+@dataclass
+class ContextPlan:
+    """How to make one session's context, beyond the defaults.
+
+    ``kwargs`` go to ``browser.new_context(**kwargs)`` over :func:`open_live`'s own defaults
+    (the configured viewport); ``setup`` runs on the new context before its first page (so a
+    route holds from the first request); ``cleanup`` runs once the context is closed, or if
+    making it failed. host/options.py makes one from a start's browser options; other
+    features add to the same plan (e.g. a ``storage_state`` in ``kwargs``).
+    """
+
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    setup: list[Callable[[BrowserContext], Awaitable[None]]] = field(default_factory=list)
+    cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # a failure to make the context in the caller's words (a 400 for an option Chromium
+    # refused), or None to let it through as it is
+    explain: Callable[[BaseException], Exception | None] | None = None
+
+    async def run_cleanup(self) -> None:
+        """Run (and forget) every cleanup, each once, whatever the others do."""
+        steps, self.cleanup = self.cleanup, []
+        for step in steps:
+            with contextlib.suppress(Exception):
+                await step()
 
 
 @dataclass
@@ -35,6 +61,7 @@ class LiveSession:
     limits: SessionLimits = field(default_factory=SessionLimits)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     files: SessionFiles | None = None
+    plan: ContextPlan | None = None  # what the context was made with (cleanup at close)
 
     @property
     def page(self) -> Page:
@@ -50,6 +77,8 @@ class LiveSession:
         await self.limits.close()
         if self.files is not None:
             await self.files.close()
+        if self.plan is not None:
+            await self.plan.run_cleanup()
 
 
 async def open_live(
@@ -58,45 +87,52 @@ async def open_live(
     egress: Callable[[str], str | None] | None = None,
     guard: BrowserGuard | None = None,
     files_root: FilesRoot | None = None,
-    context_options: Mapping[str, Any] | None = None,
+    plan: ContextPlan | None = None,
 ) -> LiveSession:
     """A new isolated context (own cookies, storage, cache) and its page, ready to use.
+
+    ``plan`` adds ``new_context`` kwargs and per-context setup: a start's browser options
+    (host/options.py), a ``storage_state`` to load (profiles); without one the context is
+    the server's default (the warm pool's).
 
     ``egress(url)`` says why the egress proxy refused a load, so errors can name the rule.
     The context is made refusing downloads (Playwright's default would accept them into a
     shared temporary directory); with session files on (``files_root``), ``guard`` then
     points them at this session's own folder, where they are metered and listed, and which
-    is deleted with the session. ``context_options`` are more ``new_context`` arguments (a
-    ``storage_state``, say).
+    is deleted with the session.
     """
     limits = SessionLimits(max_pages=settings.max_pages_per_session)
+    kwargs: dict[str, Any] = {
+        "viewport": {"width": settings.viewport_width, "height": settings.viewport_height},
+        **(plan.kwargs if plan is not None else {}),
+        "accept_downloads": False,
+    }
     files = files_root.new_session() if files_root else None
     try:
-        context = await browser.new_context(
-            viewport={"width": settings.viewport_width, "height": settings.viewport_height},
-            accept_downloads=False,
-            **(context_options or {}),
-        )
+        context = await browser.new_context(**kwargs)
     except BaseException as exc:
+        await limits.close()
         if files is not None:
             await files.close()
-        # profiles (issue 18): Chromium refused the given state
-        if (
-            isinstance(exc, PlaywrightError)
-            and context_options
-            and ("storage_state" in context_options)
-        ):
+        if plan is not None:
+            await plan.run_cleanup()
+            _raise_explained(plan, exc)
+        if isinstance(exc, PlaywrightError) and "storage_state" in kwargs:
+            # profiles (issue 18): Chromium refused the given state
             raise state_refused(exc) from None
         raise
     try:
         context.set_default_timeout(settings.action_timeout_ms)
         context.set_default_navigation_timeout(settings.navigation_timeout_ms)
         await context.add_init_script(QUIET_INIT_JS)
+        for setup in plan.setup if plan is not None else ():
+            await setup(context)
         limits.watch(context)  # first: a page it closes (over the cap) is never a tab
         if files is not None:
             files.downloads.watch(context)
         state = PageState(context, settings.page_probe_ms, accepts=limits.pages.__contains__)
         state.egress = egress
+        state.scripts = kwargs.get("java_script_enabled") is not False
         state.watch()
         page = await context.new_page()
         state.adopt(page)
@@ -104,14 +140,23 @@ async def open_live(
             state.file_paths = files.paths  # the upload_file step
             if files.downloads.allowed and guard is not None:
                 await _allow_downloads(state, files, guard)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(PlaywrightError):
             await context.close()
         await limits.close()
         if files is not None:
             await files.close()
+        if plan is not None:
+            await plan.run_cleanup()
+            _raise_explained(plan, exc)
         raise
-    return LiveSession(context, state, limits, files=files)
+    return LiveSession(context, state, limits, files=files, plan=plan)
+
+
+def _raise_explained(plan: ContextPlan, exc: BaseException) -> None:
+    better = plan.explain(exc) if plan.explain is not None else None
+    if better is not None:
+        raise better from None
 
 
 async def _allow_downloads(state: PageState, files: SessionFiles, guard: BrowserGuard) -> None:

@@ -37,11 +37,13 @@ from flask_sessions.errors import (
 from flask_sessions.host import pdfview
 from flask_sessions.host.files import FILES_OFF, FilesRoot, SessionFiles
 from flask_sessions.host.limits import BrowserGuard, run_watchdog
-from flask_sessions.host.live import LiveSession, open_live
+from flask_sessions.host.live import ContextPlan, LiveSession, open_live
+from flask_sessions.host.options import plan_context
 from flask_sessions.host.pool import WarmPool, available_memory_mb
 from flask_sessions.host.profiles import ProfileRoom
 from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
 from flask_sessions.host.runtime import BrowserRuntime, target_gone, wrap_playwright_error
+from flask_sessions.options import SessionOptions
 from flask_sessions.page import capture
 from flask_sessions.page import ops as page_ops
 from flask_sessions.page.state import NOT_RESPONDING
@@ -92,6 +94,7 @@ class SessionRecord:
     closed_at: datetime | None = None
     # the page as last seen by an operation (lists show it without driving the page)
     page: PageInfo | None = None
+    options: SessionOptions | None = None  # the browser options it started with (18a)
     # profiles (issue 18): the profile this session loaded, and what became of its state
     profile: SessionProfile | None = None
 
@@ -116,6 +119,7 @@ class SessionRecord:
             error=self.error,
             screenshot=screenshot,
             screenshot_format=shot_format if screenshot else None,
+            options=self.options,
             profile=self.profile.model_copy() if self.profile is not None else None,
         )
 
@@ -603,7 +607,7 @@ class SessionManager:
             if query.full_page:
                 return await capture.full_page_screenshot(live.state, self.settings, options)
             data = base64.b64decode(await capture.screenshot(live.state, self.settings, options))
-            width, height = self.settings.viewport_width, self.settings.viewport_height
+            width, height = capture.image_size(data)  # a session's own viewport and scale
             return Shot(data, width, height, width, height, options.format)
 
         request = SessionFields(session_id=session_id)
@@ -620,19 +624,28 @@ class SessionManager:
         self._starting_for[principal] = self._starting_for.get(principal, 0) + 1
         session_id = self.id_prefix + secrets.token_urlsafe(16)
         loaded = None
+        options = request.browser_options()  # browser options (18a): a context of its own
+        plan: ContextPlan | None = None
         try:
             # profiles (issue 18): a state to load takes a new context, never a pooled one
             if isinstance(request, StartRequest):
                 loaded = await self.profiles.prepare(principal, session_id, request)
-            options = {"storage_state": loaded.storage_state} if loaded is not None else None
-            live = self.pool.take() if self.runtime.browser_connected and not options else None
+            if options is not None:
+                plan = await plan_context(options, self.runtime)
+            if loaded is not None:
+                plan = plan or ContextPlan()
+                plan.kwargs["storage_state"] = loaded.storage_state
+            pooled = plan is None and self.runtime.browser_connected
+            live = self.pool.take() if pooled else None
             if live is None:
                 try:
-                    live = await self._open_counted(now, options)
+                    live = await self._open_counted(now, plan)
                 except CapacityReached:
                     self._events("refused:capacity")
                     raise
         except BaseException:
+            if plan is not None:
+                await plan.run_cleanup()
             await self.profiles.abandon(session_id)
             raise
         finally:
@@ -647,6 +660,7 @@ class SessionManager:
             timeout_minutes=request.session_timeout_minutes
             or self.settings.default_timeout_minutes,
             keep_alive=request.keep_alive,
+            options=options.view() if options is not None else None,
             profile=loaded.use if loaded is not None else None,
         )
         self._register(record, live)
@@ -675,10 +689,9 @@ class SessionManager:
             retry_after=self._retry_after(now, mine),
         )
 
-    async def _open_counted(
-        self, now: datetime, options: dict[str, Any] | None = None
-    ) -> LiveSession:
-        """A context+page for a start when the pool had none ready, within capacity.
+    async def _open_counted(self, now: datetime, plan: ContextPlan | None = None) -> LiveSession:
+        """A context+page for a start when the pool had none ready (or the start has a
+        ``plan`` of its own: browser options), within capacity.
 
         With room to spare it opens its own, in parallel with any pool refill (on two
         cores, waiting for the refill's one-at-a-time pipeline halves throughput).
@@ -688,10 +701,12 @@ class SessionManager:
         def full() -> bool:
             return self._room() <= 0
 
+        if full() and plan is not None and len(self.pool):
+            await self.pool.shrink(len(self.pool) - 1)  # a default context makes room
         if full():
             # The slot may be held by work about to finish: a context the pool is making
             # (take it), or contexts still closing (wait the few ms for them).
-            pooled = await self.pool.take_waiting() if not options else None
+            pooled = await self.pool.take_waiting() if plan is None else None
             if pooled is not None:
                 return pooled
             if self._closing:
@@ -704,7 +719,7 @@ class SessionManager:
             )
         self._starting += 1
         try:
-            live = await self._open_for_pool(options)
+            live = await self._open_for_pool(plan)
         except PlaywrightError as exc:
             raise wrap_playwright_error(
                 exc, "creating the session's page", self.runtime.browser_connected
@@ -714,17 +729,12 @@ class SessionManager:
         self.pool.refill_soon()  # e.g. the first start, which launched the browser
         return live
 
-    async def _open_for_pool(self, options: dict[str, Any] | None = None) -> LiveSession:
+    async def _open_for_pool(self, plan: ContextPlan | None = None) -> LiveSession:
         browser = await self.runtime.browser()
         guard = await self._guard_for(browser)
         files = self.files  # session files (issue 19)
         return await open_live(
-            browser,
-            self.settings,
-            self.runtime.explain_egress,
-            guard,
-            files,
-            context_options=options,
+            browser, self.settings, self.runtime.explain_egress, guard, files, plan
         )
 
     async def _guard_for(self, browser: Browser) -> BrowserGuard:
@@ -973,7 +983,10 @@ class SessionManager:
             record = self._records[session_id]
             self.profiles.browser_lost(record)  # profiles (issue 18)
             self._set_ended(record, Status.error, reason, now)
-            self._live.pop(session_id).state.ended.set()
+            live = self._live.pop(session_id)
+            live.state.ended.set()
+            if live.plan is not None:  # browser options (18a): e.g. its proxy's listener
+                self.runtime.spawn(live.plan.run_cleanup())
             if self.cdp is not None:
                 self.cdp.session_ended(record)
 

@@ -25,6 +25,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from flask_sessions.errors import BrowserUnavailable, OperationTimeout, PageFailed, SessionsError
 from flask_sessions.host.browser import BrowserChoice, find_browser, launch_args
 from flask_sessions.host.egress import EgressProxy
+from flask_sessions.host.upstream import ALLOW_ALL
 
 if TYPE_CHECKING:
     from flask_sessions.host.cdp import DebuggingPort
@@ -72,6 +73,8 @@ class BrowserRuntime:
         self.stopping = False  # set at the first sign of shutdown (a signal, stop())
         self._pid = os.getpid()  # the process whose loop thread and Chromium these are
         self.debugging: DebuggingPort | None = None  # the CDP proxy's channel (cdp.py)
+        # per-session upstream proxies (issue 18a): the chain when there is no egress proxy
+        self._chain: EgressProxy | None = None
 
     # ----------------------------------------------------------- thread side
 
@@ -287,10 +290,35 @@ class BrowserRuntime:
             self._playwright = None
         if self.egress is not None:
             await self.egress.stop()
+        if self._chain is not None:
+            await self._chain.stop()
+
+    # ------------------------------------------- per-session browser options (issue 18a)
+
+    async def devices(self) -> dict[str, dict[str, Any]]:
+        """Playwright's device descriptors, by name (the driver's own list; Playwright starts
+        now if it has not)."""
+        if self._playwright is None:
+            await self.browser()
+        assert self._playwright is not None
+        return self._playwright.devices
+
+    async def chain_proxy(self) -> EgressProxy:
+        """The proxy a session's own upstream proxy is chained behind: the egress proxy, or,
+        when the policy blocks nothing (no egress proxy: Chromium connects directly), one
+        started for the chains alone (it allows every address, as the policy does)."""
+        if self.egress is not None:
+            await self.egress.start()
+            return self.egress
+        if self._chain is None:
+            self._chain = EgressProxy(ALLOW_ALL)
+        await self._chain.start()
+        return self._chain
 
     def explain_egress(self, url: str) -> str | None:
         """Why the egress proxy just refused (or could not reach) ``url``; None if it did not."""
-        return self.egress.explain(url) if self.egress is not None else None
+        proxy = self.egress if self.egress is not None else self._chain
+        return proxy.explain(url) if proxy is not None else None
 
     @property
     def browser_connected(self) -> bool:

@@ -190,8 +190,9 @@ async def settle(
                 )
             await asyncio.sleep(0.01)
             continue
-        if now >= quiet_deadline:
-            state.still_running = tab.running_since(since)
+        if now >= quiet_deadline or not state.scripts:  # no scripts: no timers to wait on
+            if now >= quiet_deadline:
+                state.still_running = tab.running_since(since)
             return None
         idle = now - tab.last_network >= NETWORK_IDLE_SECONDS
         if not first and not tab.busy_since(since) and idle and not pending:

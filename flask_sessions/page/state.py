@@ -160,6 +160,7 @@ class PageState:
         self.egress: Callable[[str], str | None] | None = None  # why the proxy refused a URL
         # session files (issue 19): the paths of files by name, or why not (upload_file)
         self.file_paths: Callable[[list[str]], tuple[list[str], str | None]] | None = None
+        self.scripts = True  # the pages' own scripts run (false: java_script_enabled=false)
         self.tabs: list[Tab] = []
         self.current = 0
         self.ids: dict[str, Target] = {}

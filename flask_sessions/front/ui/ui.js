@@ -283,6 +283,7 @@
       idle: q(".idle"),
       countdown: q(".countdown"),
       keepalive: q(".keepalive"),
+      options: q(".options"),
       pid: q(".pid"),
       psave: q(".psave"),
       close: q(".close"),
@@ -317,6 +318,10 @@
     row.created.textContent = clockTime(s.created_at);
     row.created.title = s.created_at;
     row.keepalive.textContent = s.keep_alive ? "yes" : "no";
+    const options = optionsText(s.options);
+    row.options.textContent = options;
+    row.options.title = options;
+    row.options.hidden = !options;
     // profiles (issue 18): which profile, persisting or read-only, and a save that failed
     const profile = s.profile || null;
     row.pid.textContent = profile ? profile.profile_id : "—";
@@ -329,6 +334,32 @@
     row.files.hidden = !active;
     row.close.disabled = row.close.dataset.busy === "1";
     if (!row.thumbUrl) row.nothumb.textContent = active ? "loading…" : "no picture";
+  }
+
+  // per-session browser options (issue 18a): one line under the session id. The record has
+  // no credentials and no header values to show.
+  function optionsText(o) {
+    if (!o) return "";
+    const parts = [];
+    if (o.device) parts.push(o.device);
+    if (o.viewport) parts.push(`${o.viewport.width}×${o.viewport.height}`);
+    if (o.locale) parts.push(o.locale);
+    if (o.timezone_id) parts.push(o.timezone_id);
+    if (o.color_scheme) parts.push(o.color_scheme);
+    if (o.user_agent) parts.push(`user agent “${o.user_agent}”`);
+    if (o.geolocation) parts.push(`at ${o.geolocation.latitude}, ${o.geolocation.longitude}`);
+    if (o.permissions && o.permissions.length) parts.push(`allows ${o.permissions.join(", ")}`);
+    if (o.extra_http_headers && o.extra_http_headers.length) {
+      parts.push(`headers ${o.extra_http_headers.join(", ")}`);
+    }
+    if (o.java_script_enabled === false) parts.push("no JavaScript");
+    if (o.block_resources && o.block_resources.length) {
+      parts.push(`blocks ${o.block_resources.join(", ")}`);
+    }
+    if (o.proxy) {
+      parts.push(`proxy ${o.proxy.server}${o.proxy.authenticated ? " (authenticated)" : ""}`);
+    }
+    return parts.join(" · ");
   }
 
   function applyFilter() {
