@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Literal, Required, Self, TypedDict, TypeVar, Unpack
 
@@ -42,6 +44,7 @@ from flask_sessions.schemas import (
     ListQuery,
     ObserveRequest,
     ObserveResponse,
+    RecordingDeleted,
     ScrapeRequest,
     ScrapeResponse,
     ScreenshotQuery,
@@ -49,6 +52,8 @@ from flask_sessions.schemas import (
     StartRequest,
     Status,
     StepResponse,
+    ViewerRequest,
+    ViewerResponse,
 )
 
 __all__ = [
@@ -65,6 +70,7 @@ __all__ = [
     "PageFailed",
     "PageNotResponding",
     "PayloadTooLarge",
+    "Recording",
     "Retries",
     "ScrapeArgs",
     "Screenshot",
@@ -306,6 +312,7 @@ class SessionArgs(TypedDict, total=False):
     screenshot: bool | None
     screenshot_format: ImageFormat
     screenshot_quality: int | None
+    record: bool  # a Playwright trace of the session from now on (issue 20)
 
 
 class NewSessionArgs(SessionArgs, total=False):
@@ -427,6 +434,29 @@ class Screenshot:
         return self.media_type.removeprefix("image/")
 
 
+# live view and recordings (issue 20)
+@dataclass(frozen=True)
+class Recording:
+    """A session's Playwright trace (``trace.zip``): its bytes in ``data``, or, when it was
+    saved to a file, that ``path``. ``state``: ``recording`` (the trace so far; it goes on),
+    ``truncated``, ``saved`` or ``failed``. Open it with
+    ``python -m playwright show-trace trace.zip``."""
+
+    state: str
+    size: int
+    data: bytes | None = None
+    path: Path | None = None
+
+
+def _recording(response: httpx.Response) -> Recording:
+    state = response.headers.get("X-Recording-State", "saved")
+    return Recording(state, len(response.content), response.content)
+
+
+def _recording_path(session_id: str) -> str:
+    return f"session/{_sid(session_id)}/recording"
+
+
 class _SessionList(BaseModel):
     sessions: builtins.list[SessionResponse]
 
@@ -526,6 +556,26 @@ class _Calls:
     def cdp_ticket(session_id: str) -> _Call[CdpTicketResponse]:
         path = f"/session/{_sid(session_id)}/cdp-ticket"
         return _Call("POST", path, _model(CdpTicketResponse))
+
+    @staticmethod
+    def viewer(
+        session_id: str, interactive: bool, ttl_seconds: int | None
+    ) -> _Call[ViewerResponse]:
+        fields: dict[str, Any] = {"interactive": interactive}
+        if ttl_seconds is not None:
+            fields["ttl_seconds"] = ttl_seconds
+        body = _checked(lambda: schemas.parse(ViewerRequest, fields))
+        path = f"/session/{_sid(session_id)}/viewer"
+        return _Call("POST", path, _model(ViewerResponse), body)
+
+    @staticmethod
+    def recording(session_id: str) -> _Call[Recording]:
+        return _Call("GET", "/" + _recording_path(session_id), _recording, idempotent=True)
+
+    @staticmethod
+    def delete_recording(session_id: str) -> _Call[RecordingDeleted]:
+        path = "/" + _recording_path(session_id)
+        return _Call("DELETE", path, _model(RecordingDeleted), idempotent=True)
 
     @staticmethod
     def health() -> _Call[dict[str, Any]]:
@@ -669,6 +719,35 @@ class SessionsClient:
         """``GET /healthz``: liveness, Chromium's state, the active sessions."""
         return self._send(_Calls.health())
 
+    def viewer(
+        self, session_id: str, *, interactive: bool = False, ttl_seconds: int | None = None
+    ) -> ViewerResponse:
+        """A ``viewer_url`` a person opens to watch the session live (and, if ``interactive``,
+        click and type in it); good once, until ``expires_at``. No token is in it."""
+        return self._send(_Calls.viewer(session_id, interactive, ttl_seconds))
+
+    def recording(self, session_id: str, path: str | os.PathLike[str] | None = None) -> Recording:
+        """The session's trace.zip (while it records: the trace so far). With ``path`` it is
+        streamed to that file (written whole or not at all) instead of held in memory."""
+        if path is None:
+            return self._send(_Calls.recording(session_id))
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        with self.http.stream("GET", _recording_path(session_id)) as response:
+            if not response.is_success:
+                response.read()
+                raise error_from(response)
+            size = 0
+            with open(partial, "wb") as out:
+                for chunk in response.iter_bytes(1024 * 1024):
+                    size += out.write(chunk)
+        os.replace(partial, target)
+        return Recording(response.headers.get("X-Recording-State", "saved"), size, None, target)
+
+    def delete_recording(self, session_id: str) -> RecordingDeleted:
+        """Delete the session's recording (tracing stops if it runs)."""
+        return self._send(_Calls.delete_recording(session_id))
+
     @contextmanager
     def session(self, **fields: Unpack[NewSessionArgs]) -> Iterator[Session]:
         """A new session, closed when the block ends, even by an exception."""
@@ -763,6 +842,17 @@ class Session(_Bound):
     def cdp_ticket(self) -> CdpTicketResponse:
         return self.client.cdp_ticket(self.session_id)
 
+    def viewer(
+        self, *, interactive: bool = False, ttl_seconds: int | None = None
+    ) -> ViewerResponse:
+        return self.client.viewer(self.session_id, interactive=interactive, ttl_seconds=ttl_seconds)
+
+    def recording(self, path: str | os.PathLike[str] | None = None) -> Recording:
+        return self.client.recording(self.session_id, path)
+
+    def delete_recording(self) -> RecordingDeleted:
+        return self.client.delete_recording(self.session_id)
+
     def close(self) -> SessionResponse:
         record = self.client.close(self.session_id)
         self._keep(record)
@@ -847,6 +937,32 @@ class AsyncSessionsClient:
     async def health(self) -> dict[str, Any]:
         return await self._send(_Calls.health())
 
+    async def viewer(
+        self, session_id: str, *, interactive: bool = False, ttl_seconds: int | None = None
+    ) -> ViewerResponse:
+        return await self._send(_Calls.viewer(session_id, interactive, ttl_seconds))
+
+    async def recording(
+        self, session_id: str, path: str | os.PathLike[str] | None = None
+    ) -> Recording:
+        if path is None:
+            return await self._send(_Calls.recording(session_id))
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        async with self.http.stream("GET", _recording_path(session_id)) as response:
+            if not response.is_success:
+                await response.aread()
+                raise error_from(response)
+            size = 0
+            with open(partial, "wb") as out:
+                async for chunk in response.aiter_bytes(1024 * 1024):
+                    size += out.write(chunk)
+        os.replace(partial, target)
+        return Recording(response.headers.get("X-Recording-State", "saved"), size, None, target)
+
+    async def delete_recording(self, session_id: str) -> RecordingDeleted:
+        return await self._send(_Calls.delete_recording(session_id))
+
     @asynccontextmanager
     async def session(self, **fields: Unpack[NewSessionArgs]) -> AsyncIterator[AsyncSession]:
         """A new session, closed when the block ends, even by an exception."""
@@ -912,6 +1028,19 @@ class AsyncSession(_Bound):
 
     async def cdp_ticket(self) -> CdpTicketResponse:
         return await self.client.cdp_ticket(self.session_id)
+
+    async def viewer(
+        self, *, interactive: bool = False, ttl_seconds: int | None = None
+    ) -> ViewerResponse:
+        return await self.client.viewer(
+            self.session_id, interactive=interactive, ttl_seconds=ttl_seconds
+        )
+
+    async def recording(self, path: str | os.PathLike[str] | None = None) -> Recording:
+        return await self.client.recording(self.session_id, path)
+
+    async def delete_recording(self) -> RecordingDeleted:
+        return await self.client.delete_recording(self.session_id)
 
     async def close(self) -> SessionResponse:
         record = await self.client.close(self.session_id)

@@ -100,6 +100,13 @@ class OperationTimeout(SessionsError):
     status_code = 504
 
 
+# files and recordings (issue 20; issue 19 may define the same for files)
+class LowDisk(SessionsError):
+    """507: the host's disk is below ``SESSIONS_MIN_FREE_DISK_MB``; no file may grow now."""
+
+    status_code = 507
+
+
 MAX_ERROR_FIELDS = 20
 
 

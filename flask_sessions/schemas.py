@@ -6,7 +6,7 @@ Every request body is one of these models with ``extra="forbid"``: a misspelt fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -86,6 +86,8 @@ class SessionFields(_Body):
     screenshot: bool | None = None
     screenshot_format: ImageFormat = "png"
     screenshot_quality: Int | None = Field(default=None, ge=0, le=100)
+    # recordings (issue 20): a Playwright trace of the session, from now on
+    record: bool = False
 
     @field_validator("screenshot_quality")
     @classmethod
@@ -409,6 +411,8 @@ class Observation(PageInfo):
     dialog: DialogInfo | None = None
     warnings: list[str] = Field(default_factory=list)
     popups_blocked: int = 0
+    # live view (issue 20): the last time a person's input reached the page through a viewer
+    human_input_at: str | None = None
 
 
 class ScreenshotQuery(_Body):
@@ -457,6 +461,10 @@ Duration = Annotated[
 """A duration at millisecond precision; JSON shows it as ISO 8601 (``PT2M11.2S``)."""
 
 
+RecordingState = Literal["recording", "truncated", "saved", "failed"]
+"""Where a session's recording stands (see ``SessionResponse.recording``)."""
+
+
 class SessionResponse(BaseModel):
     """One session as the API shows it."""
 
@@ -475,6 +483,18 @@ class SessionResponse(BaseModel):
     page: PageInfo | None = None
     # ws(s):// URL to attach Playwright/Puppeteer over CDP (null when SESSIONS_CDP is off)
     cdp_url: str | None = None
+    # live view and recordings (issue 20)
+    viewer_url: str | None = Field(
+        default=None,
+        description="the last viewer_url minted (POST /session/<id>/viewer), until it expires",
+    )
+    viewers: int = Field(default=0, description="live viewers watching now")
+    recording: RecordingState | None = Field(
+        default=None,
+        description="recording: tracing now; truncated: stopped at SESSIONS_MAX_RECORDING_MB "
+        "or the disk floor (kept so far); saved: the session ended and its trace is ready; "
+        "failed: the trace could not be saved; null: not recorded (or deleted)",
+    )
 
 
 class ObserveResponse(BaseModel):
@@ -521,6 +541,10 @@ _HINTS = {
     "dialog": "send accept or dismiss",
     "prompt_text": "send the text to answer a prompt() with",
     "index": "send a tab index from observation.tabs (0 is the first tab)",
+    # live view and recordings (issue 20)
+    "record": "send true to record a Playwright trace of the session",
+    "interactive": "send true (watch and drive) or false (watch only)",
+    "ttl_seconds": "send a whole number of seconds from 1 to 86400",
 }
 
 # where one field name means different things in different models
@@ -756,3 +780,45 @@ class ErrorResponse(BaseModel):
     stale_id: str | None = Field(
         default=None, description="409: the action id that is not in the last observation"
     )
+
+
+# ---------------------------------------------------------------- live view (issue 20)
+
+
+class ViewerRequest(_Body):
+    """``POST /session/<id>/viewer``: a URL a person opens to watch the session (and, if
+    ``interactive``, to click and type in it), good once, for ``ttl_seconds``."""
+
+    interactive: bool = False
+    ttl_seconds: Int | None = Field(default=None, ge=1, le=86400)
+
+
+class ViewerResponse(BaseModel):
+    """A live view of the session: open ``viewer_url`` in a browser; no token needed."""
+
+    session_id: str
+    viewer_url: str = Field(
+        description="the live page; its one-use ticket is in the fragment, never a token"
+    )
+    expires_at: str = Field(description="the ticket's end: the view closes then")
+    interactive: bool = Field(description="true: the viewer may click and type")
+
+
+# ---------------------------------------------------------------- recordings (issue 20)
+
+
+class RecordingDeleted(BaseModel):
+    """``DELETE /session/<id>/recording``: the trace is gone (tracing stopped if it ran)."""
+
+    session_id: str
+    deleted: bool = True
+
+
+@dataclass
+class RecordingStream:
+    """``GET /session/<id>/recording``: the trace.zip as it streams from the host."""
+
+    chunks: Iterable[bytes]
+    size: int | None
+    state: RecordingState
+    filename: str

@@ -22,7 +22,9 @@ from flask_sessions.config import Settings
 from flask_sessions.errors import BrowserUnavailable, InvalidInput, SessionNotFound, error_response
 from flask_sessions.front import openapi
 from flask_sessions.front.metrics import CONTENT_TYPE
+from flask_sessions.front.recording import register_recording
 from flask_sessions.front.ui import register_ui
+from flask_sessions.front.viewer import register_viewer
 from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
     CloseRequest,
@@ -200,6 +202,8 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         return _json(backend.cdp_ticket(principal(), session_id))
 
     _probes(bp, state, login_required)
+    register_viewer(bp, state, login_required)  # live view (issue 20)
+    register_recording(bp, state, login_required)  # recordings (issue 20)
     openapi.register(bp, state)
     if settings.ui:
         register_ui(bp)

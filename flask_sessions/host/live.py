@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from playwright.async_api import Browser, BrowserContext, Page
@@ -15,6 +16,8 @@ from flask_sessions.config import Settings
 from flask_sessions.host.limits import MB, BrowserGuard, SessionLimits
 from flask_sessions.page.ops import QUIET_INIT_JS
 from flask_sessions.page.state import PageState
+
+log = logging.getLogger("flask_sessions")
 
 
 @dataclass
@@ -31,6 +34,8 @@ class LiveSession:
     state: PageState
     limits: SessionLimits = field(default_factory=SessionLimits)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # awaited in turn before the context closes (a recording's save: issue 20)
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def page(self) -> Page:
@@ -41,6 +46,11 @@ class LiveSession:
         """Close the context (and so its pages); errors of an already dead one are ignored.
         Then delete whatever the session downloaded."""
         self.state.ended.set()
+        for hook in self.on_close:
+            try:
+                await hook()
+            except Exception:  # the context closes whatever a hook did
+                log.exception("flask_sessions: work before closing a session's context failed")
         with contextlib.suppress(PlaywrightError):
             await self.context.close()
         await self.limits.close()

@@ -12,6 +12,8 @@ from flask_sessions.schemas import (
     CdpTicketResponse,
     ObserveRequest,
     ObserveResponse,
+    RecordingDeleted,
+    RecordingStream,
     ScrapeRequest,
     ScrapeResponse,
     ScreenshotQuery,
@@ -21,6 +23,8 @@ from flask_sessions.schemas import (
     Status,
     StepRequest,
     StepResponse,
+    ViewerRequest,
+    ViewerResponse,
 )
 
 
@@ -84,6 +88,30 @@ class LocalBackend:
             expires_at=expires_at,
             cdp_url=f"{url}?ticket={ticket}",
         )
+
+    # live view and recordings (issue 20)
+    def viewer(
+        self, principal: str, session_id: str, request: ViewerRequest, page_url: str
+    ) -> ViewerResponse:
+        cdp = self.manager.cdp
+        if cdp is None:
+            raise InvalidInput(
+                "the live view travels on the server's WebSocket, and SESSIONS_CDP is off on "
+                "this server; turn it on to watch sessions"
+            )
+        return cdp.live.mint(principal, session_id, request, page_url)
+
+    def viewer_socket(self, session_id: str) -> str | None:
+        """Needs a request context: the URL is built from the request's host."""
+        cdp = self.manager.cdp
+        return cdp.live.socket_url(session_id) if cdp is not None else None
+
+    def recording(self, principal: str, session_id: str) -> RecordingStream:
+        found = self.manager.recordings.open(principal, session_id)
+        return RecordingStream(found.chunks(), found.size, found.state, found.filename)
+
+    def delete_recording(self, principal: str, session_id: str) -> RecordingDeleted:
+        return self.manager.recordings.delete(principal, session_id)
 
     def readiness(self) -> tuple[bool, str]:
         return self.manager.readiness()

@@ -37,6 +37,13 @@ from flask_sessions.host.limits import BrowserGuard, run_watchdog
 from flask_sessions.host.live import LiveSession, open_live
 from flask_sessions.host.pool import WarmPool, available_memory_mb
 from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
+from flask_sessions.host.recording import (
+    Recordings,
+    observe_title,
+    scrape_title,
+    start_title,
+    step_title,
+)
 from flask_sessions.host.runtime import BrowserRuntime, target_gone, wrap_playwright_error
 from flask_sessions.page import capture
 from flask_sessions.page import ops as page_ops
@@ -47,6 +54,7 @@ from flask_sessions.schemas import (
     ObserveRequest,
     ObserveResponse,
     PageInfo,
+    RecordingState,
     ScrapeRequest,
     ScreenshotQuery,
     SessionFields,
@@ -86,6 +94,12 @@ class SessionRecord:
     closed_at: datetime | None = None
     # the page as last seen by an operation (lists show it without driving the page)
     page: PageInfo | None = None
+    # live view and recordings (issue 20: viewer.py, recording.py)
+    viewer_url: str | None = None
+    viewer_expires: datetime | None = None
+    viewers: int = 0
+    human_input_at: datetime | None = None
+    recording: RecordingState | None = None
 
     @property
     def idle_deadline(self) -> datetime:
@@ -108,6 +122,12 @@ class SessionRecord:
             error=self.error,
             screenshot=screenshot,
             screenshot_format=shot_format if screenshot else None,
+            # live view and recordings (issue 20)
+            viewer_url=self.viewer_url
+            if self.status is Status.active and self.viewer_expires and now < self.viewer_expires
+            else None,
+            viewers=self.viewers,
+            recording=self.recording,
         )
 
 
@@ -152,6 +172,7 @@ class SessionManager:
         self.cdp: CdpProxy | None = None  # the per-session CDP WebSocket, when SESSIONS_CDP is on
         self.guard: BrowserGuard | None = None  # the limits' hold on the current Chromium
         self._guard_lock: asyncio.Lock | None = None
+        self.recordings = Recordings(self)  # Playwright traces of recorded sessions (issue 20)
 
     # ------------------------------------------------------------ facade
 
@@ -396,8 +417,12 @@ class SessionManager:
         touch: bool = True,
     ) -> tuple[SessionRecord, T]:
         """Run ``work`` on the session under its lock; 409 if it ended meanwhile."""
+        if request.record:  # recordings (issue 20): a full disk refuses before anything starts
+            self.recordings.check_disk()
         record, live, one_shot = await self._acquire(principal, request, touch)
         try:
+            if request.record:
+                await self.recordings.begin(record, live)
             async with live.lock:
                 self._require_active(record)  # closed or reaped while we waited
                 try:
@@ -441,7 +466,8 @@ class SessionManager:
                 record.page = info
             return response
 
-        return (await self._with_session(principal, request, "starting the session", work))[1]
+        grouped = self.recordings.grouped(start_title(request), work)  # recordings (issue 20)
+        return (await self._with_session(principal, request, "starting the session", grouped))[1]
 
     async def _observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
         async def work(record: SessionRecord, live: LiveSession) -> Observation:
@@ -463,7 +489,9 @@ class SessionManager:
             record.page = _page_of(observation)
             return _with_warnings(observation, live)
 
-        record, observation = await self._with_session(principal, request, "observing", work)
+        grouped = self.recordings.grouped(observe_title(request), work)  # recordings (issue 20)
+        record, observation = await self._with_session(principal, request, "observing", grouped)
+        observation.human_input_at = _iso(record.human_input_at)  # live view (issue 20)
         return ObserveResponse(session=record.to_response(self.clock()), observation=observation)
 
     async def _step(self, principal: str, request: StepRequest) -> StepResponse:
@@ -482,7 +510,9 @@ class SessionManager:
                 observation=_with_warnings(observation, live),
             )
 
-        record, response = await self._with_session(principal, request, "running the step", work)
+        grouped = self.recordings.grouped(step_title(request), work)  # recordings (issue 20)
+        record, response = await self._with_session(principal, request, "running the step", grouped)
+        response.observation.human_input_at = _iso(record.human_input_at)  # live view (issue 20)
         response.session = record.to_response(self.clock())  # one-shot: now closed; error
         return response
 
@@ -508,7 +538,8 @@ class SessionManager:
             record.page = info
             return source, info
 
-        record, result = await self._with_session(principal, request, "scraping", work)
+        grouped = self.recordings.grouped(scrape_title(request), work)  # recordings (issue 20)
+        record, result = await self._with_session(principal, request, "scraping", grouped)
         return record.to_response(self.clock()), result
 
     async def _screenshot_only(
@@ -827,6 +858,7 @@ class SessionManager:
                 self._forget(record)
         if len(self.pool) and self.pool.memory_low():
             await self.pool.shrink(0)
+        await self.recordings.sweep(now)  # recordings past their retention (issue 20)
 
     def _forget(self, record: SessionRecord) -> None:
         del self._records[record.session_id]
@@ -896,6 +928,10 @@ class SessionManager:
 
 
 LOW_MEMORY_RETRY_AFTER = 10  # seconds: a start refused for low memory may try again then
+
+
+def _iso(when: datetime | None) -> str | None:
+    return iso_datetime(when) if when is not None else None
 
 
 def _page_of(observation: Observation) -> PageInfo:

@@ -72,6 +72,7 @@ class BrowserRuntime:
         self.stopping = False  # set at the first sign of shutdown (a signal, stop())
         self._pid = os.getpid()  # the process whose loop thread and Chromium these are
         self.debugging: DebuggingPort | None = None  # the CDP proxy's channel (cdp.py)
+        self.traces_dir: str | None = None  # where tracing writes (recording.py, issue 20)
 
     # ----------------------------------------------------------- thread side
 
@@ -233,6 +234,7 @@ class BrowserRuntime:
                 executable_path=choice.executable,
                 args=args,
                 headless=True,
+                traces_dir=self.traces_dir,
             )
         except PlaywrightError as exc:
             log.error("flask_sessions: launching %s failed: %s", choice.describe(), exc)
