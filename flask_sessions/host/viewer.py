@@ -16,16 +16,25 @@ here also names the scope, ``view`` or ``interact``. The page a person opens
 ticket from its URL's fragment and connects here. A ticket is good once and until its end
 (``ttl_seconds``): the socket closes then, or when the session ends, saying why.
 
-**Frames.** One screencast per session, and only while a viewer is connected. Chromium
-sends a frame, every viewer gets it as its *next* frame (an older unsent one is dropped, so
-nothing queues for a slow viewer), and the frame is acknowledged (``Page.screencastFrameAck``,
-which lets Chromium send the next one) once at least one viewer has written it to its socket
-and no sooner than ``1 / SESSIONS_LIVE_MAX_FPS`` after the previous one: the frame rate
-follows the fastest viewer, up to the cap, and no viewer means no frames. The screencast
-follows the session's current tab (``switch_tab``, a replaced page), survives navigations
-(the CDP session is the tab's), and its frame size is the largest size a viewer asked for,
-up to the viewport.
+**Frames.** Only while a viewer is connected; one frame source per session, on the host's
+own CDP session of the current tab (so they follow ``switch_tab`` and a replaced page, and
+survive navigations). Every viewer gets each frame as its *next* frame (an older unsent one
+is dropped, so nothing queues for a slow viewer), and the next frame is taken only once a
+viewer has written the last one to its socket, and no sooner than
+``1 / SESSIONS_LIVE_MAX_FPS`` after it: the frame rate follows the fastest viewer, up to the
+cap. Frames are as large as the largest viewer asked, up to the viewport.
 
+Where frames come from depends on the page. While it is still or changes now and then,
+from Chromium's screencast (``Page.startScreencast``, JPEG, each frame acknowledged with
+``Page.screencastFrameAck`` in its turn): a frame comes when the page paints, and a still
+page costs nothing (one ``Page.captureScreenshot`` gives the first frame). But the
+screencast captures *every* paint, whatever is acknowledged (Chromium drops what it cannot
+send after capturing it), on browser threads all pages share: measured on an animated page,
+that slowed other sessions' clicks about 8x on a loaded 2-core host, against about 1.3x for
+captures at the frame rate. So when screencast frames keep coming faster than they are
+shown (the page animates), the screencast stops and frames are captured with
+``Page.captureScreenshot`` in their turn; when most captures of a second show nothing new,
+the screencast takes over again.
 **Input.** Mouse (move, down, up, wheel) in fractions of the frame, mapped here to the
 viewport's CSS pixels; keys with their modifiers; text (an IME's, or a paste) with
 ``Input.insertText``. All of it goes, in order, to the current tab; mouse moves are coalesced.
@@ -76,6 +85,10 @@ MAX_TEXT = 100_000  # characters of one text or paste
 MAX_QUEUED_INPUT = 1000  # input events waiting for the page; past it, new ones are dropped
 INPUT_TIMEOUT_SECONDS = 10.0  # one Input.* command (a hung page never answers)
 STALL_SECONDS = 30.0  # a viewer whose socket does not take a frame for this long is dropped
+CAST, POLL = "cast", "poll"  # frames from the screencast, or captures at the frame rate
+BUSY_WINDOW, BUSY_OVERLAPS = 8, 6  # of the last 8 screencast frames, 6 came early: it animates
+EARLY_SECONDS = 0.05  # a frame this soon after an acknowledgement was painted meanwhile
+BUSY_RATE = 6  # screencast frames in a second that mean it animates (at most 0.8 x the rate)
 MIN_SIDE, MAX_SIDE = 16, 8192
 
 # CDP modifier bits
@@ -258,7 +271,13 @@ class LiveViews:
 
 
 class _Cast:
-    """One session's screencast and input queue, while it has viewers."""
+    """One session's frames and input queue, while it has viewers.
+
+    Two ways to get frames, switched by how the page changes (see the module doc):
+    ``cast`` (Chromium's screencast: a frame when the page paints) while it is still or
+    changes now and then, and ``poll`` (``Page.captureScreenshot`` at the frame rate) while
+    it animates faster than the frame rate.
+    """
 
     def __init__(self, views: LiveViews, session_id: str, live: LiveSession) -> None:
         self.views = views
@@ -267,16 +286,24 @@ class _Cast:
         self.viewers: set[_Viewer] = set()
         self.cdp: CDPSession | None = None
         self.page: Page | None = None
-        self.size: tuple[int, int] = (0, 0)  # of the screencast now
+        self.size: tuple[int, int] = (0, 0)  # of the frames now
+        self.mode = CAST
         self.running = False
         self.stopped = False
         self.frames = 0
         self.last: bytes | None = None  # the latest frame, for a viewer who joins now
         self.url = ""
+        self._fps = views.settings.live_max_fps
         self._changed = asyncio.Event()
         self._drained = asyncio.Event()
-        self._next_ack = 0.0  # loop time before which no frame is acknowledged
+        self._next_slot = 0.0  # loop time before which no frame is taken or acknowledged
+        self._acked = 0.0  # loop time of the last acknowledgement
+        # for the last screencast frames: whether each came while another waited for its turn
+        self._overlaps: deque[bool] = deque(maxlen=BUSY_WINDOW)
+        self._arrivals: deque[float] = deque(maxlen=BUSY_RATE)
+        self._busy_rate = max(2, min(BUSY_RATE, round(0.8 * self._fps)))
         self._acks: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
         self._input: deque[tuple[str, dict[str, Any]]] = deque()
         self._input_ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -293,7 +320,7 @@ class _Cast:
 
     def remove(self, viewer: _Viewer) -> None:
         self.viewers.discard(viewer)
-        self._drained.set()  # an ack waiting for this viewer need not
+        self._drained.set()  # a frame waiting for this viewer need not
         self.changed()
 
     def changed(self) -> None:
@@ -302,7 +329,7 @@ class _Cast:
     def drained(self) -> None:
         self._drained.set()
 
-    # ----------------------------------------------------------- the screencast
+    # ----------------------------------------------------------- frames
 
     async def _run(self) -> None:
         state = self.live.state
@@ -334,63 +361,127 @@ class _Cast:
         return width, height
 
     async def _start(self, page: Page, size: tuple[int, int]) -> None:
+        """Frames of ``page`` at ``size``, the current way (a new tab or size: the
+        screencast first, and one still frame at once)."""
         try:
             if page is not self.page or self.cdp is None:
                 await self._stop()
                 self.cdp = await self.live.context.new_cdp_session(page)
                 self.page = page
                 self.cdp.on("Page.screencastFrame", self._on_frame)
-            elif self.running:
-                await self.cdp.send("Page.stopScreencast")
+                self.mode = CAST
+            else:
+                await self._pause()
+            self.size = size
             before = self.frames
-            await self.cdp.send(
-                "Page.startScreencast",
-                {
-                    "format": "jpeg",
-                    "quality": JPEG_QUALITY,
-                    "maxWidth": size[0],
-                    "maxHeight": size[1],
-                    "everyNthFrame": 1,
-                },
-            )
-            self.size, self.running = size, True
-            await self._still(page, size, before)
+            if self.mode == CAST:
+                self._overlaps.clear()
+                self._arrivals.clear()
+                await self.cdp.send(
+                    "Page.startScreencast",
+                    {
+                        "format": "jpeg",
+                        "quality": JPEG_QUALITY,
+                        "maxWidth": size[0],
+                        "maxHeight": size[1],
+                        "everyNthFrame": 1,
+                    },
+                )
+                self.running = True
+                data = await self._capture()
+                if data is not None and self.frames == before:
+                    self._deliver(data)
+            else:
+                self._poller = asyncio.get_running_loop().create_task(self._poll(self.cdp))
+                self.running = True
         except PlaywrightError:  # the tab closed or crashed meanwhile: the next look retries
             await self._stop()
 
-    async def _still(self, page: Page, size: tuple[int, int], before: int) -> None:
-        """A first frame now (unless one came since ``before``): Chromium's screencast sends
-        one only when the page changes, and a still page may not for a long time."""
-        cdp = self.cdp
-        if cdp is None:
-            return
-        viewport = page.viewport_size or {"width": 1280, "height": 720}
-        width, height = viewport["width"], viewport["height"]
-        scale = min(1.0, size[0] / width, size[1] / height)
-        try:
-            clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": scale}
-            shot = await asyncio.wait_for(
-                cdp.send(
-                    "Page.captureScreenshot",
-                    {"format": "jpeg", "quality": JPEG_QUALITY, "clip": clip},
-                ),
-                INPUT_TIMEOUT_SECONDS,
-            )
-            data = base64.b64decode(shot["data"])
-        except (PlaywrightError, TimeoutError, KeyError, ValueError):
-            return  # a hung page: frames come when it paints again
-        if cdp is self.cdp and self.frames == before:
-            self._deliver(data)
-
-    async def _stop(self) -> None:
+    async def _pause(self) -> None:
+        """Stop taking frames (the CDP session stays)."""
         for task in list(self._acks):
             task.cancel()
-        cdp, self.cdp, self.page, self.running = self.cdp, None, None, False
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+        if self.running and self.cdp is not None:
+            with contextlib.suppress(PlaywrightError):
+                await self.cdp.send("Page.stopScreencast")
+        self.running = False
+
+    async def _stop(self) -> None:
+        await self._pause()
+        cdp, self.cdp, self.page = self.cdp, None, None
         if cdp is not None:
             with contextlib.suppress(PlaywrightError):
-                await cdp.send("Page.stopScreencast")
-            with contextlib.suppress(PlaywrightError):
                 await cdp.detach()
+
+    def _switch(self, mode: str) -> None:
+        """From the screencast to captures at the frame rate, or back (the run loop does it)."""
+        if self.mode != mode:
+            self.mode = mode
+            self.running = False
+            self.changed()
+
+    async def _capture(self) -> bytes | None:
+        """One frame now, at the current size (None if the page does not answer)."""
+        cdp, page = self.cdp, self.page
+        if cdp is None or page is None:
+            return None
+        viewport = page.viewport_size or {"width": 1280, "height": 720}
+        width, height = viewport["width"], viewport["height"]
+        scale = min(1.0, self.size[0] / width, self.size[1] / height)
+        params: dict[str, Any] = {
+            "format": "jpeg",
+            "quality": JPEG_QUALITY,
+            "optimizeForSpeed": True,
+        }
+        if scale < 0.99:  # a clip re-renders the page at its scale: only for smaller frames
+            params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": scale}
+        try:
+            shot = await asyncio.wait_for(
+                cdp.send("Page.captureScreenshot", params), INPUT_TIMEOUT_SECONDS
+            )
+            return base64.b64decode(shot["data"])
+        except (PlaywrightError, TimeoutError, KeyError, ValueError):
+            return None  # a hung or closed page: frames come when it paints again
+
+    async def _slot(self) -> None:
+        """Wait for the next frame's turn: no sooner than 1/SESSIONS_LIVE_MAX_FPS after the
+        last, and once a viewer has taken the last one (a slow viewer queues nothing)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        wait = self._next_slot - now
+        self._next_slot = max(now, self._next_slot) + 1 / self._fps
+        if wait > 0:
+            await asyncio.sleep(wait)
+        while self.viewers and not any(v.ready for v in self.viewers):
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def _poll(self, cdp: CDPSession) -> None:
+        """Captures at the frame rate while the page animates; back to the screencast once
+        most captures of the last second showed nothing new (a still page, a caret)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        captures: deque[tuple[float, bool]] = deque()  # (when, whether it was new)
+        last = b""
+        while cdp is self.cdp:
+            await self._slot()
+            data = await self._capture()
+            now = loop.time()
+            new = data is not None and data != last
+            if data is not None and new:
+                last = data
+                self._deliver(data)
+            captures.append((now, new))
+            while captures and captures[0][0] < now - 1.0:
+                captures.popleft()
+            fresh = sum(1 for _, was_new in captures if was_new)
+            if now - started > 1.0 and len(captures) >= 3 and fresh * 2 < len(captures):
+                self._switch(CAST)
+                return
 
     def _announce(self, page: Page) -> None:
         """Tell viewers where the page is (its URL, and which tab of how many)."""
@@ -415,7 +506,21 @@ class _Cast:
             frame_id = int(params["sessionId"])
         except (KeyError, ValueError, TypeError):
             return
+        if self.mode != CAST:
+            return
         self._deliver(data)
+        # Frames that keep coming (a frame came while the last one still waited for its turn,
+        # or right after it was acknowledged; or many this second): the page paints faster
+        # than frames are shown, and the screencast captures every paint whatever is
+        # acknowledged, on the compositor thread every page shares.
+        now = asyncio.get_running_loop().time()
+        self._overlaps.append(bool(self._acks) or now - self._acked < EARLY_SECONDS)
+        self._arrivals.append(now)
+        recent = sum(1 for at in self._arrivals if at > now - 1.0)
+        early = len(self._overlaps) == BUSY_WINDOW and sum(self._overlaps) >= BUSY_OVERLAPS
+        if early or recent >= self._busy_rate:
+            self._switch(POLL)
+            return
         task = asyncio.get_running_loop().create_task(self._ack(cdp, frame_id))
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
@@ -427,18 +532,10 @@ class _Cast:
             viewer.offer(data)
 
     async def _ack(self, cdp: CDPSession | None, frame_id: int) -> None:
-        """Acknowledge a frame when a viewer took it, and no sooner than the frame rate
-        allows: until then Chromium sends no more."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        wait = self._next_ack - now
-        self._next_ack = max(now, self._next_ack) + 1 / self.views.settings.live_max_fps
-        if wait > 0:
-            await asyncio.sleep(wait)
-        while self.viewers and not any(v.ready for v in self.viewers):
-            self._drained.clear()
-            await self._drained.wait()
-        if cdp is not None and cdp is self.cdp:
+        """Acknowledge a screencast frame in its turn: until then Chromium sends no more."""
+        await self._slot()
+        if cdp is not None and cdp is self.cdp and self.mode == CAST:
+            self._acked = asyncio.get_running_loop().time()
             with contextlib.suppress(PlaywrightError):
                 await cdp.send("Page.screencastFrameAck", {"sessionId": frame_id})
 

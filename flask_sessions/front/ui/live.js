@@ -141,6 +141,8 @@
     data.frameY = box.y.toFixed(1);
     data.frameW = box.w.toFixed(1);
     data.frameH = box.h.toFixed(1);
+    data.bitmapW = String(bitmap.width); // the frame as the server sent it
+    data.bitmapH = String(bitmap.height);
   }
 
   // The canvas fills the stage at the screen's pixel density; the server sends frames of
