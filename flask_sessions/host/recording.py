@@ -186,7 +186,7 @@ class Recordings:
         self._index: dict[str, Recording] = {}
         self._loaded = False
         self._last_scan: datetime | None = None
-        self._monitor: asyncio.Task[None] | None = None
+        self._monitoring = False
         self._traces_lock = asyncio.Lock()  # tracing starts vs. cleaning traces_dir
         self._hooked: set[str] = set()  # sessions whose context calls us at its end
         self.truncated = 0  # for /metrics
@@ -246,8 +246,9 @@ class Recordings:
             record.session_id,
             extra={"event": "recording", "session_id": record.session_id},
         )
-        if self._monitor is None or self._monitor.done():
-            self._monitor = asyncio.get_running_loop().create_task(self._measure_all())
+        if not self._monitoring:  # a runtime task: cancelled at shutdown
+            self._monitoring = True
+            self.manager.runtime.spawn(self._measure_all())
 
     def grouped(
         self,
@@ -474,6 +475,12 @@ class Recordings:
     async def _measure_all(self) -> None:
         """About once a second while anything records: each recording's size against the cap,
         and the disk against its floor."""
+        try:
+            await self._measure_loop()
+        finally:
+            self._monitoring = False
+
+    async def _measure_loop(self) -> None:
         while True:
             running = self._running()
             if not running:
