@@ -1,8 +1,9 @@
-"""The command line: ``python -m flask_sessions [serve | host] [options]`` (or ``flask-sessions``).
+"""The command line: ``python -m flask_sessions [serve | host | mcp] [options]``.
 
 ``serve`` (the default) serves ``create_app()`` with waitress: the API, with the browser in
 this process (or, with ``SESSIONS_HOSTS`` / ``SESSIONS_REGISTRY_URL``, a front for hosts).
-``host`` runs a browser host for fronts (``host.py``). Both bind their port before
+``host`` runs a browser host for fronts (``host.py``); ``mcp`` an MCP server that drives a
+server's sessions (``front/mcp.py``). Both bind their port before
 launching anything; SIGTERM and Ctrl-C close every session and Chromium before exiting.
 """
 
@@ -57,7 +58,8 @@ def parser(command: str = "serve") -> argparse.ArgumentParser:
         about = (
             "Live headless Chromium sessions over HTTP. Serves the API with waitress in one "
             "process; SIGTERM or Ctrl-C closes every session and Chromium. "
-            f"'{_prog()} host' runs a browser host for fronts instead."
+            f"'{_prog()} host' runs a browser host for fronts instead; '{_prog()} mcp' an MCP "
+            "server that drives a server's sessions (see its --help)."
         )
     p = argparse.ArgumentParser(
         prog=prog,
@@ -144,8 +146,83 @@ def _stop_on_signals(runtime: BrowserRuntime | None) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
+# --- `mcp`: an MCP server over the client (front/mcp.py, issue 21)
+
+MCP_MISSING = (
+    "needs the mcp package (the official MCP SDK), which is not installed; "
+    "install it with: pip install 'flask_sessions[mcp]'"
+)
+
+
+def mcp_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"{_prog()} mcp",
+        description="An MCP server whose tools (browser_start, browser_observe, browser_step, "
+        "browser_scrape, browser_screenshot, browser_close, browser_list) drive the sessions of "
+        "a flask_sessions server at --url, as the token in SESSIONS_MCP_TOKEN. Over stdio "
+        "(default) it serves one MCP client; --transport streamable-http serves MCP over HTTP.",
+        epilog="environment: SESSIONS_MCP_TOKEN  a token the server accepts (required; never "
+        "printed). Needs the mcp package: pip install 'flask_sessions[mcp]'.",
+    )
+    p.add_argument(
+        "--url",
+        default="http://127.0.0.1:8000",
+        help="the flask_sessions server, with its prefix if mounted (default "
+        "http://127.0.0.1:8000); a cluster front works the same",
+    )
+    p.add_argument(
+        "--transport",
+        choices=("stdio", "streamable-http"),
+        default="stdio",
+        help="stdio (default: the MCP client starts this command) or streamable-http",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="streamable-http: address to bind (default 127.0.0.1)"
+    )
+    p.add_argument("--port", type=int, default=8931, help="streamable-http: port (default 8931)")
+    p.add_argument("--version", action="version", version=f"flask_sessions {__version__}")
+    return p
+
+
+def _serve_mcp(argv: list[str]) -> int:
+    args = mcp_parser().parse_args(argv)
+    prog = f"{_prog()} mcp"
+    try:
+        from flask_sessions.client import AsyncSessionsClient
+        from flask_sessions.front import mcp as mcp_front
+    except ImportError as exc:
+        if exc.name is None or not exc.name.startswith("mcp"):
+            raise
+        print(f"{prog}: {MCP_MISSING}", file=sys.stderr)
+        return 2
+    token = os.environ.get(mcp_front.TOKEN_ENV, "").strip()
+    if not token:
+        print(
+            f"{prog}: set {mcp_front.TOKEN_ENV} to a token the server at {args.url} accepts",
+            file=sys.stderr,
+        )
+        return 2
+    server = mcp_front.build_server(AsyncSessionsClient(args.url, token))
+    try:
+        if args.transport == "stdio":
+            server.run("stdio")
+        else:
+            print(
+                f"{prog}: MCP over streamable HTTP on http://{args.host}:{args.port}/mcp, "
+                f"driving {args.url}",
+                file=sys.stderr,
+                flush=True,
+            )
+            server.run("streamable-http", host=args.host, port=args.port)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "mcp":
+        return _serve_mcp(argv[1:])
     command = argv.pop(0) if argv and argv[0] in ("serve", "host") else "serve"
     args = parser(command).parse_args(argv)
     if args.find_browser:

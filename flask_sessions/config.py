@@ -29,7 +29,12 @@ TokenVerifier = Callable[[str], Any]
 """``verify(token) -> principal | None``: a host-supplied token check (e.g. OAuth)."""
 
 # Keys in app.config that share the prefix but are not settings (written by create_app).
-NOT_SETTINGS = frozenset({"SESSIONS_GENERATED_TOKEN"})
+NOT_SETTINGS = frozenset(
+    {
+        "SESSIONS_GENERATED_TOKEN",
+        "SESSIONS_MCP_TOKEN",  # the MCP server's token for the API it drives (issue 21)
+    }
+)
 # Values never echoed in full in an error message.
 SECRET_KEYS = frozenset({"SESSIONS_TOKENS", "SESSIONS_CLUSTER_SECRET"})
 
@@ -445,6 +450,15 @@ class Settings(BaseSettings):
         default=False, description="the probes and metrics need a bearer token too"
     )
     ui: bool = Field(default=True, description="the live sessions page at <prefix>/ui (false: off)")
+    # --- Notte-compatible routes (front/notte.py, issue 21)
+    notte_api: bool = Field(
+        default=True,
+        description="serve Notte's API (its Python SDK, unchanged) under SESSIONS_NOTTE_PREFIX",
+    )
+    notte_prefix: Prefix = Field(
+        default="/notte",
+        description="where the Notte routes live, below the URL prefix (the SDK's server_url)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -471,6 +485,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "set SESSIONS_HOSTS (a fixed list) or SESSIONS_REGISTRY_URL (Redis), not both"
             )
+        if self.notte_api:  # Notte's routes need a root of their own (issue 21)
+            _check_notte_prefix(self.notte_prefix)
         paths = [p for p in (self.health_path, self.ready_path, self.metrics_path) if p]
         if len(paths) != len(set(paths)):
             raise ValueError(
@@ -488,6 +504,23 @@ class Settings(BaseSettings):
     def env_keys(cls) -> list[str]:
         """Every accepted key, e.g. ``SESSIONS_MAX_SESSIONS``."""
         return [PREFIX + name.upper() for name in cls.model_fields]
+
+
+# The first path parts of our own routes: Notte's prefix may be none of them (issue 21).
+OWN_ROOTS = frozenset({"session", "sessions", "env", "ui", "openapi.json"})
+
+
+def _check_notte_prefix(prefix: str) -> None:
+    first = prefix.strip("/").split("/")[0]
+    if not first:
+        raise ValueError(
+            "SESSIONS_NOTTE_PREFIX must be a path such as /notte (or set SESSIONS_NOTTE_API=false)"
+        )
+    if first in OWN_ROOTS:
+        raise ValueError(
+            f"SESSIONS_NOTTE_PREFIX={prefix} starts like this server's own routes (/{first}); "
+            "choose another, such as /notte"
+        )
 
 
 def key_of(field: str) -> str:

@@ -390,6 +390,17 @@ class DialogInfo(BaseModel):
     prompt_text: str | None = None
 
 
+class Viewport(BaseModel):
+    """Where the window is scrolled (CSS px), its size, and the page's full size."""
+
+    scroll_x: int
+    scroll_y: int
+    width: int
+    height: int
+    page_width: int
+    page_height: int
+
+
 class Observation(PageInfo):
     """What an agent sees: the page, its interactive elements and its visible text.
 
@@ -411,6 +422,8 @@ class Observation(PageInfo):
     dialog: DialogInfo | None = None
     warnings: list[str] = Field(default_factory=list)
     popups_blocked: int = 0
+    # the window's scroll and the page's size (null when the page did not answer)
+    viewport: Viewport | None = None
     # live view (issue 20): the last time a person's input reached the page through a viewer
     human_input_at: str | None = None
 

@@ -30,6 +30,9 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
    (through Playwright's CDPSession and through a bare WebSocket client), and PSS per session at
    N sessions each with a connected Playwright client, beside N plain sessions.
 
+``--adapters`` (issue 21, ``scripts/bench_adapters.py``): Notte's SDK observe through the Notte
+routes beside ``/env/observe``, and an MCP ``browser_observe`` over stdio beside the client.
+
 Run from the repo root: ``python scripts/bench.py [--quick] [--scale] [--cdp] [--json PATH]``
 (``make bench ARGS=...``). Progress goes to stderr, tables to stdout. Every process it
 starts is stopped before it exits, on failure and Ctrl-C too.
@@ -2015,6 +2018,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
     )
+    p.add_argument(  # issue 21
+        "--adapters", action="store_true", help="Notte's SDK and the MCP server beside our API"
+    )
     p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
     p.add_argument("--egress-only", action="store_true", help="run only the egress section")
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
@@ -2060,6 +2066,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_cluster
 
         return bench_cluster.main(quick=args.quick)
+    if args.adapters:  # issue 21: scripts/bench_adapters.py
+        from scripts import bench_adapters
+
+        return bench_adapters.main(quick=args.quick)
     try:
         return run(plan_from_args(args), args.json)
     except KeyboardInterrupt:

@@ -29,7 +29,7 @@ from playwright.async_api import CDPSession, Page, async_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_sessions.host.browser import find_browser, launch_args
-from flask_sessions.page.ops import OBSERVE_JS
+from flask_sessions.page.scripts import OBSERVE_JS
 from scripts.demo_site import start_demo_site
 from tests.perception_site import start_site
 

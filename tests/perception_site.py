@@ -264,6 +264,7 @@ STATIC: dict[str, tuple[str, str]] = {
         "'cookie: ' + document.cookie</script>",
     ),
     "/hung": ("Busy", HUNG),
+    "/spin": ("Spinning", "<h1>Spinning</h1><script>while (true) {}</script>"),
     "/hover": ("Store", HOVER),
     "/laptops": ("Laptops", "<h1>Laptops</h1>"),
     "/selects": ("Pizza", SELECTS),

@@ -31,7 +31,10 @@ from websockets.sync.client import ClientConnection, connect
 from flask_sessions import FlaskSessions, ManualClock
 from flask_sessions.host.cdp import (
     BROWSER_METHODS,
+    HANDLE_PARAMS,
+    NOT_HANDLES,
     SESSION_DOMAINS,
+    SESSION_METHODS,
     UNSAFE_PORTS,
     CdpProxy,
     Tickets,
@@ -326,6 +329,164 @@ def test_puppeteer_connect_runs_the_same_script(cdp_app: Flask, page_server: str
     print("Puppeteer, in sessions:", traffic.session_level())
     assert set(traffic.browser_level()) <= set(BROWSER_METHODS)
     assert not traffic.errors, traffic.errors
+
+
+# ------------------------------------------------------------------ screencasts
+
+# An animated page: the compositor paints every frame, so a screencast has frames to send.
+ANIMATED = (
+    "data:text/html,<title>Animated</title><style>div{width:80px;height:80px;background:red;"
+    "animation:m 0.5s linear infinite alternate}@keyframes m{to{transform:translateX(600px)}}"
+    "</style><div></div>"
+)
+HANDLE_TYPES = {
+    "sessionId": ("SessionID", "Target.SessionID"),
+    "targetId": ("TargetID", "Target.TargetID"),
+    "browserContextId": ("BrowserContextID", "Browser.BrowserContextID"),
+}
+
+
+def protocol_parameters() -> dict[str, dict[str, str]]:
+    """Every command's parameters and their types, from the protocol Playwright ships
+    (``types/protocol.d.ts``): ``{"Page.screencastFrameAck": {"sessionId": "number"}}``."""
+    import playwright
+
+    path = Path(playwright.__file__).parent / "driver/package/types/protocol.d.ts"
+    commands: dict[str, dict[str, str]] = {}
+    domain = command = None
+    for line in path.read_text().splitlines():
+        if line.startswith("  export namespace "):
+            domain = line.split()[2]
+        elif line.startswith("    export type ") and line.endswith("Parameters = {"):
+            name = line.split()[2].removesuffix("Parameters")
+            command = f"{domain}.{name}"
+            commands[command] = {}
+        elif line == "    }":
+            command = None
+        elif command is not None and line.startswith("      ") and not line.startswith("       "):
+            field, _, kind = line.strip().rstrip(";").partition(":")
+            if field and not field.startswith(("/", "*")):
+                commands[command][field.rstrip("?")] = kind.strip()
+    return commands
+
+
+def test_every_id_named_parameter_is_a_handle_or_listed_as_not_one() -> None:
+    """The proxy checks sessionId, targetId and browserContextId parameters against what the
+    client owns; a parameter so named that is something else (a screencast frame number) must
+    be in NOT_HANDLES, or the proxy refuses a correct command."""
+    commands = protocol_parameters()
+    assert len(commands) > 400 and "Page.screencastFrameAck" in commands
+    reachable = [
+        name
+        for name in commands
+        if name in BROWSER_METHODS
+        or name in SESSION_METHODS
+        or name.partition(".")[0] in SESSION_DOMAINS
+    ]
+    not_handles: dict[str, set[str]] = {}
+    for name in reachable:
+        for param in HANDLE_PARAMS:
+            kind = commands[name].get(param)
+            if kind is not None and kind not in HANDLE_TYPES[param]:
+                not_handles.setdefault(name, set()).add(param)
+    assert not_handles == {name: set(params) for name, params in NOT_HANDLES.items()}
+
+
+def screencast_frames(raw: Raw, session: str, seconds: float) -> list[dict[str, Any]]:
+    """Screencast frames for ``seconds``, each acknowledged as a client must."""
+    frames = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = raw.recv(left)
+        except TimeoutError:
+            break
+        if message.get("method") == "Page.screencastFrame":
+            frames.append(message)
+            ack = raw.call(
+                "Page.screencastFrameAck", {"sessionId": message["params"]["sessionId"]}, session
+            )
+            assert "error" not in ack, ack
+    return frames
+
+
+def test_a_raw_client_acknowledges_screencast_frames_and_gets_more(cdp_app: Flask) -> None:
+    alice = Rest(cdp_app.test_client(), TOKEN_A)
+    record = alice.start()
+    raw = Raw(record["cdp_url"], TOKEN_A)
+    try:
+        session = raw.attach_page()
+        raw.call("Page.enable", {}, session)
+        raw.call("Page.navigate", {"url": ANIMATED}, session)
+        deadline = time.monotonic() + 15  # started on the document it navigated to
+        while raw.recv(max(0.1, deadline - time.monotonic())).get("method") != (
+            "Page.loadEventFired"
+        ):
+            pass
+        started = raw.call(
+            "Page.startScreencast",
+            {"format": "jpeg", "quality": 50, "maxWidth": 640, "maxHeight": 360},
+            session,
+        )
+        assert "error" not in started, started
+        frames = screencast_frames(raw, session, 3)
+        # Chromium sends a frame only once the previous one is acknowledged: more than one
+        # frame means the acknowledgements went through
+        assert len(frames) >= 5, len(frames)
+        assert base64.b64decode(frames[0]["params"]["data"])[:2] == b"\xff\xd8"  # JPEG
+        assert all(isinstance(f["params"]["sessionId"], int) for f in frames)  # not a CDP one
+        # a session id that is not this client's is still refused where it is one
+        other = raw.call("Target.detachFromTarget", {"sessionId": "F" * 32})
+        assert other["error"]["message"] == "No session with given id"
+    finally:
+        raw.close()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_puppeteer_page_screencast_records_frames(cdp_app: Flask, tmp_path: Path) -> None:
+    """Puppeteer's page.screencast() through cdp_url, encoded by a real ffmpeg (the static
+    build the imageio-ffmpeg wheel ships), records more than one frame."""
+    if not (ROOT / "node_modules" / "puppeteer-core").is_dir():
+        pytest.skip("run scripts/install-node-deps (make test does) for puppeteer-core")
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    alice = Rest(cdp_app.test_client(), TOKEN_A)
+    record = alice.start()
+    _state, cdp = state_of(cdp_app)
+    traffic = Traffic()
+    cdp.log_traffic = traffic
+    video = tmp_path / "cast.webm"
+    run = subprocess.run(
+        [
+            *("node", "tests/puppeteer_screencast.mjs", record["cdp_url"], TOKEN_A),
+            *(ANIMATED, str(video), ffmpeg, "2000"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["title"] == "Animated"
+    assert not traffic.errors, traffic.errors  # no acknowledgement was refused
+    assert seen["acks"] >= 5, seen
+    probe = subprocess.run(
+        [ffmpeg, "-i", str(video), "-map", "0:v:0", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    counted = [int(part) for part in _frame_counts(probe.stderr)]
+    assert counted and counted[-1] > 1, probe.stderr[-2000:]
+
+
+def _frame_counts(ffmpeg_log: str) -> list[str]:
+    """The ``frame=  N`` counters of ffmpeg's progress lines."""
+    import re
+
+    return re.findall(r"frame=\s*(\d+)", ffmpeg_log)
 
 
 # ------------------------------------------------------------------ auth

@@ -131,7 +131,7 @@ def test_gunicorn_workers_share_one_host(procs: list[ServerProcess], preload: bo
     assert status(fronts.base, sids[0], B).status_code == 404
 
 
-def test_cdp_through_a_front_reaches_the_owner_host(
+def test_cdp_notte_and_mcp_through_a_front_reach_the_owner_host(
     procs: list[ServerProcess], page_server: str
 ) -> None:
     from playwright.sync_api import sync_playwright
@@ -164,6 +164,7 @@ def test_cdp_through_a_front_reaches_the_owner_host(
         browser = p.chromium.connect_over_cdp(str(body["cdp_url"]), headers=A)
         assert browser.contexts[0].pages[0].url == page_server + "/second"
         browser.close()
+    _notte_and_mcp_through(f.base, page_server)
 
 
 def test_a_host_refuses_calls_without_the_secret(procs: list[ServerProcess]) -> None:
@@ -333,3 +334,38 @@ def test_hosts_and_fronts_on_redis(procs: list[ServerProcess], redis_url: str) -
 def _host_id(h: ServerProcess) -> str:
     info = requests.get(h.base + "/healthz", timeout=5).json()
     return str(info["host_id"])
+
+
+def _notte_and_mcp_through(front_base: str, page_server: str) -> None:
+    """Notte's routes and the MCP server work on a cluster front as on one server (issue 21):
+    both only call the backend (the front's RemoteBackend) or the HTTP API."""
+    import asyncio
+
+    from mcp import Client, StdioServerParameters
+    from notte_sdk import NotteClient
+
+    from . import test_notte
+
+    assert test_notte.ALICE  # imported first: the SDK is told not to phone home
+    with NotteClient(api_key="tok-a", server_url=front_base + "/notte", max_retries=0) as client:
+        with client.Session() as s:
+            assert s.execute(type="goto", url=page_server + "/second").success
+            assert s.observe().metadata.title == "Second"
+            assert s.response is not None and "?ticket=" in str(s.response.cdp_url)
+            assert str(s.response.cdp_url).startswith("ws://127.0.0.2:")  # the owner host
+        assert client.sessions.status(s.session_id).close_reason == "manual"
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "flask_sessions", "mcp", "--url", front_base],
+        env={"SESSIONS_MCP_TOKEN": "tok-a"},
+        cwd=str(ROOT),
+    )
+
+    async def drive() -> str:
+        async with Client(server) as mcp:
+            seen = await mcp.call_tool("browser_observe", {"url": page_server + "/"})
+            assert not seen.is_error, seen.content
+            return str(getattr(seen.content[0], "text", ""))
+
+    assert "Page: Home" in asyncio.run(drive())

@@ -39,6 +39,8 @@ from schemathesis.specs.openapi.checks import (
 
 from flask_sessions import FlaskSessions
 from flask_sessions.config import load
+from flask_sessions.front.notte import ENDPOINT_PREFIX as NOTTE_ENDPOINTS
+from flask_sessions.front.notte import NOTTE_ROUTES
 from flask_sessions.front.openapi import ROUTES, build_document, openapi_path
 from flask_sessions.schemas import check_url
 
@@ -72,8 +74,39 @@ def served(app: Flask) -> set[tuple[str, str]]:
         (openapi_path(rule.rule), method)
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("flask_sessions.")
+        and not rule.endpoint.startswith("flask_sessions." + NOTTE_ENDPOINTS)
         for method in (rule.methods or set()) & HTTP_METHODS
     }
+
+
+def notte_served(app: Flask) -> set[tuple[str, str, str]]:
+    """(endpoint, method, rule) of the Notte routes in the app's url_map."""
+    return {
+        (rule.endpoint.removeprefix("flask_sessions."), method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("flask_sessions." + NOTTE_ENDPOINTS)
+        for method in (rule.methods or set()) & HTTP_METHODS
+    }
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"SESSIONS_URL_PREFIX": "/browser", "SESSIONS_NOTTE_PREFIX": "/compat/notte"}],
+    ids=["default", "prefixed"],
+)
+def test_notte_routes_are_exactly_their_table_and_the_document_says_where(
+    make_app: AppFactory, config: dict[str, Any]
+) -> None:
+    """Notte's routes follow Notte's contract, so they are not operations of our document; the
+    url_map holds exactly NOTTE_ROUTES under the Notte prefix, and the document says where."""
+    app = make_app(**config)
+    settings = FlaskSessions.state(app).settings
+    root = settings.url_prefix + settings.notte_prefix
+    assert notte_served(app) == {(e, m, root + r) for e, m, r in NOTTE_ROUTES}
+    assert f"`{root}`" in document(app)["info"]["description"]
+    off = make_app(SESSIONS_NOTTE_API=False)
+    assert notte_served(off) == set()
+    assert "Notte" not in document(off)["info"]["description"]
 
 
 CONFIGS: dict[str, dict[str, Any]] = {

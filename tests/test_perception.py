@@ -8,7 +8,12 @@ observe and step, finding elements by role and name.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -350,6 +355,108 @@ def test_a_hung_page_answers_promptly_and_goto_replaces_it(
     result = step(client, sid, "reload")
     assert result["success"] is True and result["observation"]["title"] == "Busy"
     assert len(result["observation"]["tabs"]) == 1
+
+
+@contextmanager
+def stalling_server(first_bytes: bytes) -> Iterator[str]:
+    """A server on 127.0.0.1 that accepts, reads the request, sends ``first_bytes`` (perhaps
+    nothing) and then never another byte, until the test ends."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            held.append(conn)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)
+                conn.sendall(first_bytes)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/stalled"
+    finally:
+        listener.close()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+
+
+NAVIGATION_MS = 3000
+PROBE_MS = 300
+
+
+@pytest.fixture
+def slow_network_client(make_app: AppFactory) -> FlaskClient:
+    """Probes far more often than a load may take: a probe held by a pending navigation would
+    be read as a hung page ten times over before the load times out."""
+    app = make_app(SESSIONS_NAVIGATION_TIMEOUT_MS=NAVIGATION_MS, SESSIONS_PAGE_PROBE_MS=PROBE_MS)
+    return app.test_client()
+
+
+def test_a_server_that_never_answers_is_a_timed_out_load_not_a_hung_page(
+    slow_network_client: FlaskClient, site: Site
+) -> None:
+    client = slow_network_client
+    sid, _ = open_page(client, site.base + "/static")
+    with stalling_server(b"") as url:
+        started = time.monotonic()
+        obs = post(client, "/env/observe", session_id=sid, url=url)["observation"]
+        took = time.monotonic() - started
+        assert obs["error"] == (
+            f"loading {url} timed out after {NAVIGATION_MS} ms (SESSIONS_NAVIGATION_TIMEOUT_MS) "
+            "and was stopped; the page is what had loaded"
+        )
+        assert took <= NAVIGATION_MS / 1000 + 1, took
+        assert obs["http_status"] is None
+        # the load was stopped like the Stop button: the page is the one that was there
+        assert obs["url"] == site.base + "/static" and obs["title"] == "Static"
+        record = client.get(f"/session/{sid}", headers=AUTH_A).get_json()
+        assert record["status"] == "active" and record["error"] is None
+        # a goto there fails as a step (its message is the load's error), and nothing more
+        result = step(client, sid, "goto", url=url)
+        assert result["success"] is False and result["message"] == obs["error"], result
+        assert result["observation"]["error"] == obs["error"]
+        result = step(client, sid, "goto", url=site.base + "/landing")
+        assert result["success"] is True and result["observation"]["error"] is None
+
+
+def test_a_body_that_stalls_midway_shows_what_arrived(
+    slow_network_client: FlaskClient, site: Site
+) -> None:
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Content-Length: 100000\r\n\r\n<!doctype html><title>Half</title><p>first half arrived"
+    )
+    sid, _ = open_page(slow_network_client, site.base + "/static")  # Chromium is up
+    with stalling_server(head) as url:
+        started = time.monotonic()
+        obs = post(slow_network_client, "/env/observe", session_id=sid, url=url)["observation"]
+        assert time.monotonic() - started <= NAVIGATION_MS / 1000 + 1
+        assert obs["url"] == url and obs["title"] == "Half" and obs["http_status"] == 200
+        assert "first half arrived" in obs["text"]
+        assert obs["error"] and f"loading {url} timed out" in obs["error"]
+
+
+def test_a_script_that_never_yields_on_load_is_a_hung_page(
+    slow_network_client: FlaskClient, site: Site
+) -> None:
+    client = slow_network_client
+    sid, _ = open_page(client, site.base + "/static")
+    started = time.monotonic()
+    body = post(client, "/env/observe", 409, session_id=sid, url=site.base + "/spin")
+    took = time.monotonic() - started
+    assert body["page_not_responding"] is True and "never yields" in body["error"]
+    # within about two probe periods, well before the navigation timeout
+    assert took < NAVIGATION_MS / 1000, took
+    record = client.get(f"/session/{sid}", headers=AUTH_A).get_json()
+    assert record["status"] == "active" and record["error"] == "the page is not responding"
+    result = step(client, sid, "goto", url=site.base + "/landing")  # goto replaces it
+    assert result["success"] is True and result["observation"]["title"] == "Landing"
 
 
 # ------------------------------------------------------------------ steps

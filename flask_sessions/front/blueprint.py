@@ -22,6 +22,7 @@ from flask_sessions.config import Settings
 from flask_sessions.errors import BrowserUnavailable, InvalidInput, SessionNotFound, error_response
 from flask_sessions.front import openapi
 from flask_sessions.front.metrics import CONTENT_TYPE
+from flask_sessions.front.notte import register_notte
 from flask_sessions.front.recording import register_recording
 from flask_sessions.front.ui import register_ui
 from flask_sessions.front.viewer import register_viewer
@@ -207,6 +208,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     openapi.register(bp, state)
     if settings.ui:
         register_ui(bp)
+    register_notte(bp, state, login_required)  # Notte's routes (issue 21)
 
     # Per status code as well as for Exception: Flask looks up a code's handlers on the
     # app before a blueprint's class handlers, so a host's @app.errorhandler(404) would
@@ -268,7 +270,8 @@ def our_roots(settings: Settings) -> list[str]:
         return [settings.url_prefix]
     probes = [settings.health_path, settings.ready_path, settings.metrics_path]
     ui = ["/ui"] if settings.ui else []
-    return ["/session", "/sessions", "/env", *ui, *[p for p in probes if p]]
+    notte = [settings.notte_prefix] if settings.notte_api else []  # issue 21
+    return ["/session", "/sessions", "/env", *ui, *notte, *[p for p in probes if p]]
 
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)

@@ -636,6 +636,17 @@ def _package_version() -> str:
         return "0"
 
 
+def _notte_note(settings: Settings) -> str:
+    """Notte's routes (issue 21) follow Notte's contract, not this document's: said, not listed."""
+    if not settings.notte_api:
+        return ""
+    return (
+        f" Notte's API (for Notte's Python SDK) is also served under "
+        f"`{settings.url_prefix}{settings.notte_prefix}`; it follows Notte's own contract and "
+        "is not described here (the README's compatibility table lists its calls)."
+    )
+
+
 def build_document(settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 document of a server with these settings."""
     components, refs = _schemas(settings)
@@ -651,7 +662,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "summary": "Live headless Chromium sessions over HTTP",
             "description": "Each session belongs to the principal whose token started it; "
             'anybody else gets 404 for it. Every error is JSON `{"error": ...}`; a 400 '
-            "names each wrong field in `fields`.",
+            "names each wrong field in `fields`." + _notte_note(settings),
         },
         "tags": [
             {"name": "sessions", "description": "start, read, list and close sessions"},

@@ -209,6 +209,16 @@ DENIED: dict[str, str] = {
     "Page.crash": "it would crash the session's renderer",
 }
 
+# Parameters that name a browser-wide handle (a CDP session, a target, a browser context): a
+# command may only name those of its own session (see _Client._command). Every parameter so
+# named in the protocol is such a handle, except these (tests/test_cdp.py reads Playwright's
+# copy of the protocol to keep this list whole):
+HANDLE_PARAMS = ("browserContextId", "targetId", "sessionId")
+NOT_HANDLES: dict[str, frozenset[str]] = {
+    # the screencast frame's number, acknowledged so that Chromium sends the next frame
+    "Page.screencastFrameAck": frozenset({"sessionId"}),
+}
+
 # Commands whose URL parameter must pass the REST rule (http(s), about:blank, data:).
 URL_PARAMS = {
     "Page.navigate": "url",
@@ -873,13 +883,14 @@ class _Client:
             if action is None:
                 raise self._refuse(method, "it is browser-wide or outside the allow-list")
         # Handles that could name another context's objects.
-        context = params.get("browserContextId")
+        context, target, child = (
+            None if name in NOT_HANDLES.get(method, ()) else params.get(name)
+            for name in HANDLE_PARAMS
+        )
         if context is not None and context != self.context_id:
             raise CdpError("Failed to find browser context with given id", -32602)
-        target = params.get("targetId")
         if target is not None and not (isinstance(target, str) and await self._owns(target)):
             raise CdpError(NO_TARGET, -32602)
-        child = params.get("sessionId")
         if child is not None and child not in self.sessions:
             raise CdpError("No session with given id", -32602)
         url_param = URL_PARAMS.get(method)

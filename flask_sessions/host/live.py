@@ -14,7 +14,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from flask_sessions.config import Settings
 from flask_sessions.host.limits import MB, BrowserGuard, SessionLimits
-from flask_sessions.page.ops import QUIET_INIT_JS
+from flask_sessions.page.scripts import QUIET_INIT_JS
 from flask_sessions.page.state import PageState
 
 log = logging.getLogger("flask_sessions")

@@ -9,7 +9,7 @@
 // top page, `clip` the part of the top viewport this window shows (both null at the top).
 //
 // Returns {actions, total, counters, frameCount, frames, text, textLength, navStatus,
-// sinceDom (ms since the DOM last changed, see quiet.js)}.
+// sinceDom (ms since the DOM last changed, see quiet.js), viewport (scroll and page size)}.
 (args) => {
   //@lib
   const { limit, offset, find, maxText } = args;
@@ -310,5 +310,9 @@
     frames, text: text.slice(0, maxText).trimEnd(), textLength: text.length,
     navStatus: (performance.getEntriesByType("navigation")[0] || {}).responseStatus || null,
     sinceDom: performance.now() - (window[Symbol.for("flask_sessions.quiet")] || { last: -1e9 }).last,
+    // the Notte routes' viewport (issue 21): where the window is scrolled, and the page's size
+    viewport: { scroll_x: Math.round(scrollX), scroll_y: Math.round(scrollY), width: innerWidth,
+      height: innerHeight, page_width: document.documentElement.scrollWidth,
+      page_height: document.documentElement.scrollHeight },
   };
 }

@@ -70,6 +70,7 @@ class Tab:
     egress_error: str | None = None  # that load's, once the egress proxy refused it
     loads: int = 0  # main-frame navigations seen (a redirect continues the one it ends)
     committed: Request | None = None  # the last ``load`` whose document replaced the old one
+    answered: Request | None = None  # the last ``load`` whose server sent a response
     inflight: dict[Request, float] = field(default_factory=dict)  # request -> loop time
     last_network: float = 0.0  # loop time of the last request start or end
     last_data: float = 0.0  # loop time a fetch, XHR or script ended
@@ -86,6 +87,13 @@ class Tab:
             and self.load is not self.committed
             and (self.load in self.inflight)
         )
+
+    @property
+    def awaiting_server(self) -> bool:
+        """A main-frame navigation waits for its server's first answer. Chromium holds CDP
+        commands to the page until that navigation commits, so a probe then says nothing
+        of the page's main thread."""
+        return self.navigating and self.answered is not self.load
 
     def busy_since(self, since: float) -> bool:
         """Whether a request started at or after ``since`` is still running (the document
@@ -351,6 +359,7 @@ class PageState:
     def _on_response(self, response: Response) -> None:
         tab = self._tab_of(response.request)
         if tab is not None and response.request is tab.load:
+            tab.answered = tab.load
             record_status(tab, response.status)
             if response.status >= 400 and EGRESS_HEADER.lower() in response.headers:
                 self.refused(tab, response.request.url)
@@ -419,7 +428,9 @@ class PageState:
 
         A page that stops answering (a click that started an endless script) ends the wait
         within two probe periods with :class:`PageNotResponding`, instead of the whole
-        action or operation timeout.
+        action or operation timeout. While a navigation waits for its server the page is not
+        probed (see :attr:`Tab.awaiting_server`): a slow network is not a hung page, and
+        the navigation timeout bounds that wait.
         """
         tab = self.tab
         task = asyncio.ensure_future(work)
@@ -428,6 +439,8 @@ class PageState:
                 done, _ = await asyncio.wait({task}, timeout=self.probe_ms / 1000)
                 if done:
                     return task.result()
+                if tab.awaiting_server:
+                    continue
                 if not await self.responsive(tab):
                     if tab is self.tab:
                         self.hung = True

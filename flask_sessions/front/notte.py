@@ -1,0 +1,869 @@
+"""Notte's API on our sessions: the routes Notte's Python SDK (``notte-sdk``) calls, unchanged.
+
+A second route set on the same :class:`~flask_sessions.front.backend.SessionBackend`, under
+``SESSIONS_NOTTE_PREFIX`` (default ``/notte``, below the URL prefix); point the SDK's
+``server_url`` there::
+
+    from notte_sdk import NotteClient
+    client = NotteClient(api_key=TOKEN, server_url="http://127.0.0.1:8000/notte")
+    with client.Session() as s:
+        s.execute(type="goto", url="http://127.0.0.1:8100/login")
+        print(s.observe().space.description)
+
+Nothing here drives a page: every route translates Notte's body into ours, calls the backend,
+and writes the answer in Notte's models (``notte_core.types``: ``SessionResponse``,
+``Observation``, ``ExecutionResultResponse``, ``DataSpace``, ``SessionDebugResponse``), as the
+SDK sends and parses them (read from notte-sdk 1.10.0). Actions come from our DOM observation
+(no LLM): ids are ours (``B1``, ``I2``, ``L3``), descriptions are built from each element's
+role and accessible name. Start options we can honour are honoured; options that need what
+this server has not (captcha solving, Notte's residential proxies, vaults, managed auth, an
+LLM) are a 400 naming the option when the caller sets them; harmless ones are ignored, and
+the answer's ``warnings`` says so. Errors are JSON ``{"status": <HTTP status>, "message":
+…}``, so the SDK raises its own ``NotteAPIError`` with our message in it.
+
+Not in our OpenAPI document: these routes follow Notte's contract (the SDK's models are their
+schema), and the README's compatibility table lists every SDK call. :data:`NOTTE_ROUTES`
+is the list; ``tests/test_openapi.py`` checks it against the url_map.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from flask_sessions.errors import InvalidInput, SessionNotActive, SessionNotFound
+from flask_sessions.schemas import (
+    SESSION_ID_PATTERN,
+    Action,
+    ObserveRequest,
+    ObserveResponse,
+    ScrapeRequest,
+    ScreenshotQuery,
+    SessionResponse,
+    StartRequest,
+    Status,
+    parse,
+    parse_step,
+)
+
+if TYPE_CHECKING:
+    from flask_sessions.extension import SessionsState
+
+ViewFunc = Callable[..., Response]
+
+ENDPOINT_PREFIX = "notte_"
+"""Every Notte view's endpoint starts with it (``flask_sessions.notte_start``…)."""
+
+# (endpoint, method, rule below SESSIONS_NOTTE_PREFIX): what the SDK calls, as it calls it
+NOTTE_ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("notte_health", "GET", "/health"),
+    ("notte_start", "POST", "/sessions/start"),
+    ("notte_list", "GET", "/sessions/"),
+    ("notte_status", "GET", "/sessions/<session_id>"),
+    ("notte_stop", "DELETE", "/sessions/<session_id>/stop"),
+    ("notte_debug", "GET", "/sessions/<session_id>/debug"),
+    ("notte_auth", "GET", "/sessions/<session_id>/auth"),
+    ("notte_observe", "POST", "/sessions/<session_id>/page/observe"),
+    ("notte_execute", "POST", "/sessions/<session_id>/page/execute"),
+    ("notte_scrape", "POST", "/sessions/<session_id>/page/scrape"),
+    ("notte_screenshot", "POST", "/sessions/<session_id>/page/screenshot"),
+)
+
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+_MAX_PAGE_SIZE = 100
+
+# ---------------------------------------------------------------- request bodies
+
+
+class _NotteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NotteProfile(_NotteBody):
+    """``profile`` of a start: a saved profile to load, and whether to save it at the end."""
+
+    id: str = Field(min_length=1, max_length=200)
+    persist: bool = False
+
+
+class NotteStart(_NotteBody):
+    """``POST /sessions/start``: ``notte_core.types.SessionStartRequest`` as the SDK sends it
+    (only the fields the caller set; ``timeout_minutes`` is read as ``idle_timeout_minutes``)."""
+
+    solve_captchas: bool = False
+    max_duration_minutes: int | None = Field(default=None, gt=0, le=24 * 60)
+    idle_timeout_minutes: int | None = Field(default=None, gt=0, le=30)
+    proxies: bool | str | list[dict[str, Any]] = False
+    browser_type: str = "chromium"
+    user_agent: str | None = None
+    chrome_args: list[str] | None = None
+    viewport_width: int | None = Field(default=None, gt=0)
+    viewport_height: int | None = Field(default=None, gt=0)
+    aspect_ratio: str | None = None
+    cdp_url: str | None = None
+    profile: NotteProfile | None = None
+    web_bot_auth: bool = False
+    extra_http_headers: dict[str, str] | None = None
+    vault_id: str | None = None
+    auth_ids: list[str] = Field(default_factory=list)
+    wait_for_authentication: bool = True
+    auth_retry: int = 0
+    advanced_stealth: bool = False
+    block_ads: bool | None = None
+    headless: bool | None = None
+
+
+class NotteObserve(_NotteBody):
+    """``POST /sessions/<id>/page/observe``: ``notte_core.types.ObserveRequest``."""
+
+    min_nb_actions: int | None = Field(default=None, ge=0)
+    max_nb_actions: int = Field(default=100, ge=1)
+    instructions: str | None = None
+    perception_type: str | None = None
+    url: str | None = None
+
+
+class NotteScrape(_NotteBody):
+    """``POST /sessions/<id>/page/scrape``: ``notte_core.types.ScrapeRequest``."""
+
+    selector: str | None = None
+    scrape_links: bool = True
+    scrape_images: bool = False
+    ignored_tags: list[str] | None = None
+    only_main_content: bool = False
+    response_format: Any = None
+    instructions: str | None = None
+    model: str | None = None
+    use_link_placeholders: bool = False
+
+
+# ------------------------------------------------------------------- answers
+
+
+class ViewportData(BaseModel):
+    scroll_x: int
+    scroll_y: int
+    viewport_width: int
+    viewport_height: int
+    total_width: int
+    total_height: int
+
+
+class TabsData(BaseModel):
+    tab_id: int
+    title: str
+    url: str
+
+
+class SnapshotMetadata(BaseModel):
+    title: str
+    url: str
+    viewport: ViewportData
+    tabs: list[TabsData]
+    timestamp: str
+
+
+class NotteScreenshot(BaseModel):
+    raw: str = Field(description="the page as a JPEG, base64")
+    bboxes: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ActionSpace(BaseModel):
+    description: str
+    interaction_actions: list[dict[str, Any]]
+    category: str | None = None
+
+
+class NotteObservation(BaseModel):
+    """``notte_core.observation.Observation`` (the SDK's ``ObserveResponse``)."""
+
+    started_at: str
+    ended_at: str
+    metadata: SnapshotMetadata
+    screenshot: NotteScreenshot
+    space: ActionSpace
+    warnings: list[str] = Field(default_factory=list)
+
+
+class NotteSession(BaseModel):
+    """``notte_core.types.SessionResponse``, filled from our record."""
+
+    session_id: str
+    idle_timeout_minutes: int
+    max_duration_minutes: int
+    created_at: str
+    closed_at: str | None
+    last_accessed_at: str
+    duration: str
+    status: Literal["active", "closed", "error", "timed_out"]
+    close_reason: Literal["manual", "idle_timeout", "max_duration", "error", "unknown"] | None
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    error: str | None
+    proxies: bool = False
+    browser_type: str = "chromium"
+    user_agent: str | None = None
+    viewport_width: int | None = None
+    viewport_height: int | None = None
+    solve_captchas: bool = False
+    cdp_url: str | None = None
+    viewer_url: str | None = None
+    web_bot_auth: bool = False
+    auth_ids: list[str] = Field(default_factory=list)
+    system_hidden: bool = False
+    keep_alive: bool = False
+    warnings: list[str] = Field(default_factory=list)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# -------------------------------------------------------------- the mappings
+
+
+def close_reason(record: SessionResponse) -> str | None:
+    """Notte's ``close_reason`` for our record: why an ended session ended."""
+    if record.status is Status.active:
+        return None
+    if record.status is Status.timed_out:
+        error = record.error or ""
+        if error.startswith("idle timeout"):
+            return "idle_timeout"
+        if error.startswith("lifetime cap"):
+            return "max_duration"
+        return "unknown"
+    if record.status is Status.error:
+        return "error"
+    return "manual" if not record.error else "unknown"  # closed by a client, or at shutdown
+
+
+_REFUSED_PROXIES = (
+    "proxies: Notte's built-in (residential) proxies are not available on this server; "
+    'send proxies=false, or an external proxy [{"type": "external", "server": "http://host:port"}]'
+)
+
+
+def start_request(body: NotteStart, lifetime_minutes: float) -> tuple[StartRequest, list[str]]:
+    """Our start request for Notte's, and the warnings for options that were ignored.
+
+    Raises ``InvalidInput`` naming an option the caller depends on that this server cannot
+    honour (yet)."""
+    warnings: list[str] = []
+    refused: list[tuple[str, str]] = []
+
+    def refuse(field: str, why: str) -> None:
+        refused.append((field, why))
+
+    if body.solve_captchas:
+        refuse("solve_captchas", "captcha solving is not available on this server; send false")
+    if body.proxies is True or isinstance(body.proxies, str):
+        refuse("proxies", _REFUSED_PROXIES)
+    elif isinstance(body.proxies, list) and body.proxies:
+        kinds = {str(p.get("type", "notte")) for p in body.proxies}
+        if kinds - {"external"}:
+            refuse("proxies", _REFUSED_PROXIES)
+        else:
+            refuse("proxies", "per-session external proxies are not available on this server yet")
+    if body.browser_type not in ("chromium", "chrome", "chrome-nightly", "chrome-turbo"):
+        refuse("browser_type", f"{body.browser_type!r}: this server runs Chromium only")
+    elif body.browser_type != "chromium":
+        warnings.append(f"browser_type {body.browser_type!r} ignored: sessions run Chromium")
+    for field in ("user_agent", "viewport_width", "viewport_height", "aspect_ratio"):
+        if getattr(body, field) is not None:
+            refuse(field, "per-session browser options are not available on this server yet")
+    if body.extra_http_headers:
+        refuse("extra_http_headers", "per-session headers are not available on this server yet")
+    if body.chrome_args:
+        harmless, other = _chrome_args(body.chrome_args)
+        if other:
+            refuse(
+                "chrome_args",
+                f"{', '.join(other)}: sessions share one Chromium, so its flags are the "
+                "server's (SESSIONS_BROWSER_ARGS); only flags it already runs with are accepted",
+            )
+        elif harmless:
+            warnings.append(f"chrome_args {', '.join(harmless)} ignored: Chromium runs with them")
+    if body.cdp_url is not None:
+        refuse("cdp_url", "this server is the browser provider; it cannot drive another's browser")
+    if body.profile is not None:
+        refuse("profile", "profiles are not available on this server yet")
+    if body.web_bot_auth:
+        refuse("web_bot_auth", "Web Bot Auth signing is not available on this server; send false")
+    if body.vault_id is not None:
+        refuse("vault_id", "vaults are not available on this server")
+    if body.auth_ids:
+        refuse("auth_ids", "managed auth is not available on this server")
+    if body.advanced_stealth:
+        refuse("advanced_stealth", "stealth browsers are not available on this server")
+    if body.block_ads:
+        warnings.append("block_ads ignored: this server does not block ads")
+    if body.max_duration_minutes is not None:
+        if body.max_duration_minutes > lifetime_minutes:
+            refuse(
+                "max_duration_minutes",
+                f"sessions live at most {lifetime_minutes:g} minutes on this server "
+                "(SESSIONS_MAX_LIFETIME_MINUTES); send at most that",
+            )
+        elif body.max_duration_minutes < lifetime_minutes:
+            warnings.append(
+                f"max_duration_minutes={body.max_duration_minutes} is not applied per session: "
+                f"sessions live at most {lifetime_minutes:g} minutes here "
+                "(SESSIONS_MAX_LIFETIME_MINUTES), and close after idle_timeout_minutes of "
+                "inactivity; stop the session when you are done"
+            )
+    if refused:
+        raise InvalidInput(
+            "invalid request: " + "; ".join(f"{f}: {why}" for f, why in refused),
+            fields=[{"field": f, "message": why} for f, why in refused],
+        )
+    fields: dict[str, Any] = {}
+    if body.idle_timeout_minutes is not None:
+        fields["session_timeout_minutes"] = body.idle_timeout_minutes
+    return _ours(
+        StartRequest, fields, {"session_timeout_minutes": "idle_timeout_minutes"}
+    ), warnings
+
+
+# Flags our Chromium already runs with (or that change nothing for a headless context).
+_HARMLESS_FLAGS = frozenset(
+    {
+        "--headless",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--mute-audio",
+        "--hide-scrollbars",
+    }
+)
+
+
+def _chrome_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(flags that change nothing here, flags this server cannot give one session)."""
+    harmless = [a for a in args if a.strip() in _HARMLESS_FLAGS]
+    return harmless, [a for a in args if a.strip() not in _HARMLESS_FLAGS]
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _ours(model: type[_M], fields: dict[str, Any], names: dict[str, str], **context: Any) -> _M:
+    """Our request model, its errors named with Notte's field names."""
+    try:
+        return parse(model, fields, context or None)
+    except InvalidInput as exc:
+        message = exc.message
+        for ours, theirs in names.items():
+            message = message.replace(f"{ours}:", f"{theirs}:")
+        extra = dict(exc.extra)
+        for entry in extra.get("fields", []):
+            entry["field"] = names.get(entry["field"], entry["field"])
+        raise InvalidInput(message, **extra) from None
+
+
+# role -> Notte's action type for an observed element
+_ACTION_TYPE = {
+    "textbox": "fill",
+    "searchbox": "fill",
+    "spinbutton": "fill",
+    "checkbox": "check",
+    "switch": "check",
+    "combobox": "select_dropdown_option",
+    "listbox": "select_dropdown_option",
+}
+_VERB = {
+    "fill": "Fill",
+    "check": "Check or uncheck",
+    "select_dropdown_option": "Select an option of",
+    "click": "Click",
+}
+
+
+def interaction_action(action: Action) -> dict[str, Any]:
+    """An observed element as Notte's interaction action (``ClickAction``, ``FillAction``…)."""
+    kind = _ACTION_TYPE.get(action.role, "click")
+    name = action.name.strip()
+    label = f'the {action.role} "{name}"' if name else f"the unnamed {action.role}"
+    description = f"{_VERB[kind]} {label}"
+    if action.value and kind != "click":
+        description += f" (now: {action.value[:80]})"
+    if not action.enabled:
+        description += " (disabled)"
+    if action.frame:
+        description += f" (in frame {action.frame})"
+    shadow = ">>" in action.selector
+    out: dict[str, Any] = {
+        "type": kind,
+        "id": action.id,
+        "category": "Interaction Actions",
+        "description": description,
+        "selector": {
+            "css_selector": "" if shadow else action.selector,
+            "xpath_selector": "",
+            "in_iframe": action.frame is not None,
+            "in_shadow_root": shadow,
+            "iframe_parent_css_selectors": [],
+            "playwright_selector": action.selector if shadow else None,
+        },
+        "text_label": name or None,
+        "accessible_name": name or None,
+    }
+    if kind == "fill" or kind == "select_dropdown_option":
+        out["value"] = action.value or ""
+    elif kind == "check":
+        out["value"] = action.value == "checked"
+    return out
+
+
+def observation(
+    answer: ObserveResponse, started: str, max_actions: int, warnings: list[str]
+) -> NotteObservation:
+    """Our observation (with a JPEG screenshot) as Notte's ``Observation``."""
+    seen = answer.observation
+    actions = seen.actions[:max_actions]
+    listed = [interaction_action(a) for a in actions]
+    lines = [f"# {seen.title or '(no title)'}", f"URL: {seen.url}"]
+    if seen.error:
+        lines.append(f"Load error: {seen.error}")
+    lines.append("\n## Interactive elements (execute them by id)")
+    lines += [f"* {a['id']}: {a['description']}" for a in listed] or ["(none)"]
+    if seen.actions_total > len(actions):
+        lines.append(f"({seen.actions_total - len(actions)} more not listed)")
+    lines += ["\n## Text", seen.text]
+    view = seen.viewport
+    screenshot = seen.screenshot or ""
+    return NotteObservation(
+        started_at=started,
+        ended_at=_now(),
+        metadata=SnapshotMetadata(
+            title=seen.title,
+            url=seen.url,
+            viewport=ViewportData(
+                scroll_x=view.scroll_x if view else 0,
+                scroll_y=view.scroll_y if view else 0,
+                viewport_width=view.width if view else 0,
+                viewport_height=view.height if view else 0,
+                total_width=view.page_width if view else 0,
+                total_height=view.page_height if view else 0,
+            ),
+            tabs=[TabsData(tab_id=t.index, title=t.title, url=t.url) for t in seen.tabs],
+            timestamp=_now(),
+        ),
+        screenshot=NotteScreenshot(raw=screenshot),
+        space=ActionSpace(description="\n".join(lines), interaction_actions=listed),
+        warnings=[*warnings, *seen.warnings],
+    )
+
+
+# Notte action types we run, and how their fields become a step's.
+_BROWSER_STEPS = frozenset(
+    {"goto", "go_back", "go_forward", "reload", "wait", "press_key", "scroll_up", "scroll_down"}
+)
+_TARGET_STEPS = {
+    "click": "click",
+    "fill": "fill",
+    "multi_factor_fill": "fill",
+    "fallback_fill": "fill",
+    "check": "check",
+    "select_dropdown_option": "select_dropdown_option",
+}
+_NOT_HERE = {
+    "captcha_solve": "captcha solving is not available on this server",
+    "evaluate_js": "running JavaScript through the API is not allowed on this server "
+    "(attach Playwright to the session's cdp_url instead)",
+    "form_fill": "form_fill needs an LLM; fill each field with a fill action",
+    "goto_new_tab": "this server opens no tab on request; use goto",
+    "upload_file": "file uploads are not available on this server yet",
+    "download_file": "file downloads are not available on this server yet",
+    "email_read": "personas are not available on this server",
+    "sms_read": "personas are not available on this server",
+    "email_verification_read": "personas are not available on this server",
+    "scrape": "call the scrape route (session.scrape()) instead",
+    "help": "agent actions are not executed here",
+    "completion": "agent actions are not executed here",
+}
+
+
+def step_fields(action: dict[str, Any], session_id: str) -> dict[str, Any]:
+    """Our step body for Notte's action (``notte_core.actions``), or ``InvalidInput``."""
+    kind = action.get("type")
+    if not isinstance(kind, str):
+        raise InvalidInput(
+            "invalid request: type: is required: the action to run (goto, click, fill, …)",
+            fields=[{"field": "type", "message": "is required"}],
+        )
+    fields: dict[str, Any] = {"session_id": session_id}
+    if kind in _NOT_HERE:
+        why = f"{kind} is not supported: {_NOT_HERE[kind]}"
+        raise InvalidInput(
+            f"invalid request: type: {why}", fields=[{"field": "type", "message": why}]
+        )
+    if kind in _BROWSER_STEPS:
+        fields["type"] = kind
+        for name in ("url", "time_ms", "key", "amount"):
+            if action.get(name) is not None:
+                fields[name] = action[name]
+        if kind.startswith("scroll") and action.get("selector"):
+            why = "scrolling one element is not supported: scroll the page (no selector)"
+            raise InvalidInput(
+                f"invalid request: selector: {why}", fields=[{"field": "selector", "message": why}]
+            )
+        return fields
+    if kind == "switch_tab":
+        return {**fields, "type": "switch_tab", "index": action.get("tab_index")}
+    if kind == "close_tab":
+        return {**fields, "type": "close_tab"}
+    if kind not in _TARGET_STEPS:
+        why = f"is not a Notte action this server knows ({kind!r})"
+        raise InvalidInput(
+            f"invalid request: type: {why}", fields=[{"field": "type", "message": why}]
+        )
+    fields["type"] = _TARGET_STEPS[kind]
+    action_id = str(action.get("id") or "").removesuffix("[:]")
+    selector = _selector(action.get("selector"))
+    if action_id:
+        fields["id"] = action_id
+    elif selector:
+        fields["selector"] = selector
+    value = action.get("value")
+    if isinstance(value, dict):
+        why = "vault placeholders are not available on this server; send the value itself"
+        raise InvalidInput(
+            f"invalid request: value: {why}", fields=[{"field": "value", "message": why}]
+        )
+    if kind != "click" and value is not None:
+        fields["value"] = value
+    if fields["type"] == "fill":
+        fields["press_enter"] = bool(action.get("press_enter"))
+        if action.get("clear_before_fill") is not None:
+            fields["clear_before_fill"] = bool(action["clear_before_fill"])
+    return fields
+
+
+def _selector(selector: Any) -> str | None:
+    """A selector as Notte sends it (a string, or ``NodeSelectors``) in Playwright's syntax."""
+    if isinstance(selector, str):
+        return selector or None
+    if not isinstance(selector, dict):
+        return None
+    if selector.get("playwright_selector"):
+        return str(selector["playwright_selector"])
+    if selector.get("css_selector"):
+        return f"css={selector['css_selector']}"
+    if selector.get("xpath_selector"):
+        return f"xpath={selector['xpath_selector']}"
+    return None
+
+
+_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
+_LINK = re.compile(r"(?<!!)\[([^\]\n]*)\]\([^)\n]*\)")
+
+
+def scraped_markdown(markdown: str, body: NotteScrape) -> str:
+    """The Markdown with images (``scrape_images=false``, Notte's default) or links
+    (``scrape_links=false``) taken out, as Notte's scrape leaves them out."""
+    if not body.scrape_images:
+        markdown = _IMAGE.sub("", markdown)
+    if not body.scrape_links:
+        markdown = _LINK.sub(r"\1", markdown)
+    return markdown
+
+
+# ------------------------------------------------------------------- errors
+
+
+def notte_error(response: Response) -> Response:
+    """Our JSON error as Notte's: ``{"status": <HTTP status>, "message": …}`` and our details
+    (a 409's session status as ``session_status``)."""
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict) or "error" not in body:
+        return response
+    out: dict[str, Any] = {"status": response.status_code, "message": body.pop("error")}
+    if "status" in body:
+        out["session_status"] = body.pop("status")
+    out.update(body)
+    response.set_data(json.dumps(out))
+    return response
+
+
+# -------------------------------------------------------------------- routes
+
+
+def register_notte(
+    bp: Blueprint, state: SessionsState, login_required: Callable[[ViewFunc], ViewFunc]
+) -> None:
+    """Add Notte's routes under ``SESSIONS_NOTTE_PREFIX`` (nothing when SESSIONS_NOTTE_API is
+    off)."""
+    settings = state.settings
+    if not settings.notte_api:
+        return
+    root = settings.notte_prefix
+    backend = state.backend
+    auth = state.auth
+    lifetime = settings.max_lifetime_minutes
+
+    def principal() -> str:
+        user = auth.current_user()
+        assert isinstance(user, str)
+        return user
+
+    def body_of() -> dict[str, Any]:
+        raw = request.get_data(cache=True)
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            raise InvalidInput(
+                "body: must be a JSON object",
+                fields=[{"field": "body", "message": "must be a JSON object"}],
+            )
+        return data
+
+    def known(session_id: str) -> str:
+        if not _SESSION_ID.match(session_id):
+            raise SessionNotFound(f"no such session: {session_id[:64]!r}")
+        return session_id
+
+    def cdp_url(record: SessionResponse) -> str | None:
+        if state.cdp is not None:
+            return state.cdp.url_for(record.session_id)
+        return record.cdp_url
+
+    def session(
+        record: SessionResponse, *, cdp: str | None = None, warnings: list[str] | None = None
+    ) -> NotteSession:
+        data = record.model_dump(mode="json")
+        return NotteSession(
+            session_id=record.session_id,
+            idle_timeout_minutes=record.timeout_minutes,
+            max_duration_minutes=max(1, round(lifetime)),
+            created_at=data["created_at"],
+            closed_at=data["closed_at"],
+            last_accessed_at=data["last_accessed_at"],
+            duration=data["duration"],
+            status=record.status.value,
+            close_reason=cast(Any, close_reason(record)),
+            error=record.error,
+            viewport_width=settings.viewport_width,
+            viewport_height=settings.viewport_height,
+            cdp_url=cdp if cdp is not None else cdp_url(record),
+            viewer_url=record.viewer_url,  # the last one minted (issue 20's live view)
+            keep_alive=record.keep_alive,
+            warnings=warnings or [],
+        )
+
+    def answer(model: BaseModel) -> Response:
+        return jsonify(model.model_dump(mode="json"))
+
+    def route(endpoint: str) -> Callable[[ViewFunc], ViewFunc]:
+        method, rule = next((m, r) for e, m, r in NOTTE_ROUTES if e == endpoint)
+        return bp.route(root + rule, methods=[method], endpoint=endpoint)
+
+    @route("notte_health")
+    def notte_health() -> Response:
+        """Notte's ``GET /health``: the API answers (no token needed)."""
+        return jsonify(status="ok")
+
+    @route("notte_start")
+    @login_required
+    def notte_start() -> Response:
+        data = body_of()
+        if "timeout_minutes" in data:  # Notte's older name
+            data.setdefault("idle_timeout_minutes", data.pop("timeout_minutes"))
+        start, warnings = start_request(parse(NotteStart, data), lifetime)
+        who = principal()
+        record = backend.start(who, start)
+        cdp = None
+        if cdp_url(record) is not None:  # a one-use ticket, so the SDK's session.page works
+            cdp = backend.cdp_ticket(who, record.session_id).cdp_url
+        return answer(session(record, cdp=cdp, warnings=warnings))
+
+    @route("notte_list")
+    @login_required
+    def notte_list() -> Response:
+        query = request.args
+        only_active = query.get("only_active", "true").lower() not in ("false", "0", "no")
+        try:
+            page = max(1, int(query.get("page", "1")))
+            size = min(_MAX_PAGE_SIZE, max(1, int(query.get("page_size", "10"))))
+        except ValueError:
+            raise InvalidInput(
+                "invalid request: page and page_size must be whole numbers",
+                fields=[{"field": "page_size", "message": "must be a whole number"}],
+            ) from None
+        records = backend.list_sessions(principal(), Status.active if only_active else None)
+        records.reverse()  # newest first
+        chunk = records[(page - 1) * size : page * size]
+        return jsonify(
+            items=[session(r).model_dump(mode="json") for r in chunk],
+            page=page,
+            page_size=size,
+            total=len(records),
+            has_next=page * size < len(records),
+            has_previous=page > 1,
+        )
+
+    @route("notte_status")
+    @login_required
+    def notte_status(session_id: str) -> Response:
+        return answer(session(backend.get(principal(), known(session_id))))
+
+    @route("notte_stop")
+    @login_required
+    def notte_stop(session_id: str) -> Response:
+        record = backend.close(principal(), known(session_id))  # an ended one: its record
+        if record.status is not Status.closed:  # timed out or failed: the SDK says so
+            raise SessionNotActive(
+                f"session {session_id} is already closed ({record.status.value}"
+                + (f": {record.error})" if record.error else ")"),
+                status=record.status.value,
+            )
+        return answer(session(record))
+
+    @route("notte_debug")
+    @login_required
+    def notte_debug(session_id: str) -> Response:
+        who = principal()
+        record = backend.get(who, known(session_id))
+        cdp = ""
+        if record.status is Status.active and cdp_url(record) is not None:
+            cdp = backend.cdp_ticket(who, session_id).cdp_url
+        ui = request.host_url.rstrip("/") + settings.url_prefix + "/ui" if settings.ui else ""
+        page = record.page
+        tabs = (
+            [
+                {
+                    "metadata": {"tab_id": 0, "title": page.title, "url": page.url},
+                    "debug_url": ui,
+                    "ws_url": cdp,
+                }
+            ]
+            if page is not None
+            else []
+        )
+        return jsonify(debug_url=ui, ws={"cdp": cdp, "recording": "", "logs": ""}, tabs=tabs)
+
+    @route("notte_auth")
+    @login_required
+    def notte_auth(session_id: str) -> Response:
+        record = backend.get(principal(), known(session_id))
+        status = "active" if record.status is Status.active else "closed"
+        return jsonify(session_id=session_id, status=status, operations=[], error=None)
+
+    @route("notte_observe")
+    @login_required
+    def notte_observe(session_id: str) -> Response:
+        started = _now()
+        body = parse(NotteObserve, body_of())
+        warnings: list[str] = []
+        if body.instructions is not None:
+            why = "filtering actions by instructions needs an LLM; this server has none"
+            raise InvalidInput(
+                f"invalid request: instructions: {why}",
+                fields=[{"field": "instructions", "message": why}],
+            )
+        if body.perception_type not in (None, "fast"):
+            warnings.append(
+                f"perception_type {body.perception_type!r} ignored: observations here are "
+                "made from the DOM, without an LLM"
+            )
+        fields: dict[str, Any] = {
+            "session_id": known(session_id),
+            "screenshot": True,
+            "screenshot_format": "jpeg",
+        }
+        if body.url is not None:
+            fields["url"] = body.url
+        seen = backend.observe(principal(), _ours(ObserveRequest, fields, {}))
+        return answer(observation(seen, started, body.max_nb_actions, warnings))
+
+    @route("notte_execute")
+    @login_required
+    def notte_execute(session_id: str) -> Response:
+        started = _now()
+        action = body_of()
+        fields = step_fields(action, known(session_id))
+        step = parse_step(fields, {"max_wait_ms": settings.max_wait_ms})
+        try:
+            done = backend.step(principal(), step)
+            success, message = done.success, done.message
+        except SessionNotActive as exc:
+            if "stale_id" not in exc.extra:
+                raise
+            success, message = False, exc.message
+        return jsonify(
+            action=action,
+            success=success,
+            message=message,
+            data=None,
+            exception=None if success else message,
+            started_at=started,
+            ended_at=_now(),
+            captcha=None,
+            action_executed=success,
+            code=None,
+        )
+
+    @route("notte_scrape")
+    @login_required
+    def notte_scrape(session_id: str) -> Response:
+        body = parse(NotteScrape, body_of())
+        for field in ("instructions", "response_format"):
+            if getattr(body, field) is not None:
+                why = "structured scraping needs an LLM; this server has none (scrape Markdown)"
+                raise InvalidInput(
+                    f"invalid request: {field}: {why}", fields=[{"field": field, "message": why}]
+                )
+        warnings = [
+            f"{field} ignored: the whole page (or the selector's part) is scraped"
+            for field in ("only_main_content", "use_link_placeholders")
+            if getattr(body, field)
+        ]
+        if body.ignored_tags:
+            warnings.append("ignored_tags ignored: scripts, styles and hidden elements are dropped")
+        fields: dict[str, Any] = {"session_id": known(session_id), "format": "markdown"}
+        if body.selector is not None:
+            fields["selector"] = body.selector
+        scraped = backend.scrape(principal(), _ours(ScrapeRequest, fields, {}))
+        if not scraped.success:
+            warnings.append(scraped.message)
+        return jsonify(
+            markdown=scraped_markdown(scraped.content, body), structured=None, warnings=warnings
+        )
+
+    @route("notte_screenshot")
+    @login_required
+    def notte_screenshot(session_id: str) -> Response:
+        shot = backend.screenshot(
+            principal(), known(session_id), parse(ScreenshotQuery, {"format": "jpeg"})
+        )
+        return jsonify(
+            session_id=session_id,
+            screenshot=base64.b64encode(shot.data).decode("ascii"),
+            format=shot.format,
+            width=shot.width,
+            height=shot.height,
+        )
+
+    @bp.after_request
+    def notte_errors(response: Response) -> Response:
+        endpoint = (request.endpoint or "").partition(".")[2]
+        if endpoint.startswith(ENDPOINT_PREFIX) and response.status_code >= 400:
+            return notte_error(response)
+        return response
