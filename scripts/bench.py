@@ -30,6 +30,10 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
    (through Playwright's CDPSession and through a bare WebSocket client), and PSS per session at
    N sessions each with a connected Playwright client, beside N plain sessions.
 
+``--live`` (issue 20, ``scripts/bench_live.py``): the live view's input-to-frame latency and
+frames/s beside raw Playwright's screencast, step p50 with ``record: true`` against without,
+trace size per minute of an agent loop, and what a viewer costs another session's steps.
+
 ``--adapters`` (issue 21, ``scripts/bench_adapters.py``): Notte's SDK observe through the Notte
 routes beside ``/env/observe``, and an MCP ``browser_observe`` over stdio beside the client.
 
@@ -2021,6 +2025,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(  # issue 21
         "--adapters", action="store_true", help="Notte's SDK and the MCP server beside our API"
     )
+    p.add_argument(  # issue 20
+        "--live", action="store_true", help="the live view and recordings (bench_live.py)"
+    )
     p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
     p.add_argument("--egress-only", action="store_true", help="run only the egress section")
     p.add_argument("--raw-worker", metavar="PLAN", help=argparse.SUPPRESS)
@@ -2066,6 +2073,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_cluster
 
         return bench_cluster.main(quick=args.quick)
+    if args.live:  # issue 20: scripts/bench_live.py
+        from scripts import bench_live
+
+        return bench_live.main(quick=args.quick)
     if args.adapters:  # issue 21: scripts/bench_adapters.py
         from scripts import bench_adapters
 

@@ -505,8 +505,9 @@ def test_a_viewer_does_not_slow_other_sessions(served: Served, pages: dict[str, 
     (a screencast capture blocks the browser's UI thread for a while), so while a page is
     watched other sessions do slow down on a small, busy machine: the server's part is to
     take no more frames than SESSIONS_LIVE_MAX_FPS, whatever the page paints, and none at all
-    once nobody watches. Asserted: frames at most at that rate, and no cost left after the
-    viewer leaves (within the noise of the run's own no-viewer rounds).
+    once nobody watches. Asserted: frames at most at that rate, and none after the viewer
+    left. A bound on the ratio itself (the goal is 1.1x) would be a timed assertion that
+    fails on a loaded machine: it is reported, here and by ``make bench ARGS=--live``.
     """
     fps = FlaskSessions.state(served.app).settings.live_max_fps
     watched = served.start(url=pages["one"] + "/animated")
@@ -546,15 +547,18 @@ def test_a_viewer_does_not_slow_other_sessions(served: Served, pages: dict[str, 
     base = statistics.median(x for block in without for x in block)
     ratio = statistics.median(watching) / base
     rounds = [statistics.median(b) for b in without]
-    before = rounds[:-1]  # the rounds before the last viewer: their spread is the noise
-    noise = max(before) / min(before)
+    noise = max(rounds) / min(rounds)
     print(
         f"\nstep p50 {base * 1000:.1f} ms without a viewer, "
         f"{statistics.median(watching) * 1000:.1f} ms with one: {ratio:.2f}x (noise between "
         f"no-viewer rounds {noise:.2f}x; {shown / watched_for:.1f} frames/s shown)"
     )
     assert 0 < shown <= (fps + 1) * watched_for + 3  # the first frame of each round
-    assert rounds[-1] <= 1.1 * noise * max(before)  # nothing left behind once it left
+    # nothing left behind once the viewer left: no frame source runs, no frame is made
+    assert served.metric("flask_sessions_live_screencasts") == 0
+    frames = served.metric("flask_sessions_live_frames")
+    steps(4)
+    assert served.metric("flask_sessions_live_frames") == frames
 
 
 VIEWER_PROCESS = """

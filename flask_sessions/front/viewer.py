@@ -12,6 +12,7 @@ and the page connects there with the ticket. Frames and input never pass through
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from flask_sessions.extension import SessionsState
 
 ASSETS = {"live.js": "text/javascript", "live.css": "text/css"}
+_NETLOC = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+"""A host[:port] fit for a CSP source (the socket's host comes from a request header)."""
 PLACEHOLDER = b"__SOCKET__"
 
 
@@ -35,7 +38,8 @@ def page_csp(socket: str | None) -> str:
     connect = "'none'"
     if socket:
         parts = urlsplit(socket)
-        connect = f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme in ("ws", "wss") and _NETLOC.fullmatch(parts.netloc):
+            connect = f"{parts.scheme}://{parts.netloc}"
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
         f"connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors *"
