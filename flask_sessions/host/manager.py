@@ -346,6 +346,7 @@ class SessionManager:
         self._reaper_started, self._start_lock = False, threading.Lock()
         self._probe, self._launching = None, False
         self.guard, self._guard_lock = None, None
+        self.recordings = Recordings(self)  # this process's own traces folder (issue 20)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         self.ensure_started()

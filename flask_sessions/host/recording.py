@@ -259,11 +259,12 @@ class Recordings:
 
         async def run(record: SessionRecord, live: LiveSession) -> T:
             rec = self._index.get(record.session_id)
-            if rec is None or rec.live is not live:
+            name = title(live) if rec is not None and rec.live is live else ""
+            if rec is None or not name:  # not recorded, or nothing to name (a bare start)
                 return await work(record, live)
             tracing = live.context.tracing
             with contextlib.suppress(PlaywrightError):
-                await tracing.group(_title(title(live)))
+                await tracing.group(_title(name))
             try:
                 return await work(record, live)
             finally:
@@ -667,7 +668,8 @@ class Recordings:
 
 
 def start_title(request: StartRequest) -> Callable[[LiveSession], str]:
-    return lambda live: f"start {request.url}" if request.url else "start"
+    """``start https://…``; a start without a url drives nothing, and is no group."""
+    return lambda live: f"start {request.url}" if request.url else ""
 
 
 def observe_title(request: ObserveRequest) -> Callable[[LiveSession], str]:
