@@ -288,7 +288,8 @@ class _Cast:
         self.page: Page | None = None
         self.size: tuple[int, int] = (0, 0)  # of the frames now
         self.mode = CAST
-        self.running = False
+        self.running = False  # frames are being taken (either way)
+        self._casting = False  # Chromium's screencast is on (on self.cdp)
         self.stopped = False
         self.frames = 0
         self.last: bytes | None = None  # the latest frame, for a viewer who joins now
@@ -387,7 +388,7 @@ class _Cast:
                         "everyNthFrame": 1,
                     },
                 )
-                self.running = True
+                self._casting = self.running = True
                 data = await self._capture()
                 if data is not None and self.frames == before:
                     self._deliver(data)
@@ -405,13 +406,14 @@ class _Cast:
         if poller is not None:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
-        if self.running and self.cdp is not None:
+        if self._casting and self.cdp is not None:
             with contextlib.suppress(PlaywrightError):
                 await self.cdp.send("Page.stopScreencast")
-        self.running = False
+        self._casting = self.running = False
 
     async def _stop(self) -> None:
         await self._pause()
+        self._casting = False
         cdp, self.cdp, self.page = self.cdp, None, None
         if cdp is not None:
             with contextlib.suppress(PlaywrightError):
