@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +38,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from flask_sessions import FlaskSessions, ManualClock
 from flask_sessions.host.viewer import input_command
 
-from .conftest import AUTH_A, AUTH_B, AppFactory, chromium_pids, wait_for
+from .conftest import AUTH_A, AUTH_B, TOKEN_A, AppFactory, chromium_pids, wait_for
 from .test_ui import (  # noqa: F401 - pytest-playwright's chain, ended with each module
     browser,
     browser_context_args,
@@ -385,6 +386,46 @@ def test_the_page_says_why_the_view_ended(
     # a reload: the ticket was good once
     page.reload()
     expect(page.locator("#message")).to_contain_text("no ticket")
+
+
+def test_the_sessions_page_opens_the_live_view_and_downloads_a_recording(
+    page: Page, served: Served, pages: dict[str, str], tmp_path: Any
+) -> None:
+    sid = served.start(url=pages["one"] + "/green", record=True)
+    page.goto(served.url + "/ui")
+    page.fill("#token", TOKEN_A)
+    page.click("#login button[type=submit]")
+    row = page.locator(f'tr[data-session-id="{sid}"]')
+    expect(row.locator("button.live")).to_be_visible()
+    with page.context.expect_page() as opened:
+        row.locator("button.live").click()
+    live = opened.value
+    expect(live.locator("#screen")).to_have_attribute("data-frames", re.compile(r"^[1-9]"))
+    expect(live.locator("#mode")).to_have_text("you can click and type")
+    assert live.url.startswith(f"{served.url}/ui/live/{sid}") and "ticket" not in live.url
+    assert wait_for(lambda: served.record(sid)["viewers"] == 1, 10)
+    expect(row.locator("button.live")).to_have_text("Live (1)")
+    live.close()
+    # the same view from the enlarged thumbnail
+    expect(row.locator(".thumb img")).to_be_visible()
+    row.locator(".thumb").click()
+    with page.context.expect_page() as opened:
+        page.locator("#lb-live").click()
+    expect(opened.value.locator("#screen")).to_have_attribute("data-frames", re.compile(r"^[1-9]"))
+    opened.value.close()
+    page.keyboard.press("Escape")
+    # the recording, while it records, then once the session closed
+    for step in ("recording", "closed"):
+        if step == "closed":
+            row.locator("button.close").click()
+            expect(row.locator(".status")).to_have_text("closed")
+        with page.expect_download() as download:
+            row.locator("button.trace").click()
+        assert download.value.suggested_filename == f"trace-{sid}.zip"
+        saved = tmp_path / f"{step}.zip"
+        download.value.save_as(saved)
+        assert zipfile.is_zipfile(saved)
+    expect(row.locator("button.live")).to_be_hidden()
 
 
 # ------------------------------------------------------------------ the socket
