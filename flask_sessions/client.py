@@ -38,6 +38,19 @@ from pydantic import BaseModel, ValidationError
 
 from flask_sessions import __version__, schemas
 from flask_sessions.errors import InvalidInput
+from flask_sessions.profile_schemas import (
+    AddCookiesRequest,
+    CookieInfo,
+    CookieList,
+    CookiesChanged,
+    CookiesQuery,
+    DeleteCookiesQuery,
+    ProfileCreate,
+    ProfileInfo,
+    ProfileList,
+    ProfileRef,
+    StorageState,
+)
 from flask_sessions.schemas import (
     CdpTicketResponse,
     ImageFormat,
@@ -70,6 +83,8 @@ __all__ = [
     "PageFailed",
     "PageNotResponding",
     "PayloadTooLarge",
+    "ProfileInUse",
+    "ProfileNotFound",
     "Recording",
     "Retries",
     "ScrapeArgs",
@@ -155,6 +170,10 @@ class SessionNotFound(NotFound):
     """404: no such session for this token (never existed, someone else's, or purged)."""
 
 
+class ProfileNotFound(NotFound):
+    """404: no such profile for this token (never existed, someone else's, or deleted)."""
+
+
 class MethodNotAllowed(SessionsError):
     """405: the route does not take this method."""
 
@@ -183,8 +202,17 @@ class PageNotResponding(Conflict):
     """409: the session is active but its page does not respond (goto or reload it)."""
 
 
+class ProfileInUse(Conflict):
+    """409: a session (``holder``) holds the profile with ``persist: true``."""
+
+    @property
+    def holder(self) -> str:
+        return str(self.body.get("holder", ""))
+
+
 class PayloadTooLarge(SessionsError):
-    """413: the body is over the server's ``SESSIONS_MAX_CONTENT_LENGTH``."""
+    """413: the body is over the server's ``SESSIONS_MAX_CONTENT_LENGTH``, or a storage state
+    over ``SESSIONS_MAX_STATE_MB`` / ``SESSIONS_MAX_PROFILE_MB`` (``body["limit"]``)."""
 
 
 class CapacityReached(SessionsError):
@@ -237,8 +265,12 @@ def error_from(response: httpx.Response) -> SessionsError:
     cls = _BY_STATUS.get(status, SessionsError)
     if status == 404 and message.startswith("no such endpoint"):
         cls = NotFound
+    elif status == 404 and ("profile_id" in body or message.startswith("no such profile")):
+        cls = ProfileNotFound
     elif status == 409:
-        if "stale_id" in body:
+        if "holder" in body:
+            cls = ProfileInUse
+        elif "stale_id" in body:
             cls = StaleAction
         elif body.get("page_not_responding") or body.get("status") == "active":
             cls = PageNotResponding
@@ -319,6 +351,9 @@ class NewSessionArgs(SessionArgs, total=False):
     """A new session: :meth:`SessionsClient.session`'s arguments (``StartRequest``)."""
 
     url: str | None
+    # profiles (issue 18): a Playwright storage state, or {"id": …, "persist": bool}
+    storage_state: StorageState | dict[str, Any] | None
+    profile: dict[str, Any] | None
 
 
 class StartArgs(NewSessionArgs, total=False):
@@ -497,6 +532,11 @@ def _model(model: type[M]) -> Callable[[httpx.Response], M]:
     return lambda response: model.model_validate_json(response.content)
 
 
+def _pid(profile_id: str) -> str:
+    """A profile id for a URL path; anything else is refused before it is sent."""
+    return str(_checked(lambda: schemas.parse(ProfileRef, {"id": profile_id}))["id"])
+
+
 def _sid(session_id: str) -> str:
     """A session id for a URL path; anything else is refused before it is sent."""
     return str(_body(schemas.CloseRequest, session_id, {})["session_id"])
@@ -556,6 +596,69 @@ class _Calls:
     def cdp_ticket(session_id: str) -> _Call[CdpTicketResponse]:
         path = f"/session/{_sid(session_id)}/cdp-ticket"
         return _Call("POST", path, _model(CdpTicketResponse))
+
+    # profiles (issue 18)
+    @staticmethod
+    def cookies(session_id: str, url: str | None) -> _Call[CookieList]:
+        query = _body(CookiesQuery, None, {} if url is None else {"url": url})
+        path = f"/session/{_sid(session_id)}/cookies"
+        return _Call("GET", path, _model(CookieList), params=query, idempotent=True)
+
+    @staticmethod
+    def add_cookies(session_id: str, cookies: Any) -> _Call[CookiesChanged]:
+        body = _body(AddCookiesRequest, None, {"cookies": cookies})
+        return _Call("POST", f"/session/{_sid(session_id)}/cookies", _model(CookiesChanged), body)
+
+    @staticmethod
+    def delete_cookies(session_id: str, filters: Mapping[str, Any]) -> _Call[CookiesChanged]:
+        query = _body(DeleteCookiesQuery, None, {k: v for k, v in filters.items() if v})
+        path = f"/session/{_sid(session_id)}/cookies"
+        return _Call("DELETE", path, _model(CookiesChanged), params=query, idempotent=True)
+
+    @staticmethod
+    def state(session_id: str) -> _Call[dict[str, Any]]:
+        path = f"/session/{_sid(session_id)}/state"
+        return _Call("GET", path, lambda r: dict(r.json()), idempotent=True)
+
+    @staticmethod
+    def save_profile(session_id: str) -> _Call[ProfileInfo]:
+        return _Call("POST", f"/session/{_sid(session_id)}/profile/save", _model(ProfileInfo))
+
+    @staticmethod
+    def create_profile(name: str) -> _Call[ProfileInfo]:
+        body = _body(ProfileCreate, None, {"name": name})
+        return _Call("POST", "/profiles", _model(ProfileInfo), body)
+
+    @staticmethod
+    def list_profiles() -> _Call[builtins.list[ProfileInfo]]:
+        return _Call(
+            "GET",
+            "/profiles",
+            lambda r: ProfileList.model_validate_json(r.content).profiles,
+            idempotent=True,
+        )
+
+    @staticmethod
+    def get_profile(profile_id: str) -> _Call[ProfileInfo]:
+        path = f"/profiles/{_pid(profile_id)}"
+        return _Call("GET", path, _model(ProfileInfo), idempotent=True)
+
+    @staticmethod
+    def delete_profile(profile_id: str) -> _Call[ProfileInfo]:
+        path = f"/profiles/{_pid(profile_id)}"
+        return _Call("DELETE", path, _model(ProfileInfo), idempotent=True)
+
+    @staticmethod
+    def profile_state(profile_id: str) -> _Call[dict[str, Any]]:
+        path = f"/profiles/{_pid(profile_id)}/state"
+        return _Call("GET", path, lambda r: dict(r.json()), idempotent=True)
+
+    @staticmethod
+    def put_profile_state(profile_id: str, state: Any) -> _Call[ProfileInfo]:
+        data = state.to_playwright() if isinstance(state, StorageState) else state
+        body = _checked(lambda: schemas.parse(StorageState, data))
+        path = f"/profiles/{_pid(profile_id)}/state"
+        return _Call("PUT", path, _model(ProfileInfo), body, idempotent=True)
 
     @staticmethod
     def viewer(
@@ -748,6 +851,61 @@ class SessionsClient:
         """Delete the session's recording (tracing stops if it runs)."""
         return self._send(_Calls.delete_recording(session_id))
 
+    # profiles (issue 18)
+    def cookies(self, session_id: str, url: str | None = None) -> builtins.list[CookieInfo]:
+        """The session's cookies (``CookieInfo``), only those ``url`` would send if given."""
+        return self._send(_Calls.cookies(session_id, url)).cookies
+
+    def add_cookies(self, session_id: str, cookies: builtins.list[Any]) -> CookiesChanged:
+        """Add cookies (dicts in Playwright's shape: name, value, url or domain + path)."""
+        return self._send(_Calls.add_cookies(session_id, cookies))
+
+    def delete_cookies(
+        self,
+        session_id: str,
+        *,
+        name: str | None = None,
+        domain: str | None = None,
+        path: str | None = None,
+    ) -> CookiesChanged:
+        """Delete the cookies matching every given filter (none: all of them)."""
+        filters = {"name": name, "domain": domain, "path": path}
+        return self._send(_Calls.delete_cookies(session_id, filters))
+
+    def state(self, session_id: str) -> dict[str, Any]:
+        """The session's storage state (Playwright's JSON: ``new_context(storage_state=…)``)."""
+        return self._send(_Calls.state(session_id))
+
+    def save_profile(self, session_id: str) -> ProfileInfo:
+        """Write a persisting session's state into its profile now."""
+        return self._send(_Calls.save_profile(session_id))
+
+    def create_profile(self, name: str) -> ProfileInfo:
+        """A new, empty profile: ``client.start(profile={"id": p.profile_id, "persist": True})``."""
+        return self._send(_Calls.create_profile(name))
+
+    def list_profiles(self) -> builtins.list[ProfileInfo]:
+        """This token's profiles, oldest first."""
+        return self._send(_Calls.list_profiles())
+
+    def get_profile(self, profile_id: str) -> ProfileInfo:
+        """A profile's metadata (never a cookie value)."""
+        return self._send(_Calls.get_profile(profile_id))
+
+    def delete_profile(self, profile_id: str) -> ProfileInfo:
+        """Delete a profile; its metadata as it was."""
+        return self._send(_Calls.delete_profile(profile_id))
+
+    def profile_state(self, profile_id: str) -> dict[str, Any]:
+        """Export a profile's storage state."""
+        return self._send(_Calls.profile_state(profile_id))
+
+    def put_profile_state(
+        self, profile_id: str, state: StorageState | dict[str, Any]
+    ) -> ProfileInfo:
+        """Import a storage state (e.g. Playwright's ``context.storage_state()``)."""
+        return self._send(_Calls.put_profile_state(profile_id, state))
+
     @contextmanager
     def session(self, **fields: Unpack[NewSessionArgs]) -> Iterator[Session]:
         """A new session, closed when the block ends, even by an exception."""
@@ -852,6 +1010,22 @@ class Session(_Bound):
 
     def delete_recording(self) -> RecordingDeleted:
         return self.client.delete_recording(self.session_id)
+
+    # profiles (issue 18)
+    def cookies(self, url: str | None = None) -> builtins.list[CookieInfo]:
+        return self.client.cookies(self.session_id, url)
+
+    def add_cookies(self, cookies: builtins.list[Any]) -> CookiesChanged:
+        return self.client.add_cookies(self.session_id, cookies)
+
+    def delete_cookies(self, **filters: str) -> CookiesChanged:
+        return self.client.delete_cookies(self.session_id, **filters)
+
+    def state(self) -> dict[str, Any]:
+        return self.client.state(self.session_id)
+
+    def save_profile(self) -> ProfileInfo:
+        return self.client.save_profile(self.session_id)
 
     def close(self) -> SessionResponse:
         record = self.client.close(self.session_id)
@@ -963,6 +1137,50 @@ class AsyncSessionsClient:
     async def delete_recording(self, session_id: str) -> RecordingDeleted:
         return await self._send(_Calls.delete_recording(session_id))
 
+    # profiles (issue 18)
+    async def cookies(self, session_id: str, url: str | None = None) -> builtins.list[CookieInfo]:
+        return (await self._send(_Calls.cookies(session_id, url))).cookies
+
+    async def add_cookies(self, session_id: str, cookies: builtins.list[Any]) -> CookiesChanged:
+        return await self._send(_Calls.add_cookies(session_id, cookies))
+
+    async def delete_cookies(
+        self,
+        session_id: str,
+        *,
+        name: str | None = None,
+        domain: str | None = None,
+        path: str | None = None,
+    ) -> CookiesChanged:
+        filters = {"name": name, "domain": domain, "path": path}
+        return await self._send(_Calls.delete_cookies(session_id, filters))
+
+    async def state(self, session_id: str) -> dict[str, Any]:
+        return await self._send(_Calls.state(session_id))
+
+    async def save_profile(self, session_id: str) -> ProfileInfo:
+        return await self._send(_Calls.save_profile(session_id))
+
+    async def create_profile(self, name: str) -> ProfileInfo:
+        return await self._send(_Calls.create_profile(name))
+
+    async def list_profiles(self) -> builtins.list[ProfileInfo]:
+        return await self._send(_Calls.list_profiles())
+
+    async def get_profile(self, profile_id: str) -> ProfileInfo:
+        return await self._send(_Calls.get_profile(profile_id))
+
+    async def delete_profile(self, profile_id: str) -> ProfileInfo:
+        return await self._send(_Calls.delete_profile(profile_id))
+
+    async def profile_state(self, profile_id: str) -> dict[str, Any]:
+        return await self._send(_Calls.profile_state(profile_id))
+
+    async def put_profile_state(
+        self, profile_id: str, state: StorageState | dict[str, Any]
+    ) -> ProfileInfo:
+        return await self._send(_Calls.put_profile_state(profile_id, state))
+
     @asynccontextmanager
     async def session(self, **fields: Unpack[NewSessionArgs]) -> AsyncIterator[AsyncSession]:
         """A new session, closed when the block ends, even by an exception."""
@@ -1041,6 +1259,22 @@ class AsyncSession(_Bound):
 
     async def delete_recording(self) -> RecordingDeleted:
         return await self.client.delete_recording(self.session_id)
+
+    # profiles (issue 18)
+    async def cookies(self, url: str | None = None) -> builtins.list[CookieInfo]:
+        return await self.client.cookies(self.session_id, url)
+
+    async def add_cookies(self, cookies: builtins.list[Any]) -> CookiesChanged:
+        return await self.client.add_cookies(self.session_id, cookies)
+
+    async def delete_cookies(self, **filters: str) -> CookiesChanged:
+        return await self.client.delete_cookies(self.session_id, **filters)
+
+    async def state(self) -> dict[str, Any]:
+        return await self.client.state(self.session_id)
+
+    async def save_profile(self) -> ProfileInfo:
+        return await self.client.save_profile(self.session_id)
 
     async def close(self) -> SessionResponse:
         record = await self.client.close(self.session_id)

@@ -36,7 +36,7 @@ NOT_SETTINGS = frozenset(
     }
 )
 # Values never echoed in full in an error message.
-SECRET_KEYS = frozenset({"SESSIONS_TOKENS", "SESSIONS_CLUSTER_SECRET"})
+SECRET_KEYS = frozenset({"SESSIONS_TOKENS", "SESSIONS_CLUSTER_SECRET", "SESSIONS_PROFILE_KEY"})
 
 
 class ConfigError(ValueError):
@@ -162,6 +162,38 @@ def _egress_hosts(value: Any) -> Any:
     return egress.parse_hosts(egress.HOSTS_KEY, _json(value))
 
 
+# profiles (issue 18): where they are kept, and the keys they are encrypted with
+def _store_uri(value: Any) -> Any:
+    if isinstance(value, str) and value.strip():
+        value = value.strip()
+        if not value.startswith(("file://", "redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "must be file:///absolute/path or redis://host:port/db (rediss://, unix:// too)"
+            )
+        if value.startswith("file://") and not value.removeprefix("file://").startswith("/"):
+            raise ValueError("a file:// store needs an absolute path: file:///var/lib/profiles")
+        return value
+    return None
+
+
+def _keys(value: Any) -> Any:
+    """Profile keys, newest first: a JSON list, or comma-separated (a key has no comma)."""
+    value = _json(value)
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(k, str) for k in value):
+        raise ValueError('must be a key, or a JSON list of keys newest first: ["new", "old"]')
+    for key in value:
+        if len(key) < 16:
+            raise ValueError(
+                "each key must be at least 16 characters; make one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+    return tuple(value)
+
+
 def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
@@ -182,6 +214,8 @@ EgressHosts = Annotated[
     dict[str, tuple[egress.Address, ...]], NoDecode, BeforeValidator(_egress_hosts)
 ]
 ProbePath = Annotated[str, BeforeValidator(_path)]
+StoreUri = Annotated[str | None, BeforeValidator(_store_uri)]
+ProfileKeys = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_keys)]
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
 ]
@@ -429,6 +463,34 @@ class Settings(BaseSettings):
         gt=0,
         description="hosts renew their registration this often; one silent for two is gone",
     )
+    # --- profiles: stored cookies and storage (issue 18, profiles.py)
+    profile_store: StoreUri = Field(
+        default=None,
+        description="where profiles are kept: file:///path or redis://host:port/db (default: "
+        "the Redis of SESSIONS_REGISTRY_URL if set, else flask_sessions/profiles in the user "
+        "data directory)",
+    )
+    profile_key: ProfileKeys = Field(
+        default=(),
+        description="key that encrypts profiles (16+ characters), or a JSON list newest first "
+        "to rotate (decrypt with any, encrypt with the first); default: one generated beside "
+        "a file store; hosts and Redis stores need one",
+    )
+    max_state_mb: float = Field(
+        default=1,
+        gt=0,
+        description="largest storage_state a start may send, in MB (then 413; its body must "
+        "fit SESSIONS_MAX_CONTENT_LENGTH too)",
+    )
+    max_profile_mb: float = Field(
+        default=5,
+        gt=0,
+        description="largest state a profile keeps, in MB; a larger one is not saved (the "
+        "session says so) and the last good one stays",
+    )
+    max_profiles_per_principal: int = Field(
+        default=100, gt=0, description="profiles one principal may keep"
+    )
     # --- operations
     log_level: LogLevel = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR for the flask_sessions logs"
@@ -484,6 +546,16 @@ class Settings(BaseSettings):
         if self.hosts and self.registry_url:
             raise ValueError(
                 "set SESSIONS_HOSTS (a fixed list) or SESSIONS_REGISTRY_URL (Redis), not both"
+            )
+        if (
+            self.profile_store
+            and not self.profile_store.startswith("file://")
+            and not self.profile_key
+        ):
+            raise ValueError(
+                "SESSIONS_PROFILE_STORE on Redis needs SESSIONS_PROFILE_KEY (a key cannot be "
+                "kept beside a Redis store; make one with python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
             )
         if self.notte_api:  # Notte's routes need a root of their own (issue 21)
             _check_notte_prefix(self.notte_prefix)

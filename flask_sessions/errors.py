@@ -107,6 +107,34 @@ class LowDisk(SessionsError):
     status_code = 507
 
 
+# profiles (issue 18): a profile that is not the caller's, one held by another session, a
+# state over its bound, and a stored profile the configured keys cannot open
+class ProfileNotFound(SessionsError):
+    """404: no such profile for this principal (someone else's looks the same)."""
+
+    status_code = 404
+
+
+class ProfileConflict(SessionsError):
+    """409: the profile is held by a persisting session (``holder``), or a profile cap or
+    rule stands in the way; the message says which."""
+
+    status_code = 409
+
+
+class TooLarge(SessionsError):
+    """413: a storage state over SESSIONS_MAX_STATE_MB or SESSIONS_MAX_PROFILE_MB."""
+
+    status_code = 413
+
+
+class ProfileUnavailable(SessionsError):
+    """503: the stored profile does not open with SESSIONS_PROFILE_KEY (a wrong or missing
+    key, or bytes changed at rest: nothing of it is used), or the profile store is down."""
+
+    status_code = 503
+
+
 MAX_ERROR_FIELDS = 20
 
 

@@ -28,6 +28,8 @@ from pydantic import (
 )
 
 from flask_sessions.errors import InvalidInput
+from flask_sessions.profile_schemas import HINTS as PROFILE_HINTS
+from flask_sessions.profile_schemas import ProfileRef, SessionProfile, StorageState
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -135,6 +137,19 @@ class StartRequest(SessionFields):
     """Body (or query string) of ``POST /session/start``."""
 
     url: Url | None = None
+    # profiles (issue 18): the new session's cookies and storage, given inline or loaded
+    # from a saved profile (a new context, never a pooled one)
+    storage_state: StorageState | None = None
+    profile: ProfileRef | None = None
+
+    @field_validator("storage_state", "profile")
+    @classmethod
+    def _new_session_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("session_id") is not None:
+            raise ValueError("applies to a new session only; drop session_id to start one")
+        if value is not None and info.field_name == "profile" and info.data.get("storage_state"):
+            raise ValueError("send storage_state or profile, not both")
+        return value
 
 
 class ObserveRequest(SessionFields):
@@ -508,6 +523,8 @@ class SessionResponse(BaseModel):
         "or the disk floor (kept so far); saved: the session ended and its trace is ready; "
         "failed: the trace could not be saved; null: not recorded (or deleted)",
     )
+    # profiles (issue 18): the profile the session loaded, and whether its state was saved
+    profile: SessionProfile | None = None
 
 
 class ObserveResponse(BaseModel):
@@ -558,14 +575,20 @@ _HINTS = {
     "record": "send true to record a Playwright trace of the session",
     "interactive": "send true (watch and drive) or false (watch only)",
     "ttl_seconds": "send a whole number of seconds from 1 to 86400",
+    **PROFILE_HINTS,
 }
 
 # where one field name means different things in different models
-_MODEL_HINTS = {("ScreenshotQuery", "format"): "send png, jpeg or webp"}
+_MODEL_HINTS = {
+    ("ScreenshotQuery", "format"): "send png, jpeg or webp",
+    ("ProfileCreate", "name"): "send a name of 1 to 200 characters",  # profiles (issue 18)
+    ("CookiesQuery", "url"): "send an http(s):// URL",
+}
 
 _PATTERN_MESSAGES = {
     "session_id": "must be 1 to 64 letters, digits, '-' or '_'",
     "id": "must be an action id like B3 or L12: a capital letter and a number",
+    "profile.id": "must be a profile_id returned by POST /profiles",  # profiles (issue 18)
 }
 
 M = TypeVar("M", bound=BaseModel)
@@ -793,6 +816,15 @@ class ErrorResponse(BaseModel):
     stale_id: str | None = Field(
         default=None, description="409: the action id that is not in the last observation"
     )
+    # profiles (issue 18)
+    holder: str | None = Field(
+        default=None, description="409: the session that holds the profile with persist: true"
+    )
+    profile_id: str | None = Field(default=None, description="404 or 409: the profile")
+    profiles_max: int | None = Field(
+        default=None, description="409: SESSIONS_MAX_PROFILES_PER_PRINCIPAL, reached"
+    )
+    limit: str | None = Field(default=None, description="413: the setting the state is over")
 
 
 # ---------------------------------------------------------------- live view (issue 20)

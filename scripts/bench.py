@@ -2022,6 +2022,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"
     )
+    p.add_argument(  # profiles (issue 18)
+        "--profiles", action="store_true", help="only the profiles section (bench_profiles.py)"
+    )
     p.add_argument(  # issue 21
         "--adapters", action="store_true", help="Notte's SDK and the MCP server beside our API"
     )
@@ -2077,6 +2080,11 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_live
 
         return bench_live.main(quick=args.quick)
+
+    if args.profiles:  # profiles (issue 18)
+        from scripts import bench_profiles
+
+        return bench_profiles.main(quick=args.quick)
     if args.adapters:  # issue 21: scripts/bench_adapters.py
         from scripts import bench_adapters
 

@@ -51,7 +51,11 @@ class Procs(list[ServerProcess]):
     def env(self, **settings: str) -> dict[str, str]:
         # the default reaper interval, as a deployment has it (server_env's is for tests)
         return server_env(
-            TOKEN, SESSIONS_CLUSTER_SECRET=SECRET, SESSIONS_REAPER_INTERVAL_SECONDS="1", **settings
+            TOKEN,
+            SESSIONS_CLUSTER_SECRET=SECRET,
+            SESSIONS_PROFILE_KEY=SECRET,  # hosts need one (issue 18)
+            SESSIONS_REAPER_INTERVAL_SECONDS="1",
+            **settings,
         )
 
     def stop_all(self) -> None:

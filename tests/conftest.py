@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -113,12 +114,17 @@ AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
-def make_app(clock: ManualClock) -> Iterator[AppFactory]:
-    """Build apps sharing the test's manual clock; every one is shut down afterwards."""
+def make_app(clock: ManualClock, tmp_path: Path) -> Iterator[AppFactory]:
+    """Build apps sharing the test's manual clock; every one is shut down afterwards.
+    Profiles (issue 18) go to the test's own directory unless a test says otherwise."""
     apps: list[Flask] = []
 
     def factory(**config: Any) -> Flask:
-        settings: dict[str, Any] = {"SESSIONS_TOKENS": TOKENS, "TESTING": True}
+        settings: dict[str, Any] = {
+            "SESSIONS_TOKENS": TOKENS,
+            "TESTING": True,
+            "SESSIONS_PROFILE_STORE": f"file://{tmp_path / 'profiles'}",
+        }
         settings.update(config)
         app = create_app(settings, clock=clock)
         apps.append(app)

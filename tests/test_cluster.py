@@ -25,6 +25,7 @@ from .conftest import wait_for
 from .test_server import ROOT
 
 SECRET = "cluster-secret-for-tests-0123456789"
+PROFILE_KEY = "profile-key-for-tests-0123456789"
 TOKENS = {"tok-a": "alice", "tok-b": "bob"}
 A = {"Authorization": "Bearer tok-a"}
 B = {"Authorization": "Bearer tok-b"}
@@ -40,7 +41,9 @@ def procs() -> Iterator[list[ServerProcess]]:
 
 
 def spawn(procs: list[ServerProcess], args: list[str], base: str, **env: str) -> ServerProcess:
-    full_env = server_env(json.dumps(TOKENS), SESSIONS_CLUSTER_SECRET=SECRET, **env)
+    full_env = server_env(
+        json.dumps(TOKENS), SESSIONS_CLUSTER_SECRET=SECRET, SESSIONS_PROFILE_KEY=PROFILE_KEY, **env
+    )
     started = start_process(args, base, full_env, cwd=ROOT)
     procs.append(started)
     return started
@@ -334,6 +337,86 @@ def test_hosts_and_fronts_on_redis(procs: list[ServerProcess], redis_url: str) -
 def _host_id(h: ServerProcess) -> str:
     info = requests.get(h.base + "/healthz", timeout=5).json()
     return str(info["host_id"])
+
+
+# ------------------------------------------------------- profiles (issue 18)
+
+
+def test_a_profile_saved_on_one_host_loads_on_another(
+    procs: list[ServerProcess], redis_url: str
+) -> None:
+    """Two hosts and a front on Redis: the profile lives in Redis, encrypted; the persist
+    lock holds across hosts; another principal sees nothing."""
+    import redis
+
+    from .login_site import login_site
+
+    hosts = [host(procs, f"127.0.0.{i}", SESSIONS_REGISTRY_URL=redis_url) for i in (2, 3)]
+    for h in hosts:
+        h.wait_ready()
+    f = front(procs, SESSIONS_REGISTRY_URL=redis_url)
+    f.wait_ready()
+    assert wait_for(
+        lambda: "2 browser host" in requests.get(f.base + "/readyz", timeout=5).text, 15
+    )
+
+    def call(
+        method: str, path: str, body: object = None, headers: dict[str, str] = A
+    ) -> requests.Response:
+        return requests.request(method, f.base + path, json=body, headers=headers, timeout=60)
+
+    with login_site() as site:
+        pid = call("POST", "/profiles", {"name": "shop"}).json()["profile_id"]
+        first = call("POST", "/session/start", {"profile": {"id": pid, "persist": True}}).json()
+        sid, saved_on = first["session_id"], first["session_id"][:8]
+        for step in (
+            {"type": "goto", "url": site.base + "/login"},
+            {"type": "click", "selector": "#signin"},
+        ):
+            r = call("POST", "/env/step", {"session_id": sid, **step})
+            assert r.status_code == 200, r.text
+
+        def arrived() -> bool:  # the page stores its token and record, then moves on
+            look = call("POST", "/env/observe", {"session_id": sid}).json()
+            return "Welcome alice" in look["observation"]["text"]
+
+        assert wait_for(arrived, 15, 0.2)
+        # the lock holds across hosts: the next start goes to the other, freer host
+        refused = call("POST", "/session/start", {"profile": {"id": pid, "persist": True}})
+        assert refused.status_code == 409 and refused.json()["holder"] == sid
+        assert call("GET", f"/profiles/{pid}").json()["in_use_by"] == sid
+        closed = call("POST", "/session/close", {"session_id": sid}).json()
+        assert closed["profile"]["saved_at"], closed
+
+        # two read-only starts spread over both hosts: each is logged in, the other host too
+        seen = set()
+        for _ in range(2):
+            body = {"profile": {"id": pid}, "url": site.base + "/account"}
+            started = call("POST", "/session/start", body).json()
+            seen.add(started["session_id"][:8])
+            scrape = {"session_id": started["session_id"], "format": "text"}
+            text = call("POST", "/env/scrape", scrape).json()["content"]
+            assert "Welcome alice" in text and site.token in text and site.record in text
+        assert len(seen) == 2 and saved_on in seen  # loaded on a host that did not save it
+        assert site.logins == 1
+
+        # Redis holds none of the secrets in the clear
+        client = redis.Redis.from_url(redis_url)
+        stored = b""
+        for key in client.scan_iter("*"):
+            kind = client.type(key)
+            if kind == b"hash":
+                stored += b"".join(bytes(v) for v in client.hgetall(key).values())  # type: ignore[arg-type]
+            elif kind == b"string":
+                stored += bytes(client.get(key) or b"")  # type: ignore[arg-type]
+        assert any(k.startswith(b"fs:profile:") for k in client.scan_iter("fs:profile*"))
+        assert not any(secret.encode() in stored for secret in site.secrets)
+
+        # tenancy through the front
+        assert call("GET", f"/profiles/{pid}", headers=B).status_code == 404
+        assert call("GET", "/profiles", headers=B).json()["profiles"] == []
+        other = call("POST", "/session/start", {"profile": {"id": pid}}, headers=B)
+        assert other.status_code == 404
 
 
 def _notte_and_mcp_through(front_base: str, page_server: str) -> None:

@@ -224,8 +224,9 @@ def test_every_body_documents_the_fields_its_view_validates(make_app: AppFactory
     for route in bodies:
         path = openapi_path(route.path)
         url = route.path.replace("<session_id>", "Qd1nE0m7v0b7Yk1bqS3iVg")
-        answer = client.post(url, json={"no_such_field": 1}, headers=AUTH_A)
-        documented = set(_documented_body(doc, path)["properties"])
+        url = url.replace("<profile_id>", "pQd1nE0m7v0b7Yk1bqS3iV")
+        answer = client.open(url, method=route.method, json={"no_such_field": 1}, headers=AUTH_A)
+        documented = set(_documented_body(doc, path, route.method.lower())["properties"])
         assert _accepted(answer) == documented, route.path
 
 
@@ -308,6 +309,21 @@ class Live:
         self.session_id = ""
         self.recorded_id = ""  # a session started with record: true (issue 20)
 
+        self.profiles: dict[str, str] = {}
+
+    def a_profile(self, use: str = "cases") -> str:
+        """A profile of ours for ``use`` (a new one if a case deleted the last one): the live
+        session persists into its own, so cases may delete or replace theirs."""
+        known = self.profiles.get(use)
+        if known:
+            answer = self.http.get(f"{self.server.base}/profiles/{known}", timeout=30)
+            if answer.ok:
+                return known
+        answer = self.http.post(f"{self.server.base}/profiles", json={"name": use}, timeout=30)
+        answer.raise_for_status()
+        self.profiles[use] = answer.json()["profile_id"]
+        return self.profiles[use]
+
     def urls(self) -> list[str]:
         return [
             self.pages + "/",
@@ -322,9 +338,11 @@ class Live:
             answer = self.http.get(f"{self.server.base}/session/{self.session_id}", timeout=30)
             if answer.ok and answer.json()["status"] == "active":
                 return self.session_id
+        # it persists into a profile, so POST /session/<id>/profile/save has work to do
+        profile = {"id": self.a_profile("live session"), "persist": True}
         answer = self.http.post(
             f"{self.server.base}/session/start",
-            json={"keep_alive": True, "url": self.pages + "/"},
+            json={"keep_alive": True, "url": self.pages + "/", "profile": profile},
             timeout=30,
         )
         answer.raise_for_status()
@@ -392,6 +410,18 @@ def aim(case: Any, live: Live) -> None:
             case.body["session_id"] = sid
         if isinstance(case.query, dict) and "session_id" in case.query:
             case.query["session_id"] = sid
+        if isinstance(case.path_parameters, dict) and "profile_id" in case.path_parameters:
+            case.path_parameters["profile_id"] = live.a_profile()
+        profile = case.body.get("profile") if isinstance(case.body, dict) else None
+        if isinstance(profile, dict) and "id" in profile:
+            profile["id"] = live.a_profile()
+        cookies = case.body.get("cookies") if isinstance(case.body, dict) else None
+        for cookie in cookies if isinstance(cookies, list) else []:
+            if isinstance(cookie, dict):  # a cookie for a local page: url, no domain or path
+                cookie.pop("domain", None)
+                cookie.pop("path", None)
+                cookie.pop("partitionKey", None)
+                cookie["url"] = live.pages + "/"
 
 
 FUZZ_ENV = {
@@ -409,8 +439,10 @@ FUZZ_ENV = {
 
 
 @pytest.fixture(scope="module")
-def live(page_server: str) -> Iterator[Live]:
-    server = launch(server_env(json.dumps([TOKEN]), **FUZZ_ENV))
+def live(page_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    store = tmp_path_factory.mktemp("profiles") / "store"
+    env = server_env(json.dumps([TOKEN]), **FUZZ_ENV, SESSIONS_PROFILE_STORE=f"file://{store}")
+    server = launch(env)
     state = Live(server, page_server)
     try:
         # the document schemathesis runs on is the one this server serves

@@ -347,3 +347,24 @@ def test_list_shows_each_page_and_thumbnails_do_not_touch(live: Live, page_serve
     # an ended session keeps its last page
     live.api.delete(f"/session/{sid}")
     assert live.session(sid)["page"]["title"] == "Second"
+
+
+# ------------------------------------------------------------------ profiles (issue 18)
+
+
+def test_the_profile_column_and_the_profiles_list(page: Page, live: Live, page_server: str) -> None:
+    made = live.api.post("/profiles", json={"name": "shop <b>login</b>"})
+    assert made.status_code == 200, made.text
+    pid = made.json()["profile_id"]
+    sid = live.start(url=page_server + "/set-cookie", profile={"id": pid, "persist": True})
+    plain = live.start()
+    sign_in(page, live)
+    expect(row(page, sid).locator(".pid")).to_have_text(pid)
+    expect(row(page, sid).locator(".psave")).to_have_text("persist")
+    expect(row(page, plain).locator(".pid")).to_have_text("—")
+    listed = page.locator(f'#profiles tr[data-profile-id="{pid}"]')
+    expect(listed.locator(".pname")).to_have_text("shop <b>login</b>")  # text, never HTML
+    expect(listed.locator(".inuse")).to_have_text(sid)
+    live.api.post("/session/close", json={"session_id": sid})
+    expect(row(page, sid).locator(".psave")).to_have_text(re.compile(r"^saved "))
+    assert "alice" not in page.content()  # the cookie's value (visitor=alice) is never shown

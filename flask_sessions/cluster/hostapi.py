@@ -19,6 +19,13 @@ from flask_sessions import __version__
 from flask_sessions.errors import InvalidInput, SessionsError, Unauthorized, error_response
 from flask_sessions.front.metrics import CONTENT_TYPE, Metrics
 from flask_sessions.host.local import LocalBackend
+from flask_sessions.profile_schemas import (
+    AddCookiesRequest,
+    CookiesQuery,
+    DeleteCookiesQuery,
+    ProfileCreate,
+    StorageState,
+)
 from flask_sessions.schemas import (
     CloseRequest,
     ListQuery,
@@ -158,6 +165,56 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
     @bp.delete("/sessions/<session_id>/recording")
     def delete_recording(session_id: str) -> Response:
         return answer(backend.delete_recording(principal(), session_id))
+
+    # profiles (issue 18): a session's cookies and state on its owner; profiles on any host
+    @bp.get("/sessions/<session_id>/cookies")
+    def get_cookies(session_id: str) -> Response:
+        query = parse(CookiesQuery, request.args.to_dict())
+        return answer(backend.cookies(principal(), session_id, query.url))
+
+    @bp.post("/sessions/<session_id>/cookies")
+    def add_cookies(session_id: str) -> Response:
+        req = parse(AddCookiesRequest, body())
+        return answer(backend.add_cookies(principal(), session_id, req))
+
+    @bp.delete("/sessions/<session_id>/cookies")
+    def delete_cookies(session_id: str) -> Response:
+        query = parse(DeleteCookiesQuery, request.args.to_dict())
+        return answer(backend.delete_cookies(principal(), session_id, query))
+
+    @bp.get("/sessions/<session_id>/state")
+    def session_state(session_id: str) -> Response:
+        return jsonify(backend.session_state(principal(), session_id))
+
+    @bp.post("/sessions/<session_id>/profile/save")
+    def save_profile(session_id: str) -> Response:
+        return answer(backend.save_profile(principal(), session_id))
+
+    @bp.post("/profiles")
+    def create_profile() -> Response:
+        return answer(backend.create_profile(principal(), parse(ProfileCreate, body()).name))
+
+    @bp.get("/profiles")
+    def list_profiles() -> Response:
+        found = backend.list_profiles(principal())
+        return jsonify(profiles=[p.model_dump(mode="json") for p in found])
+
+    @bp.get("/profiles/<profile_id>")
+    def get_profile(profile_id: str) -> Response:
+        return answer(backend.get_profile(principal(), profile_id))
+
+    @bp.delete("/profiles/<profile_id>")
+    def delete_profile(profile_id: str) -> Response:
+        return answer(backend.delete_profile(principal(), profile_id))
+
+    @bp.get("/profiles/<profile_id>/state")
+    def profile_state(profile_id: str) -> Response:
+        return jsonify(backend.profile_state(principal(), profile_id))
+
+    @bp.put("/profiles/<profile_id>/state")
+    def put_profile_state(profile_id: str) -> Response:
+        state = parse(StorageState, body())
+        return answer(backend.put_profile_state(principal(), profile_id, state))
 
     @bp.get("/readyz")
     def readyz() -> Response:

@@ -55,6 +55,12 @@ class Host:
             raise ValueError(
                 "a host needs SESSIONS_CLUSTER_SECRET (16+ characters, the same in its fronts)"
             )
+        if not settings.profile_key:  # profiles (issue 18): every host opens what any saved
+            raise ValueError(
+                "a host needs SESSIONS_PROFILE_KEY (16+ characters, the same on every host: "
+                "profiles are encrypted with it); make one with python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
+            )
         host_id = new_host_id()
         egress = proxy_for(settings.egress_policy(), settings.egress_hosts)
         runtime = BrowserRuntime(settings.browser_path, settings.browser_args, egress=egress)

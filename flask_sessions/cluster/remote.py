@@ -34,6 +34,15 @@ from flask_sessions.errors import (
     SessionNotFound,
     SessionsError,
 )
+from flask_sessions.profile_schemas import (
+    AddCookiesRequest,
+    CookieList,
+    CookiesChanged,
+    DeleteCookiesQuery,
+    ProfileInfo,
+    ProfileList,
+    StorageState,
+)
 from flask_sessions.schemas import (
     CdpTicketResponse,
     ObserveRequest,
@@ -392,6 +401,86 @@ class RemoteBackend:
                 f"no recording of session {session_id!r}: the host that recorded it is gone"
             ) from None
         return RecordingDeleted.model_validate(response.json())
+
+    # profiles (issue 18): a session's cookies and state live on its owner; profiles live in
+    # the hosts' shared store (Redis), so any host answers for them
+
+    def cookies(self, principal: str, session_id: str, url: str | None) -> CookieList:
+        params = {"url": url} if url else None
+        path = f"/sessions/{session_id}/cookies"
+        response = self._on_owner(principal, session_id, "GET", path, params=params)
+        return CookieList.model_validate(response.json())
+
+    def add_cookies(
+        self, principal: str, session_id: str, request: AddCookiesRequest
+    ) -> CookiesChanged:
+        body = request.model_dump(mode="json", exclude_unset=True)
+        path = f"/sessions/{session_id}/cookies"
+        response = self._on_owner(principal, session_id, "POST", path, body=body)
+        return CookiesChanged.model_validate(response.json())
+
+    def delete_cookies(
+        self, principal: str, session_id: str, query: DeleteCookiesQuery
+    ) -> CookiesChanged:
+        params = query.model_dump(exclude_none=True)
+        path = f"/sessions/{session_id}/cookies"
+        response = self._on_owner(principal, session_id, "DELETE", path, params=params)
+        return CookiesChanged.model_validate(response.json())
+
+    def session_state(self, principal: str, session_id: str) -> dict[str, Any]:
+        path = f"/sessions/{session_id}/state"
+        state: dict[str, Any] = self._on_owner(principal, session_id, "GET", path).json()
+        return state
+
+    def save_profile(self, principal: str, session_id: str) -> ProfileInfo:
+        path = f"/sessions/{session_id}/profile/save"
+        response = self._on_owner(principal, session_id, "POST", path)
+        return ProfileInfo.model_validate(response.json())
+
+    def _on_any(self, principal: str, method: str, path: str, **kw: Any) -> httpx.Response:
+        """A profile call, on the freest host that answers (they share the store)."""
+        try:
+            hosts = self.hosts()
+        except RegistryUnavailable as exc:
+            raise BrowserUnavailable(f"{exc}; profiles answer again when it is back") from None
+        for host in sorted(hosts, key=lambda h: (-h.free, h.active)):
+            try:
+                return self._send(method, host.url, principal, path, **kw)
+            except BrowserUnavailable as exc:
+                if "unreachable" not in exc.message:
+                    raise
+        raise BrowserUnavailable(
+            "no browser host answered, and profiles are reached through hosts; retry shortly"
+        )
+
+    def create_profile(self, principal: str, name: str) -> ProfileInfo:
+        response = self._on_any(principal, "POST", "/profiles", body={"name": name})
+        return ProfileInfo.model_validate(response.json())
+
+    def list_profiles(self, principal: str) -> list[ProfileInfo]:
+        response = self._on_any(principal, "GET", "/profiles")
+        return ProfileList.model_validate(response.json()).profiles
+
+    def get_profile(self, principal: str, profile_id: str) -> ProfileInfo:
+        response = self._on_any(principal, "GET", f"/profiles/{profile_id}")
+        return ProfileInfo.model_validate(response.json())
+
+    def delete_profile(self, principal: str, profile_id: str) -> ProfileInfo:
+        response = self._on_any(principal, "DELETE", f"/profiles/{profile_id}")
+        return ProfileInfo.model_validate(response.json())
+
+    def profile_state(self, principal: str, profile_id: str) -> dict[str, Any]:
+        state: dict[str, Any] = self._on_any(
+            principal, "GET", f"/profiles/{profile_id}/state"
+        ).json()
+        return state
+
+    def put_profile_state(
+        self, principal: str, profile_id: str, state: StorageState
+    ) -> ProfileInfo:
+        body = state.to_playwright()
+        response = self._on_any(principal, "PUT", f"/profiles/{profile_id}/state", body=body)
+        return ProfileInfo.model_validate(response.json())
 
     def readiness(self) -> tuple[bool, str]:
         try:

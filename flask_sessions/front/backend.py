@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from flask_sessions.profile_schemas import (
+    AddCookiesRequest,
+    CookieList,
+    CookiesChanged,
+    DeleteCookiesQuery,
+    ProfileInfo,
+    StorageState,
+)
 from flask_sessions.schemas import (
     CdpTicketResponse,
     ObserveRequest,
@@ -92,6 +100,58 @@ class SessionBackend(Protocol):
 
     def delete_recording(self, principal: str, session_id: str) -> RecordingDeleted:
         """Delete the session's recording (stopping it if it runs)."""
+        ...
+
+    # profiles (issue 18): cookies and state of a live session, and stored profiles
+
+    def cookies(self, principal: str, session_id: str, url: str | None) -> CookieList:
+        """The session's cookies (those ``url`` would be sent, if given)."""
+        ...
+
+    def add_cookies(
+        self, principal: str, session_id: str, request: AddCookiesRequest
+    ) -> CookiesChanged:
+        """Add cookies to the session."""
+        ...
+
+    def delete_cookies(
+        self, principal: str, session_id: str, query: DeleteCookiesQuery
+    ) -> CookiesChanged:
+        """Delete the session's cookies matching every given filter."""
+        ...
+
+    def session_state(self, principal: str, session_id: str) -> dict[str, Any]:
+        """The session's storage state (Playwright's JSON, IndexedDB included)."""
+        ...
+
+    def save_profile(self, principal: str, session_id: str) -> ProfileInfo:
+        """Write a persisting session's state back into its profile now."""
+        ...
+
+    def create_profile(self, principal: str, name: str) -> ProfileInfo:
+        """A new, empty profile."""
+        ...
+
+    def list_profiles(self, principal: str) -> list[ProfileInfo]:
+        """The principal's profiles, oldest first."""
+        ...
+
+    def get_profile(self, principal: str, profile_id: str) -> ProfileInfo:
+        """A profile's metadata (never a cookie value)."""
+        ...
+
+    def delete_profile(self, principal: str, profile_id: str) -> ProfileInfo:
+        """Delete a profile (409 while a persisting session holds it)."""
+        ...
+
+    def profile_state(self, principal: str, profile_id: str) -> dict[str, Any]:
+        """A profile's storage state, to load in Playwright or elsewhere."""
+        ...
+
+    def put_profile_state(
+        self, principal: str, profile_id: str, state: StorageState
+    ) -> ProfileInfo:
+        """Replace a profile's state (a login made elsewhere)."""
         ...
 
     def readiness(self) -> tuple[bool, str]:

@@ -23,6 +23,7 @@ from flask_sessions.errors import BrowserUnavailable, InvalidInput, SessionNotFo
 from flask_sessions.front import openapi
 from flask_sessions.front.metrics import CONTENT_TYPE
 from flask_sessions.front.notte import register_notte
+from flask_sessions.front.profiles import register_profiles
 from flask_sessions.front.recording import register_recording
 from flask_sessions.front.ui import register_ui
 from flask_sessions.front.viewer import register_viewer
@@ -202,6 +203,7 @@ def make_blueprint(state: SessionsState) -> Blueprint:
         _known_id(session_id)
         return _json(backend.cdp_ticket(principal(), session_id))
 
+    register_profiles(bp, state, login_required)  # cookies, state, profiles (issue 18)
     _probes(bp, state, login_required)
     register_viewer(bp, state, login_required)  # live view (issue 20)
     register_recording(bp, state, login_required)  # recordings (issue 20)
@@ -271,7 +273,7 @@ def our_roots(settings: Settings) -> list[str]:
     probes = [settings.health_path, settings.ready_path, settings.metrics_path]
     ui = ["/ui"] if settings.ui else []
     notte = [settings.notte_prefix] if settings.notte_api else []  # issue 21
-    return ["/session", "/sessions", "/env", *ui, *notte, *[p for p in probes if p]]
+    return ["/session", "/sessions", "/env", "/profiles", *ui, *notte, *[p for p in probes if p]]
 
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)

@@ -34,6 +34,18 @@ from pydantic.json_schema import JsonSchemaMode
 from flask_sessions.config import Settings
 from flask_sessions.front.ui import ASSETS
 from flask_sessions.front.viewer import ASSETS as LIVE_ASSETS
+from flask_sessions.profile_schemas import (
+    PROFILE_ID_PATTERN,
+    AddCookiesRequest,
+    CookieList,
+    CookiesChanged,
+    CookiesQuery,
+    DeleteCookiesQuery,
+    ProfileCreate,
+    ProfileInfo,
+    ProfileList,
+    StorageState,
+)
 from flask_sessions.schemas import (
     ALIASES,
     MEDIA_TYPES,
@@ -117,7 +129,9 @@ ROUTES: tuple[Route, ...] = (
         "Without `session_id`, a new session; with it, that session (yours and active), "
         "touched, and updated by an explicitly sent `keep_alive` or "
         "`session_timeout_minutes`. With `url`, the session opens it before answering "
-        "(`page` says how it went)." + FIELDS_FROM_QUERY,
+        "(`page` says how it went). With `storage_state` or `profile` (issue 18) the new "
+        "session starts with those cookies and that storage (a new context, never a pooled "
+        "one); a held profile is a 409, a state over its bound a 413." + FIELDS_FROM_QUERY,
         body=StartRequest,
         query=StartRequest,
         query_all_optional=True,
@@ -284,6 +298,138 @@ ROUTES: tuple[Route, ...] = (
     ),
 )
 
+# profiles (issue 18): cookies and state of a live session, and stored profiles
+SESSION_OP_ERRORS = (401, 404, 409, 502, 503, 504)
+PROFILE_ROUTES: tuple[Route, ...] = (
+    Route(
+        "get_cookies",
+        "GET",
+        "/session/<session_id>/cookies",
+        "The session's cookies",
+        "In Playwright's shape, HttpOnly ones included; `url` keeps only those a request to it "
+        "would send. Counts as access.",
+        tag="profiles",
+        query=CookiesQuery,
+        ok={JSON: CookieList},
+        errors=(400, *SESSION_OP_ERRORS),
+    ),
+    Route(
+        "add_cookies",
+        "POST",
+        "/session/<session_id>/cookies",
+        "Add cookies to the session",
+        "Each cookie has `name`, `value`, and `url` or both `domain` and `path` (Playwright's "
+        "`add_cookies`). A cookie with the same name, domain and path is replaced.",
+        tag="profiles",
+        body=AddCookiesRequest,
+        body_required=True,
+        ok={JSON: CookiesChanged},
+        errors=(400, 413, *SESSION_OP_ERRORS),
+    ),
+    Route(
+        "delete_cookies",
+        "DELETE",
+        "/session/<session_id>/cookies",
+        "Delete the session's cookies",
+        "Those matching every given filter (`name`, `domain`, `path`); no filter: all.",
+        tag="profiles",
+        query=DeleteCookiesQuery,
+        ok={JSON: CookiesChanged},
+        errors=(400, *SESSION_OP_ERRORS),
+    ),
+    Route(
+        "session_state",
+        "GET",
+        "/session/<session_id>/state",
+        "The session's storage state",
+        "Playwright's storage state JSON: cookies, and each origin's localStorage and "
+        "IndexedDB (not sessionStorage or the HTTP cache). Loads as "
+        "`new_context(storage_state=…)`, or as `storage_state` on start. Counts as access.",
+        tag="profiles",
+        ok={JSON: StorageState},
+        errors=SESSION_OP_ERRORS,
+    ),
+    Route(
+        "save_profile",
+        "POST",
+        "/session/<session_id>/profile/save",
+        "Write the session's state into its profile now",
+        "For a session started with `profile {id, persist: true}`; 409 otherwise. A state over "
+        "SESSIONS_MAX_PROFILE_MB is a 413 and the profile keeps its last good state.",
+        tag="profiles",
+        ok={JSON: ProfileInfo},
+        errors=(413, *SESSION_OP_ERRORS),
+    ),
+    Route(
+        "create_profile",
+        "POST",
+        "/profiles",
+        "Create an empty profile",
+        "Load it on start with `profile {id, persist}`; 409 past "
+        "SESSIONS_MAX_PROFILES_PER_PRINCIPAL.",
+        tag="profiles",
+        body=ProfileCreate,
+        body_required=True,
+        ok={JSON: ProfileInfo},
+        errors=(400, 401, 409, 413, 503),
+    ),
+    Route(
+        "list_profiles",
+        "GET",
+        "/profiles",
+        "The caller's profiles, oldest first",
+        tag="profiles",
+        ok={JSON: ProfileList},
+        errors=(401, 503),
+    ),
+    Route(
+        "get_profile",
+        "GET",
+        "/profiles/<profile_id>",
+        "A profile's metadata",
+        "Name, times, size, the cookie domains and origins it holds, and the session holding "
+        "it with persist: true; never a cookie value. Another principal's profile is a 404.",
+        tag="profiles",
+        ok={JSON: ProfileInfo},
+        errors=(401, 404, 503),
+    ),
+    Route(
+        "delete_profile",
+        "DELETE",
+        "/profiles/<profile_id>",
+        "Delete a profile",
+        "409 while a session holds it with persist: true.",
+        tag="profiles",
+        ok={JSON: ProfileInfo},
+        errors=(401, 404, 409, 503),
+    ),
+    Route(
+        "profile_state",
+        "GET",
+        "/profiles/<profile_id>/state",
+        "Export a profile's storage state",
+        "Playwright's storage state JSON, decrypted.",
+        tag="profiles",
+        ok={JSON: StorageState},
+        errors=(401, 404, 503),
+    ),
+    Route(
+        "put_profile_state",
+        "PUT",
+        "/profiles/<profile_id>/state",
+        "Import a storage state into a profile",
+        "Replaces the profile's state with a Playwright storage state (a login made "
+        "elsewhere). Over SESSIONS_MAX_PROFILE_MB: 413, nothing saved. 409 while a session "
+        "holds it with persist: true.",
+        tag="profiles",
+        body=StorageState,
+        body_required=True,
+        ok={JSON: ProfileInfo},
+        errors=(400, 401, 404, 409, 413, 503),
+    ),
+)
+ROUTES = (*ROUTES, *PROFILE_ROUTES)
+
 OPENAPI_ROUTE = Route(
     "openapi",
     "GET",
@@ -423,15 +569,19 @@ _ERROR_TEXT = {
     400: "the body or query string is wrong: `fields` names each field, what is wrong and how "
     "to fix it",
     401: "no token, a token in another scheme, or a token this server does not accept",
-    404: "no such session for this caller (another principal's session looks the same)",
+    404: "no such session (or profile) for this caller (another principal's looks the same)",
     405: "a wrong method (`GET /session/start` is not a session named start)",
-    409: "the session has ended (closed, timed out or failed)",
-    413: "the body is larger than SESSIONS_MAX_CONTENT_LENGTH",
+    409: "the session has ended (closed, timed out or failed); or the profile is held by a "
+    "session with persist: true (`holder`)",
+    413: "the body is larger than SESSIONS_MAX_CONTENT_LENGTH (PUT /profiles/<id>/state: plus "
+    "SESSIONS_MAX_PROFILE_MB), or a storage state is over SESSIONS_MAX_STATE_MB or "
+    "SESSIONS_MAX_PROFILE_MB (`limit` names it)",
     429: "a session cap is reached (SESSIONS_MAX_SESSIONS or "
     "SESSIONS_MAX_SESSIONS_PER_PRINCIPAL): retry after `Retry-After` seconds",
     502: "the browser is up but the page failed the operation",
     503: "no browser now (cannot launch, gone, low memory, or several worker processes): "
-    "`Retry-After` when waiting helps",
+    "`Retry-After` when waiting helps; or a stored profile that SESSIONS_PROFILE_KEY does not "
+    "open, or a profile store that is down",
     504: "the browser or the page did not answer in time",
     507: "the server's disk is below SESSIONS_MIN_FREE_DISK_MB: `record: true` cannot start",
 }
@@ -444,6 +594,10 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "name": {"schema": {"type": "string", "enum": sorted(ASSETS)}, "description": "a file"},
     "asset": {"schema": {"type": "string", "enum": sorted(LIVE_ASSETS)}, "description": "a file"},
+    "profile_id": {  # profiles (issue 18)
+        "schema": {"type": "string", "pattern": PROFILE_ID_PATTERN},
+        "description": "the profile_id returned by POST /profiles",
+    },
 }
 """Schemas of the path parameters by name (any other is a plain string)."""
 
@@ -670,6 +824,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
             {"name": "cdp", "description": "attach your own Playwright or Puppeteer"},
             {"name": "live", "description": "watch a session live, and take the wheel"},
             {"name": "recordings", "description": "Playwright traces of recorded sessions"},
+            {"name": "profiles", "description": "cookies, storage state and saved profiles"},
             {"name": "operations", "description": "probes, metrics and this document"},
         ],
         "paths": dict(sorted(paths.items())),

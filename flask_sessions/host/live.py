@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from flask_sessions.config import Settings
+from flask_sessions.errors import InvalidInput
 from flask_sessions.host.limits import MB, BrowserGuard, SessionLimits
 from flask_sessions.page.scripts import QUIET_INIT_JS
 from flask_sessions.page.state import PageState
@@ -61,6 +63,7 @@ async def open_live(
     settings: Settings,
     egress: Callable[[str], str | None] | None = None,
     guard: BrowserGuard | None = None,
+    context_options: Mapping[str, Any] | None = None,
 ) -> LiveSession:
     """A new isolated context (own cookies, storage, cache) and its page, ready to use.
 
@@ -68,16 +71,23 @@ async def open_live(
     The context refuses downloads (Playwright's default would accept them into a shared
     temporary directory) unless ``SESSIONS_MAX_DOWNLOAD_MB`` allows some; then ``guard``
     points them at a directory of this session's own, which is metered and deleted with it.
+    ``context_options`` are more ``new_context`` arguments (a ``storage_state``, say).
     """
     limits = SessionLimits(
         max_pages=settings.max_pages_per_session,
         max_download_bytes=int(settings.max_download_mb * MB),
         guard=guard,
     )
-    context = await browser.new_context(
-        viewport={"width": settings.viewport_width, "height": settings.viewport_height},
-        accept_downloads=False,
-    )
+    try:
+        context = await browser.new_context(
+            viewport={"width": settings.viewport_width, "height": settings.viewport_height},
+            accept_downloads=False,
+            **(context_options or {}),
+        )
+    except PlaywrightError as exc:  # profiles (issue 18): Chromium refused the given state
+        if context_options and "storage_state" in context_options:
+            raise state_refused(exc) from None
+        raise
     try:
         context.set_default_timeout(settings.action_timeout_ms)
         context.set_default_navigation_timeout(settings.navigation_timeout_ms)
@@ -117,3 +127,14 @@ async def _allow_downloads(
     limits.download_dir = directory
     guard.by_target[limits.target_id] = limits
     await guard.allow_downloads(limits.context_id, directory)
+
+
+def state_refused(exc: PlaywrightError) -> InvalidInput:
+    """A storage state Chromium would not take (a cookie it calls invalid): the caller's to fix."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    detail = lines[-1] if lines else "refused"
+    return InvalidInput(
+        f"storage_state: Chromium refused it ({detail}); check each cookie's domain, path and "
+        "partitionKey (a profile's state can be replaced with PUT /profiles/<id>/state)",
+        fields=[{"field": "storage_state", "message": f"refused by Chromium: {detail}"}],
+    )

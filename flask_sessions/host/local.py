@@ -6,8 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask_sessions.errors import InvalidInput
+from flask_sessions.host import storage
 from flask_sessions.host.manager import SessionManager
 from flask_sessions.page import ops as page_ops
+from flask_sessions.profile_schemas import (
+    AddCookiesRequest,
+    CookieList,
+    CookiesChanged,
+    DeleteCookiesQuery,
+    ProfileInfo,
+    StorageState,
+)
 from flask_sessions.schemas import (
     CdpTicketResponse,
     ObserveRequest,
@@ -112,6 +121,69 @@ class LocalBackend:
 
     def delete_recording(self, principal: str, session_id: str) -> RecordingDeleted:
         return self.manager.recordings.delete(principal, session_id)
+
+    # profiles (issue 18): session-bound calls run on the loop under the session's lock;
+    # stored profiles are the room's, from this thread
+
+    def cookies(self, principal: str, session_id: str, url: str | None) -> CookieList:
+        return self.manager.on_session(
+            principal,
+            session_id,
+            "reading cookies",
+            lambda r, live: storage.cookies(live, r.session_id, url),
+        )
+
+    def add_cookies(
+        self, principal: str, session_id: str, request: AddCookiesRequest
+    ) -> CookiesChanged:
+        return self.manager.on_session(
+            principal,
+            session_id,
+            "adding cookies",
+            lambda r, live: storage.add_cookies(live, r.session_id, request),
+        )
+
+    def delete_cookies(
+        self, principal: str, session_id: str, query: DeleteCookiesQuery
+    ) -> CookiesChanged:
+        return self.manager.on_session(
+            principal,
+            session_id,
+            "deleting cookies",
+            lambda r, live: storage.delete_cookies(live, r.session_id, query),
+        )
+
+    def session_state(self, principal: str, session_id: str) -> dict[str, Any]:
+        return self.manager.on_session(
+            principal,
+            session_id,
+            "reading the storage state",
+            lambda _r, live: storage.storage_state(live),
+        )
+
+    def save_profile(self, principal: str, session_id: str) -> ProfileInfo:
+        room = self.manager.profiles
+        return self.manager.on_session(principal, session_id, "saving the profile", room.save_now)
+
+    def create_profile(self, principal: str, name: str) -> ProfileInfo:
+        return self.manager.profiles.create(principal, name)
+
+    def list_profiles(self, principal: str) -> list[ProfileInfo]:
+        return self.manager.profiles.list(principal)
+
+    def get_profile(self, principal: str, profile_id: str) -> ProfileInfo:
+        return self.manager.profiles.info(principal, profile_id)
+
+    def delete_profile(self, principal: str, profile_id: str) -> ProfileInfo:
+        return self.manager.profiles.delete(principal, profile_id)
+
+    def profile_state(self, principal: str, profile_id: str) -> dict[str, Any]:
+        return self.manager.profiles.export(principal, profile_id)
+
+    def put_profile_state(
+        self, principal: str, profile_id: str, state: StorageState
+    ) -> ProfileInfo:
+        return self.manager.profiles.replace(principal, profile_id, state)
 
     def readiness(self) -> tuple[bool, str]:
         return self.manager.readiness()

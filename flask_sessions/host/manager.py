@@ -36,6 +36,7 @@ from flask_sessions.errors import (
 from flask_sessions.host.limits import BrowserGuard, run_watchdog
 from flask_sessions.host.live import LiveSession, open_live
 from flask_sessions.host.pool import WarmPool, available_memory_mb
+from flask_sessions.host.profiles import ProfileRoom
 from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
 from flask_sessions.host.recording import (
     Recordings,
@@ -48,6 +49,7 @@ from flask_sessions.host.runtime import BrowserRuntime, target_gone, wrap_playwr
 from flask_sessions.page import capture
 from flask_sessions.page import ops as page_ops
 from flask_sessions.page.state import NOT_RESPONDING
+from flask_sessions.profile_schemas import SessionProfile
 from flask_sessions.schemas import (
     ImageFormat,
     Observation,
@@ -100,6 +102,8 @@ class SessionRecord:
     viewers: int = 0
     human_input_at: datetime | None = None
     recording: RecordingState | None = None
+    # profiles (issue 18): the profile this session loaded, and what became of its state
+    profile: SessionProfile | None = None
 
     @property
     def idle_deadline(self) -> datetime:
@@ -128,6 +132,7 @@ class SessionRecord:
             else None,
             viewers=self.viewers,
             recording=self.recording,
+            profile=self.profile.model_copy() if self.profile is not None else None,
         )
 
 
@@ -173,6 +178,7 @@ class SessionManager:
         self.guard: BrowserGuard | None = None  # the limits' hold on the current Chromium
         self._guard_lock: asyncio.Lock | None = None
         self.recordings = Recordings(self)  # Playwright traces of recorded sessions (issue 20)
+        self.profiles = ProfileRoom(settings, clock)  # profiles (issue 18)
 
     # ------------------------------------------------------------ facade
 
@@ -210,6 +216,20 @@ class SessionManager:
     def list_sessions(self, principal: str, status: Status | None = None) -> list[SessionResponse]:
         """The principal's sessions, oldest first, optionally only those in ``status``."""
         return self._run(self._list(principal, status))
+
+    def on_session(
+        self,
+        principal: str,
+        session_id: str,
+        doing: str,
+        work: Callable[[SessionRecord, LiveSession], Awaitable[T]],
+        touch: bool = True,
+    ) -> T:
+        """Run a room's ``work`` on the principal's live session, under its lock, with the
+        usual answers (404 not theirs, 409 ended, Playwright errors mapped); an access
+        unless ``touch`` is false."""
+        request = SessionFields(session_id=session_id)
+        return self._run(self._with_session(principal, request, doing, work, touch))[1]
 
     def ensure_started(self, launch_browser: bool = False) -> None:
         """Start the loop, the reaper and the CDP server; launch Chromium now if asked."""
@@ -347,6 +367,7 @@ class SessionManager:
         self._probe, self._launching = None, False
         self.guard, self._guard_lock = None, None
         self.recordings = Recordings(self)  # this process's own traces folder (issue 20)
+        self.profiles = ProfileRoom(self.settings, self.clock)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         self.ensure_started()
@@ -572,19 +593,27 @@ class SessionManager:
         self._check_free_memory()
         self._check_principal_cap(principal, now)
         self._starting_for[principal] = self._starting_for.get(principal, 0) + 1
+        session_id = self.id_prefix + secrets.token_urlsafe(16)
+        loaded = None
         try:
-            live = self.pool.take() if self.runtime.browser_connected else None
+            # profiles (issue 18): a state to load takes a new context, never a pooled one
+            if isinstance(request, StartRequest):
+                loaded = await self.profiles.prepare(principal, session_id, request)
+            options = {"storage_state": loaded.storage_state} if loaded is not None else None
+            live = self.pool.take() if self.runtime.browser_connected and not options else None
             if live is None:
                 try:
-                    live = await self._open_counted(now)
+                    live = await self._open_counted(now, options)
                 except CapacityReached:
                     self._events("refused:capacity")
                     raise
+        except BaseException:
+            await self.profiles.abandon(session_id)
+            raise
         finally:
             left = self._starting_for.pop(principal) - 1
             if left:
                 self._starting_for[principal] = left
-        session_id = self.id_prefix + secrets.token_urlsafe(16)
         record = SessionRecord(
             session_id=session_id,
             principal=principal,
@@ -593,6 +622,7 @@ class SessionManager:
             timeout_minutes=request.session_timeout_minutes
             or self.settings.default_timeout_minutes,
             keep_alive=request.keep_alive,
+            profile=loaded.use if loaded is not None else None,
         )
         self._register(record, live)
         self._events("started")
@@ -620,11 +650,14 @@ class SessionManager:
             retry_after=self._retry_after(now, mine),
         )
 
-    async def _open_counted(self, now: datetime) -> LiveSession:
+    async def _open_counted(
+        self, now: datetime, options: dict[str, Any] | None = None
+    ) -> LiveSession:
         """A context+page for a start when the pool had none ready, within capacity.
 
         With room to spare it opens its own, in parallel with any pool refill (on two
         cores, waiting for the refill's one-at-a-time pipeline halves throughput).
+        ``options`` (extra ``new_context`` arguments) never take a pooled context.
         """
 
         def full() -> bool:
@@ -633,7 +666,7 @@ class SessionManager:
         if full():
             # The slot may be held by work about to finish: a context the pool is making
             # (take it), or contexts still closing (wait the few ms for them).
-            pooled = await self.pool.take_waiting()
+            pooled = await self.pool.take_waiting() if not options else None
             if pooled is not None:
                 return pooled
             if self._closing:
@@ -646,7 +679,7 @@ class SessionManager:
             )
         self._starting += 1
         try:
-            live = await self._open_for_pool()
+            live = await self._open_for_pool(options)
         except PlaywrightError as exc:
             raise wrap_playwright_error(
                 exc, "creating the session's page", self.runtime.browser_connected
@@ -656,10 +689,12 @@ class SessionManager:
         self.pool.refill_soon()  # e.g. the first start, which launched the browser
         return live
 
-    async def _open_for_pool(self) -> LiveSession:
+    async def _open_for_pool(self, options: dict[str, Any] | None = None) -> LiveSession:
         browser = await self.runtime.browser()
         guard = await self._guard_for(browser)
-        return await open_live(browser, self.settings, self.runtime.explain_egress, guard)
+        return await open_live(
+            browser, self.settings, self.runtime.explain_egress, guard, context_options=options
+        )
 
     async def _guard_for(self, browser: Browser) -> BrowserGuard:
         """The limits' hold on ``browser`` (made once per launch)."""
@@ -797,6 +832,9 @@ class SessionManager:
         live = self._live.pop(record.session_id, None)
         if self.cdp is not None:
             self.cdp.session_ended(record)
+        if record.profile is not None:  # profiles (issue 18): write back before it closes
+            await self.profiles.session_ended(record, live)
+            self._changed(record)
         if live is not None:
             if wait:
                 await live.close()
@@ -891,6 +929,7 @@ class SessionManager:
             self.pool.close(), *(self._end(r, Status.closed, reason) for r in records)
         )
         await self.settled()
+        await self.profiles.close()  # profiles (issue 18)
         if self.cdp is not None:
             await self.cdp.close()
         if self.guard is not None:
@@ -903,6 +942,7 @@ class SessionManager:
             self.guard.forget()  # Chromium is gone: delete what its downloads left
         for session_id in list(self._live):
             record = self._records[session_id]
+            self.profiles.browser_lost(record)  # profiles (issue 18)
             self._set_ended(record, Status.error, reason, now)
             self._live.pop(session_id).state.ended.set()
             if self.cdp is not None:

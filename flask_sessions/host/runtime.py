@@ -235,6 +235,12 @@ class BrowserRuntime:
                 args=args,
                 headless=True,
                 traces_dir=self.traces_dir,
+                # Ctrl-C reaches Playwright's driver (our process group): it must not close
+                # Chromium before shutdown has written persisting profiles back (issue 18);
+                # shutdown closes it, and Chromium exits with the driver in any case.
+                handle_sigint=False,
+                handle_sigterm=False,
+                handle_sighup=False,
             )
         except PlaywrightError as exc:
             log.error("flask_sessions: launching %s failed: %s", choice.describe(), exc)

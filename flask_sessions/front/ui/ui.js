@@ -36,7 +36,12 @@
     lbImg: $("lb-img"),
     lbClose: $("lb-close"),
     lbLive: $("lb-live"),
+    profilesView: $("profiles-view"),
+    profileRows: $("profile-rows"),
+    profilesEmpty: $("profiles-empty"),
   };
+  const PROFILES_EVERY_MS = 10000; // the profiles list (profiles, issue 18)
+  let profilesAt = 0;
 
   let token = null;
   const rows = new Map(); // session_id -> row state
@@ -160,6 +165,9 @@
     onScreen.disconnect();
     rows.clear();
     el.rows.replaceChildren();
+    el.profileRows.replaceChildren();
+    el.profilesView.hidden = true;
+    profilesAt = 0;
     offsetMs = null;
     closeLightbox();
     showLogin(error);
@@ -208,6 +216,7 @@
       syncClock(sessions);
       render(sessions);
       showMessage(null);
+      if (Date.now() - profilesAt >= PROFILES_EVERY_MS) refreshProfiles(mine);
       el.updated.textContent = `updated ${clockTime(new Date(serverNow()).toISOString())}`;
     } catch (exc) {
       if (mine === generation) handleError(exc);
@@ -267,6 +276,8 @@
       idle: q(".idle"),
       countdown: q(".countdown"),
       keepalive: q(".keepalive"),
+      pid: q(".pid"),
+      psave: q(".psave"),
       close: q(".close"),
       live: q(".live"),
       trace: q(".trace"),
@@ -301,6 +312,14 @@
     row.created.textContent = clockTime(s.created_at);
     row.created.title = s.created_at;
     row.keepalive.textContent = s.keep_alive ? "yes" : "no";
+    // profiles (issue 18): which profile, persisting or read-only, and a save that failed
+    const profile = s.profile || null;
+    row.pid.textContent = profile ? profile.profile_id : "—";
+    row.pid.title = profile ? `${profile.persist ? "persist" : "read-only"}` : "";
+    row.psave.textContent = profile
+      ? profile.not_saved || (profile.persist ? (profile.saved_at ? `saved ${clockTime(profile.saved_at)}` : "persist") : "read-only")
+      : "";
+    row.psave.hidden = !profile;
     row.close.hidden = !active;
     row.close.disabled = row.close.dataset.busy === "1";
     // live view and recordings: watch (and drive) it; download its trace
@@ -341,6 +360,53 @@
     applyFilter();
     refreshThumbs();
   });
+
+  // ------------------------------------------------------------------ profiles (issue 18)
+
+  async function refreshProfiles(mine) {
+    profilesAt = Date.now();
+    try {
+      const response = await api("profiles", { headers: { Accept: "application/json" } });
+      const body = await response.json();
+      if (mine !== generation) return;
+      renderProfiles(Array.isArray(body.profiles) ? body.profiles : []);
+    } catch (exc) {
+      if (mine === generation && exc instanceof ApiError && exc.status === 401) handleError(exc);
+      // other errors: the sessions list says what is wrong; try again next time
+    }
+  }
+
+  function cell(text, className) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    td.textContent = text;
+    return td;
+  }
+
+  function renderProfiles(profiles) {
+    el.profilesView.hidden = false;
+    const rowsNow = profiles.map((p) => {
+      const tr = document.createElement("tr");
+      tr.dataset.profileId = p.profile_id;
+      const id = document.createElement("code");
+      id.textContent = p.profile_id;
+      const idCell = cell("", "pid");
+      idCell.append(id);
+      tr.append(
+        cell(p.name, "pname"),
+        idCell,
+        cell((p.domains || []).join(", ") || "—", "domains"),
+        cell(clockTime(p.updated_at), "updated"),
+        cell(`${Math.ceil((p.size_bytes || 0) / 1024)} KB`, "size"),
+        cell(p.in_use_by || "—", "inuse"),
+      );
+      return tr;
+    });
+    el.profileRows.replaceChildren(...rowsNow);
+    el.profilesEmpty.hidden = profiles.length > 0;
+    el.profileRows.parentElement.hidden = profiles.length === 0;
+    el.profilesEmpty.textContent = `No profiles yet: create one with POST ${new URL("profiles", base).pathname}.`;
+  }
 
   // countdowns and idle times, between list refreshes
   function tick() {
