@@ -10,9 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +28,7 @@ from playwright.sync_api import Page, expect
 
 from flask_sessions import FlaskSessions, ManualClock
 from flask_sessions.client import SessionsClient, Unauthorized
-from flask_sessions.testing import serve, server_env
+from flask_sessions.testing import alive, serve, server_env, start_process
 
 from .conftest import AUTH_A, AUTH_B, AppFactory, chromium_pids, wait_for
 from .test_ui import (  # noqa: F401 - pytest-playwright's chain, ended with each module
@@ -186,23 +184,18 @@ def test_playwrights_trace_viewer_lists_the_steps(
     ok(client.delete(f"/session/{sid}", headers=AUTH_A))
     trace = tmp_path / "trace.zip"
     trace.write_bytes(client.get(f"/session/{sid}/recording", headers=AUTH_A).data)
-    viewer = subprocess.Popen(
+    # Playwright's own viewer: its Python launcher starts a Node driver that serves it, and
+    # stop() ends every process below it, by PID
+    viewer = start_process(
         [sys.executable, "-m", "playwright", "show-trace", "--host", "127.0.0.1", "--port", "0",
          str(trace)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        "show-trace",
     )  # fmt: skip
     try:
-        assert viewer.stdout is not None
-        url = None
-        for line in viewer.stdout:
-            found = re.search(r"Listening on (http://\S+)", line)
-            if found:
-                url = found.group(1)
-                break
-        assert url, "show-trace did not say where it listens"
-        page.goto(url)
+        found = viewer.wait_for_stdout(r"Listening on (http://\S+)", 60)
+        assert found, viewer.output(20)
+        viewer.remember_children()
+        page.goto(found.group(1))
         for name in (
             f"start {site}/",
             f"observe {site}/",
@@ -212,8 +205,8 @@ def test_playwrights_trace_viewer_lists_the_steps(
             item = page.get_by_role("treeitem", name=name).first
             expect(item).to_be_visible(timeout=30000)
     finally:
-        viewer.terminate()
-        viewer.wait(10)
+        viewer.stop()  # the launcher, then its driver if it outlived it
+    assert not alive({process.pid for process in viewer.seen})
 
 
 def test_a_download_while_recording_is_the_trace_so_far_and_tracing_goes_on(
