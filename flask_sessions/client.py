@@ -61,6 +61,7 @@ from flask_sessions.schemas import (
     ListQuery,
     ObserveRequest,
     ObserveResponse,
+    RecordingDeleted,
     ScrapeRequest,
     ScrapeResponse,
     ScreenshotQuery,
@@ -68,6 +69,8 @@ from flask_sessions.schemas import (
     StartRequest,
     Status,
     StepResponse,
+    ViewerRequest,
+    ViewerResponse,
 )
 
 __all__ = [
@@ -94,6 +97,7 @@ __all__ = [
     "ProfileInUse",
     "ProfileNotFound",
     "ProxyArg",
+    "Recording",
     "Retries",
     "ScrapeArgs",
     "Screenshot",
@@ -410,6 +414,7 @@ class SessionArgs(BrowserOptionArgs, total=False):
     screenshot: bool | None
     screenshot_format: ImageFormat
     screenshot_quality: int | None
+    record: bool  # a Playwright trace of the session from now on (issue 20)
 
 
 class NewSessionArgs(SessionArgs, total=False):
@@ -549,6 +554,29 @@ class Screenshot:
     def format(self) -> str:
         """``png``, ``jpeg`` or ``webp``."""
         return self.media_type.removeprefix("image/")
+
+
+# live view and recordings (issue 20)
+@dataclass(frozen=True)
+class Recording:
+    """A session's Playwright trace (``trace.zip``): its bytes in ``data``, or, when it was
+    saved to a file, that ``path``. ``state``: ``recording`` (the trace so far; it goes on),
+    ``truncated``, ``saved`` or ``failed``. Open it with
+    ``python -m playwright show-trace trace.zip``."""
+
+    state: str
+    size: int
+    data: bytes | None = None
+    path: Path | None = None
+
+
+def _recording(response: httpx.Response) -> Recording:
+    state = response.headers.get("X-Recording-State", "saved")
+    return Recording(state, len(response.content), response.content)
+
+
+def _recording_path(session_id: str) -> str:
+    return f"session/{_sid(session_id)}/recording"
 
 
 class _SessionList(BaseModel):
@@ -735,6 +763,26 @@ class _Calls:
     def delete_file(session_id: str, name: str) -> _Call[FileList]:
         path = f"/session/{_sid(session_id)}/files/{quote(name, safe='')}"
         return _Call("DELETE", path, _model(FileList), idempotent=True)
+
+    @staticmethod
+    def viewer(
+        session_id: str, interactive: bool, ttl_seconds: int | None
+    ) -> _Call[ViewerResponse]:
+        fields: dict[str, Any] = {"interactive": interactive}
+        if ttl_seconds is not None:
+            fields["ttl_seconds"] = ttl_seconds
+        body = _checked(lambda: schemas.parse(ViewerRequest, fields))
+        path = f"/session/{_sid(session_id)}/viewer"
+        return _Call("POST", path, _model(ViewerResponse), body)
+
+    @staticmethod
+    def recording(session_id: str) -> _Call[Recording]:
+        return _Call("GET", "/" + _recording_path(session_id), _recording, idempotent=True)
+
+    @staticmethod
+    def delete_recording(session_id: str) -> _Call[RecordingDeleted]:
+        path = "/" + _recording_path(session_id)
+        return _Call("DELETE", path, _model(RecordingDeleted), idempotent=True)
 
     @staticmethod
     def health() -> _Call[dict[str, Any]]:
@@ -964,6 +1012,35 @@ class SessionsClient:
         """``GET /healthz``: liveness, Chromium's state, the active sessions."""
         return self._send(_Calls.health())
 
+    def viewer(
+        self, session_id: str, *, interactive: bool = False, ttl_seconds: int | None = None
+    ) -> ViewerResponse:
+        """A ``viewer_url`` a person opens to watch the session live (and, if ``interactive``,
+        click and type in it); good once, until ``expires_at``. No token is in it."""
+        return self._send(_Calls.viewer(session_id, interactive, ttl_seconds))
+
+    def recording(self, session_id: str, path: str | os.PathLike[str] | None = None) -> Recording:
+        """The session's trace.zip (while it records: the trace so far). With ``path`` it is
+        streamed to that file (written whole or not at all) instead of held in memory."""
+        if path is None:
+            return self._send(_Calls.recording(session_id))
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        with self.http.stream("GET", _recording_path(session_id)) as response:
+            if not response.is_success:
+                response.read()
+                raise error_from(response)
+            size = 0
+            with open(partial, "wb") as out:
+                for chunk in response.iter_bytes(1024 * 1024):
+                    size += out.write(chunk)
+        os.replace(partial, target)
+        return Recording(response.headers.get("X-Recording-State", "saved"), size, None, target)
+
+    def delete_recording(self, session_id: str) -> RecordingDeleted:
+        """Delete the session's recording (tracing stops if it runs)."""
+        return self._send(_Calls.delete_recording(session_id))
+
     # profiles (issue 18)
     def cookies(self, session_id: str, url: str | None = None) -> builtins.list[CookieInfo]:
         """The session's cookies (``CookieInfo``), only those ``url`` would send if given."""
@@ -1165,6 +1242,17 @@ class Session(_Bound):
     def cdp_ticket(self) -> CdpTicketResponse:
         return self.client.cdp_ticket(self.session_id)
 
+    def viewer(
+        self, *, interactive: bool = False, ttl_seconds: int | None = None
+    ) -> ViewerResponse:
+        return self.client.viewer(self.session_id, interactive=interactive, ttl_seconds=ttl_seconds)
+
+    def recording(self, path: str | os.PathLike[str] | None = None) -> Recording:
+        return self.client.recording(self.session_id, path)
+
+    def delete_recording(self) -> RecordingDeleted:
+        return self.client.delete_recording(self.session_id)
+
     # profiles (issue 18)
     def cookies(self, url: str | None = None) -> builtins.list[CookieInfo]:
         return self.client.cookies(self.session_id, url)
@@ -1277,6 +1365,32 @@ class AsyncSessionsClient:
 
     async def health(self) -> dict[str, Any]:
         return await self._send(_Calls.health())
+
+    async def viewer(
+        self, session_id: str, *, interactive: bool = False, ttl_seconds: int | None = None
+    ) -> ViewerResponse:
+        return await self._send(_Calls.viewer(session_id, interactive, ttl_seconds))
+
+    async def recording(
+        self, session_id: str, path: str | os.PathLike[str] | None = None
+    ) -> Recording:
+        if path is None:
+            return await self._send(_Calls.recording(session_id))
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        async with self.http.stream("GET", _recording_path(session_id)) as response:
+            if not response.is_success:
+                await response.aread()
+                raise error_from(response)
+            size = 0
+            with open(partial, "wb") as out:
+                async for chunk in response.aiter_bytes(1024 * 1024):
+                    size += out.write(chunk)
+        os.replace(partial, target)
+        return Recording(response.headers.get("X-Recording-State", "saved"), size, None, target)
+
+    async def delete_recording(self, session_id: str) -> RecordingDeleted:
+        return await self._send(_Calls.delete_recording(session_id))
 
     # profiles (issue 18)
     async def cookies(self, session_id: str, url: str | None = None) -> builtins.list[CookieInfo]:
@@ -1434,6 +1548,19 @@ class AsyncSession(_Bound):
 
     async def cdp_ticket(self) -> CdpTicketResponse:
         return await self.client.cdp_ticket(self.session_id)
+
+    async def viewer(
+        self, *, interactive: bool = False, ttl_seconds: int | None = None
+    ) -> ViewerResponse:
+        return await self.client.viewer(
+            self.session_id, interactive=interactive, ttl_seconds=ttl_seconds
+        )
+
+    async def recording(self, path: str | os.PathLike[str] | None = None) -> Recording:
+        return await self.client.recording(self.session_id, path)
+
+    async def delete_recording(self) -> RecordingDeleted:
+        return await self.client.delete_recording(self.session_id)
 
     # profiles (issue 18)
     async def cookies(self, url: str | None = None) -> builtins.list[CookieInfo]:

@@ -373,8 +373,9 @@ class Settings(BaseSettings):
     min_free_disk_mb: float = Field(
         default=512,
         ge=0,
-        description="below this much free disk where the files live, uploads answer 507 and "
-        "new downloads are cancelled (0: off)",
+        description="below this much free disk where files and traces live, uploads and "
+        "record: true answer 507, new downloads are cancelled and running recordings are "
+        "truncated (0: off)",
     )
     files_dir: str | None = Field(
         default=None,
@@ -429,6 +430,33 @@ class Settings(BaseSettings):
     )
     cdp_ticket_ttl_seconds: float = Field(
         default=60, gt=0, description="lifetime of a single-use ?ticket= for the CDP WebSocket"
+    )
+    # --- live view and recordings (issue 20: host/viewer.py, host/recording.py)
+    live_max_fps: int = Field(
+        default=15, gt=0, le=60, description="frames per second a live view sends at most"
+    )
+    viewer_ttl_seconds: int = Field(
+        default=900,
+        gt=0,
+        le=86400,
+        description="lifetime of a viewer_url that asks for none (its ticket works once; the "
+        "view ends when it runs out)",
+    )
+    recording_dir: str | None = Field(
+        default=None,
+        description="folder of the recordings (default <temp>/flask_sessions-recordings)",
+    )
+    recording_retention_minutes: float = Field(
+        default=60,
+        ge=0,
+        description="how long a recording is kept after its session ends (its record may be "
+        "purged sooner)",
+    )
+    max_recording_mb: float = Field(
+        default=100,
+        gt=0,
+        description="MB of trace one session may record; past it tracing stops (recording: "
+        '"truncated") and the session goes on',
     )
     # --- cluster (fronts and hosts)
     hosts: Urls = Field(

@@ -139,7 +139,8 @@ class PayloadTooLarge(SessionsError):
 
 
 class InsufficientStorage(SessionsError):
-    """507: the host's disk is below SESSIONS_MIN_FREE_DISK_MB; no upload for now."""
+    """507: the host's disk is below SESSIONS_MIN_FREE_DISK_MB: no upload, and no recording
+    starts, for now."""
 
     status_code = 507
 

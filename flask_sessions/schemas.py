@@ -99,6 +99,8 @@ class SessionFields(_Body, BrowserOptionFields):
     screenshot: bool | None = None
     screenshot_format: ImageFormat = "png"
     screenshot_quality: Int | None = Field(default=None, ge=0, le=100)
+    # recordings (issue 20): a Playwright trace of the session, from now on
+    record: bool = False
 
     @field_validator("screenshot_quality")
     @classmethod
@@ -668,6 +670,8 @@ class Observation(PageInfo):
         "its text as Markdown); null for a web page",
     )
     pages: int | None = Field(default=None, description="a PDF's page count")
+    # live view (issue 20): the last time a person's input reached the page through a viewer
+    human_input_at: str | None = None
 
 
 class ScreenshotQuery(_Body):
@@ -716,6 +720,10 @@ Duration = Annotated[
 """A duration at millisecond precision; JSON shows it as ISO 8601 (``PT2M11.2S``)."""
 
 
+RecordingState = Literal["recording", "truncated", "saved", "failed"]
+"""Where a session's recording stands (see ``SessionResponse.recording``)."""
+
+
 class SessionResponse(BaseModel):
     """One session as the API shows it."""
 
@@ -736,6 +744,18 @@ class SessionResponse(BaseModel):
     cdp_url: str | None = None
     # per-session browser options (issue 18a): what the session was started with, no secrets
     options: SessionOptions | None = None
+    # live view and recordings (issue 20)
+    viewer_url: str | None = Field(
+        default=None,
+        description="the last viewer_url minted (POST /session/<id>/viewer), until it expires",
+    )
+    viewers: int = Field(default=0, description="live viewers watching now")
+    recording: RecordingState | None = Field(
+        default=None,
+        description="recording: tracing now; truncated: stopped at SESSIONS_MAX_RECORDING_MB "
+        "or the disk floor (kept so far); saved: the session ended and its trace is ready; "
+        "failed: the trace could not be saved; null: not recorded (or deleted)",
+    )
     # profiles (issue 18): the profile the session loaded, and whether its state was saved
     profile: SessionProfile | None = None
 
@@ -792,6 +812,10 @@ _HINTS = {
     "to_id": "send the id of the element to drop on, from the last observation",
     "to_selector": "send a CSS selector of the element to drop on",
     "text_offset": "send the text_next_offset of the last observation, e.g. 20000",
+    # live view and recordings (issue 20)
+    "record": "send true to record a Playwright trace of the session",
+    "interactive": "send true (watch and drive) or false (watch only)",
+    "ttl_seconds": "send a whole number of seconds from 1 to 86400",
     **PROFILE_HINTS,
     "files": 'send a list of names from GET /session/<id>/files, e.g. ["cv.pdf"]',
 }
@@ -1061,3 +1085,45 @@ class ErrorResponse(BaseModel):
     )
     # session files (issue 19)
     limit_bytes: int | None = Field(default=None, description="413: that limit, in bytes")
+
+
+# ---------------------------------------------------------------- live view (issue 20)
+
+
+class ViewerRequest(_Body):
+    """``POST /session/<id>/viewer``: a URL a person opens to watch the session (and, if
+    ``interactive``, to click and type in it), good once, for ``ttl_seconds``."""
+
+    interactive: bool = False
+    ttl_seconds: Int | None = Field(default=None, ge=1, le=86400)
+
+
+class ViewerResponse(BaseModel):
+    """A live view of the session: open ``viewer_url`` in a browser; no token needed."""
+
+    session_id: str
+    viewer_url: str = Field(
+        description="the live page; its one-use ticket is in the fragment, never a token"
+    )
+    expires_at: str = Field(description="the ticket's end: the view closes then")
+    interactive: bool = Field(description="true: the viewer may click and type")
+
+
+# ---------------------------------------------------------------- recordings (issue 20)
+
+
+class RecordingDeleted(BaseModel):
+    """``DELETE /session/<id>/recording``: the trace is gone (tracing stopped if it ran)."""
+
+    session_id: str
+    deleted: bool = True
+
+
+@dataclass
+class RecordingStream:
+    """``GET /session/<id>/recording``: the trace.zip as it streams from the host."""
+
+    chunks: Iterable[bytes]
+    size: int | None
+    state: RecordingState
+    filename: str

@@ -38,6 +38,10 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
    with options beside raw ``new_context(**options)`` + ``new_page()``, a default start's
    warm-pool time, and a page load with and without ``block_resources``.
 
+``--live`` (issue 20, ``scripts/bench_live.py``): the live view's input-to-frame latency and
+frames/s beside raw Playwright's screencast, step p50 with ``record: true`` against without,
+trace size per minute of an agent loop, and what a viewer costs another session's steps.
+
 ``--adapters`` (issue 21, ``scripts/bench_adapters.py``): Notte's SDK observe through the Notte
 routes beside ``/env/observe``, and an MCP ``browser_observe`` over stdio beside the client.
 
@@ -2038,6 +2042,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(  # issue 21
         "--adapters", action="store_true", help="Notte's SDK and the MCP server beside our API"
     )
+    p.add_argument(  # issue 20
+        "--live", action="store_true", help="the live view and recordings (bench_live.py)"
+    )
     p.add_argument("--no-egress", action="store_true", help="skip the egress cost section")
     # session files (issue 19)
     p.add_argument("--files", action="store_true", help="only session files: MB/s and PDFs")
@@ -2093,6 +2100,11 @@ def main(argv: list[str] | None = None) -> int:
         from scripts import bench_options
 
         return bench_options.main(quick=args.quick)
+    if args.live:  # issue 20: scripts/bench_live.py
+        from scripts import bench_live
+
+        return bench_live.main(quick=args.quick)
+
     if args.profiles:  # profiles (issue 18)
         from scripts import bench_profiles
 

@@ -114,7 +114,7 @@ def main() -> None:
 
             start(url=site + "/pages/2", session_timeout_minutes=2)
             clock.advance(minutes=2, seconds=1)  # the reaper times that one out
-            closed = start(url=site + "/login")
+            closed = start(url=site + "/login", record=True)  # its trace stays downloadable
             clock.advance(seconds=48)
             api.delete(f"/session/{closed}").raise_for_status()
             start(url=extra + "/news", keep_alive=True)

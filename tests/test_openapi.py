@@ -308,6 +308,8 @@ class Live:
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {TOKEN}"
         self.session_id = ""
+        self.recorded_id = ""  # a session started with record: true (issue 20)
+
         self.profiles: dict[str, str] = {}
 
     def a_profile(self, use: str = "cases") -> str:
@@ -360,6 +362,23 @@ class Live:
         )
         return FUZZ_FILE
 
+    def recorded_session(self) -> str:
+        """An active session of ours that records (a new one if it ended or its recording
+        was deleted), for the recording routes."""
+        if self.recorded_id:
+            answer = self.http.get(f"{self.server.base}/session/{self.recorded_id}", timeout=30)
+            if answer.ok and answer.json()["recording"] == "recording":
+                return self.recorded_id
+            self.http.delete(f"{self.server.base}/session/{self.recorded_id}", timeout=30)
+        answer = self.http.post(
+            f"{self.server.base}/session/start",
+            json={"keep_alive": True, "url": self.pages + "/", "record": True},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        self.recorded_id = answer.json()["session_id"]
+        return self.recorded_id
+
     def close_others(self, response: requests.Response) -> None:
         """Close a session a case started, so cases never fill the server."""
         try:
@@ -371,7 +390,8 @@ class Live:
         nested = data.get("session")
         record: dict[str, Any] = nested if isinstance(nested, dict) else data
         sid = record.get("session_id")
-        if isinstance(sid, str) and sid != self.session_id and record.get("status") == "active":
+        mine = (self.session_id, self.recorded_id)
+        if isinstance(sid, str) and sid not in mine and record.get("status") == "active":
             self.http.delete(f"{self.server.base}/session/{sid}", timeout=30)
 
 
@@ -400,7 +420,8 @@ def aim(case: Any, live: Live) -> None:
         if isinstance(proxy, dict) and isinstance(proxy.get("server"), str):
             proxy["server"] = "http://127.0.0.1:1080"
     if RNG.random() < 0.5:
-        sid = live.live_session()
+        recorded = case.path.endswith("/recording")
+        sid = live.recorded_session() if recorded else live.live_session()
         if isinstance(case.path_parameters, dict) and "session_id" in case.path_parameters:
             case.path_parameters["session_id"] = sid
         if isinstance(case.path_parameters, dict) and "file_name" in case.path_parameters:

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from flask_sessions import __version__
-from flask_sessions.errors import SessionsError, Unauthorized, error_response
+from flask_sessions.errors import InvalidInput, SessionsError, Unauthorized, error_response
 from flask_sessions.front.files import send
 from flask_sessions.front.metrics import CONTENT_TYPE, Metrics
 from flask_sessions.host.local import LocalBackend
@@ -36,6 +36,7 @@ from flask_sessions.schemas import (
     SessionResponse,
     StartRequest,
     Status,
+    ViewerRequest,
     parse,
     parse_step,
 )
@@ -141,6 +142,30 @@ def host_blueprint(backend: LocalBackend, secret: str, host_id: str) -> Blueprin
         for record in found:
             with_cdp_url(record)
         return jsonify(sessions=[s.model_dump(mode="json") for s in found])
+
+    # live view and recordings (issue 20)
+    @bp.post("/sessions/<session_id>/viewer")
+    def viewer(session_id: str) -> Response:
+        data = body()
+        page_url = data.pop("page_url", None)
+        if not isinstance(page_url, str) or not page_url.startswith(("http://", "https://")):
+            raise InvalidInput("page_url: the front's live page URL (http(s)://…) is required")
+        req = parse(ViewerRequest, data)
+        return answer(backend.viewer(principal(), session_id, req, page_url[:2000]))
+
+    @bp.get("/sessions/<session_id>/recording")
+    def recording(session_id: str) -> Response:
+        found = backend.recording(principal(), session_id)
+        response = Response(found.chunks, mimetype="application/zip", direct_passthrough=True)
+        if found.size is not None:
+            response.headers["Content-Length"] = str(found.size)
+        response.headers["X-Recording-State"] = found.state
+        response.headers["Content-Disposition"] = f'attachment; filename="{found.filename}"'
+        return response
+
+    @bp.delete("/sessions/<session_id>/recording")
+    def delete_recording(session_id: str) -> Response:
+        return answer(backend.delete_recording(principal(), session_id))
 
     # profiles (issue 18): a session's cookies and state on its owner; profiles on any host
     @bp.get("/sessions/<session_id>/cookies")

@@ -175,7 +175,8 @@ class RedisRegistry:
 
 
 def record_json(response: SessionResponse, host_id: str, principal: str) -> dict[str, Any]:
-    data = response.model_dump(mode="json", exclude={"screenshot", "page"})
+    # viewer_url holds a live ticket: it stays on the host (issue 20)
+    data = response.model_dump(mode="json", exclude={"screenshot", "page", "viewer_url"})
     data["host_id"] = host_id
     data["principal"] = principal
     return data

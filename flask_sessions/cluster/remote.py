@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, get_args
 from urllib.parse import quote
 
 import httpx
@@ -50,6 +50,9 @@ from flask_sessions.schemas import (
     FileList,
     ObserveRequest,
     ObserveResponse,
+    RecordingDeleted,
+    RecordingState,
+    RecordingStream,
     ScrapeRequest,
     ScrapeResponse,
     ScreenshotQuery,
@@ -60,6 +63,8 @@ from flask_sessions.schemas import (
     Status,
     StepRequest,
     StepResponse,
+    ViewerRequest,
+    ViewerResponse,
 )
 
 HOST_ID_LENGTH = 8
@@ -338,6 +343,80 @@ class RemoteBackend:
         path = f"/sessions/{session_id}/cdp-ticket"
         response = self._on_owner(principal, session_id, "POST", path)
         return CdpTicketResponse.model_validate(response.json())
+
+    # live view and recordings (issue 20)
+    def viewer(
+        self, principal: str, session_id: str, request: ViewerRequest, page_url: str
+    ) -> ViewerResponse:
+        """Minted by the owner host: its WebSocket server takes the ticket."""
+        body = {**request.model_dump(mode="json", exclude_none=True), "page_url": page_url}
+        path = f"/sessions/{session_id}/viewer"
+        response = self._on_owner(principal, session_id, "POST", path, body=body)
+        return ViewerResponse.model_validate(response.json())
+
+    def viewer_socket(self, session_id: str) -> str | None:
+        """The owner host's WebSocket server, as its cdp_url names it."""
+        host_id = host_of(session_id)
+        base = self._cdp_bases.get(host_id)
+        if base is None:
+            try:
+                self.hosts(fresh=True)
+            except RegistryUnavailable:
+                return None
+            base = self._cdp_bases.get(host_id)
+        return f"{base}/live/{session_id}" if base else None
+
+    def recording(self, principal: str, session_id: str) -> RecordingStream:
+        """Streamed from the owner host as it reads it (never held whole here)."""
+        try:
+            url = self._url_for(principal, session_id)
+        except HostGone:  # the recording was on that host
+            raise SessionNotFound(
+                f"no recording of session {session_id!r}: the host that recorded it is gone"
+            ) from None
+        request = self.http.build_request(
+            "GET",
+            f"{url}{API}/sessions/{session_id}/recording",
+            headers={PRINCIPAL_HEADER: principal},
+        )
+        try:
+            response = self.http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise BrowserUnavailable(f"the browser host at {url} is unreachable: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                response.read()
+            finally:
+                response.close()
+            raise _error_from(response)
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response.iter_raw(1024 * 1024)
+            finally:
+                response.close()
+
+        length = response.headers.get("Content-Length")
+        state: RecordingState = "saved"
+        for known in get_args(RecordingState):
+            if response.headers.get("X-Recording-State") == known:
+                state = known
+        return RecordingStream(
+            chunks(),
+            int(length) if length and length.isdigit() else None,
+            state,
+            f"trace-{session_id}.zip",
+        )
+
+    def delete_recording(self, principal: str, session_id: str) -> RecordingDeleted:
+        path = f"/sessions/{session_id}/recording"
+        try:
+            response = self._reach_owner(principal, session_id, "DELETE", path)
+        except HostGone:
+            raise SessionNotFound(
+                f"no recording of session {session_id!r}: the host that recorded it is gone"
+            ) from None
+        return RecordingDeleted.model_validate(response.json())
 
     # profiles (issue 18): a session's cookies and state live on its owner; profiles live in
     # the hosts' shared store (Redis), so any host answers for them

@@ -24,6 +24,8 @@ from flask_sessions.schemas import (
     FileList,
     ObserveRequest,
     ObserveResponse,
+    RecordingDeleted,
+    RecordingStream,
     ScrapeRequest,
     ScrapeResponse,
     ScreenshotQuery,
@@ -33,6 +35,8 @@ from flask_sessions.schemas import (
     Status,
     StepRequest,
     StepResponse,
+    ViewerRequest,
+    ViewerResponse,
 )
 
 
@@ -78,6 +82,26 @@ class SessionBackend(Protocol):
 
     def cdp_ticket(self, principal: str, session_id: str) -> CdpTicketResponse:
         """A one-use ticket and the ``cdp_url`` that takes it."""
+        ...
+
+    # live view and recordings (issue 20)
+    def viewer(
+        self, principal: str, session_id: str, request: ViewerRequest, page_url: str
+    ) -> ViewerResponse:
+        """A one-use viewer_url: ``page_url`` (the live page) with its ticket in the fragment."""
+        ...
+
+    def viewer_socket(self, session_id: str) -> str | None:
+        """The ws(s):// URL the live page of ``session_id`` connects to (no principal: the
+        page holds no credential but its ticket); None when there is none."""
+        ...
+
+    def recording(self, principal: str, session_id: str) -> RecordingStream:
+        """The session's trace.zip (the trace so far while it records), streamed."""
+        ...
+
+    def delete_recording(self, principal: str, session_id: str) -> RecordingDeleted:
+        """Delete the session's recording (stopping it if it runs)."""
         ...
 
     # profiles (issue 18): cookies and state of a live session, and stored profiles

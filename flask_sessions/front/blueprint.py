@@ -25,7 +25,9 @@ from flask_sessions.front.files import register_files
 from flask_sessions.front.metrics import CONTENT_TYPE
 from flask_sessions.front.notte import register_notte
 from flask_sessions.front.profiles import register_profiles
+from flask_sessions.front.recording import register_recording
 from flask_sessions.front.ui import register_ui
+from flask_sessions.front.viewer import register_viewer
 from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
     CloseRequest,
@@ -205,6 +207,8 @@ def make_blueprint(state: SessionsState) -> Blueprint:
     register_profiles(bp, state, login_required)  # cookies, state, profiles (issue 18)
     register_files(bp, state, login_required)  # session files (issue 19)
     _probes(bp, state, login_required)
+    register_viewer(bp, state, login_required)  # live view (issue 20)
+    register_recording(bp, state, login_required)  # recordings (issue 20)
     openapi.register(bp, state)
     if settings.ui:
         register_ui(bp)

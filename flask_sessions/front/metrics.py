@@ -124,3 +124,7 @@ class _ManagerCollector(Collector):
             "Times Chromium exited without being asked to.",
             value=manager.runtime.crashes,
         )
+        # live view and recordings (issue 20)
+        if manager.cdp is not None:
+            yield from manager.cdp.live.metrics()
+        yield from manager.recordings.metrics()

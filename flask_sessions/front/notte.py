@@ -669,6 +669,7 @@ def register_notte(
             viewport_width=settings.viewport_width,
             viewport_height=settings.viewport_height,
             cdp_url=cdp if cdp is not None else cdp_url(record),
+            viewer_url=record.viewer_url,  # the last one minted (issue 20's live view)
             keep_alive=record.keep_alive,
             warnings=warnings or [],
         )

@@ -33,6 +33,7 @@ from pydantic.json_schema import JsonSchemaMode
 
 from flask_sessions.config import Settings
 from flask_sessions.front.ui import ASSETS
+from flask_sessions.front.viewer import ASSETS as LIVE_ASSETS
 from flask_sessions.profile_schemas import (
     PROFILE_ID_PATTERN,
     AddCookiesRequest,
@@ -60,6 +61,7 @@ from flask_sessions.schemas import (
     ObserveRequest,
     ObserveResponse,
     ReadyResponse,
+    RecordingDeleted,
     ScrapeRequest,
     ScrapeResponse,
     ScreenshotQuery,
@@ -68,6 +70,8 @@ from flask_sessions.schemas import (
     SessionResponse,
     StartRequest,
     StepResponse,
+    ViewerRequest,
+    ViewerResponse,
 )
 
 if TYPE_CHECKING:
@@ -117,7 +121,7 @@ SESSION_FIELDS = (
     "`session_timeout_minutes`, `screenshot`): without `session_id` it starts a new session. "
     "Counts as access."
 )
-BODY_ERRORS = (400, 401, 404, 409, 413, 429, 502, 503, 504)
+BODY_ERRORS = (400, 401, 404, 409, 413, 429, 502, 503, 504, 507)
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -342,6 +346,56 @@ ROUTES: tuple[Route, ...] = (
         tag="files",
         ok={JSON: FileList},
         errors=(400, 401, 404, 409, 503, 504),
+    ),
+    # live view and recordings (issue 20)
+    Route(
+        "viewer",
+        "POST",
+        "/session/<session_id>/viewer",
+        "A viewer_url: watch the session live (and, if interactive, click and type in it)",
+        "The URL opens this server's live page; a one-use ticket in its fragment (never a "
+        "token) opens the session's live socket until `expires_at` (`ttl_seconds`, default "
+        "SESSIONS_VIEWER_TTL_SECONDS) or the session's end. A view-only ticket's input is "
+        "dropped by the server. Counts as access; watching does not, a viewer's input does. "
+        "400 when the WebSocket server is off (SESSIONS_CDP=false)." + FIELDS_FROM_QUERY,
+        tag="live",
+        body=ViewerRequest,
+        query=ViewerRequest,
+        query_all_optional=True,
+        ok={JSON: ViewerResponse},
+        errors=(400, 401, 404, 409, 413, 503, 504),
+    ),
+    Route(
+        "get_recording",
+        "GET",
+        "/session/<session_id>/recording",
+        "The session's Playwright trace (trace.zip)",
+        "Recorded with `record: true`. While the session records: the trace so far (tracing "
+        "goes on); after it ended: the whole trace, kept SESSIONS_RECORDING_RETENTION_MINUTES. "
+        "Open it with `python -m playwright show-trace trace.zip`. 404 when there is none for "
+        "the caller.",
+        tag="recordings",
+        ok={"application/zip": {"type": "string", "contentMediaType": "application/zip"}},
+        ok_headers={
+            "X-Recording-State": {
+                "description": "recording, truncated, saved or failed",
+                "schema": {"type": "string"},
+            },
+            "Content-Disposition": {
+                "description": 'attachment; filename="trace-<session_id>.zip"',
+                "schema": {"type": "string"},
+            },
+        },
+        errors=(401, 404, 502, 503, 504),
+    ),
+    Route(
+        "delete_recording",
+        "DELETE",
+        "/session/<session_id>/recording",
+        "Delete the session's recording (tracing stops if it runs)",
+        tag="recordings",
+        ok={JSON: RecordingDeleted},
+        errors=(401, 404, 503, 504),
     ),
 )
 
@@ -580,9 +634,34 @@ def ui_routes(settings: Settings) -> list[Route]:
     ]
 
 
+LIVE_ROUTES = (  # the live page a viewer_url opens (issue 20); served whatever SESSIONS_UI says
+    Route(
+        "live_page",
+        "GET",
+        "/ui/live/<session_id>",
+        "The live view of a session (HTML; the ticket is in the URL's fragment)",
+        tag="live",
+        ok={"text/html": {"type": "string"}},
+        errors=(404, 503),
+        auth=False,
+    ),
+    Route(
+        "live_asset",
+        "GET",
+        "/ui/live/assets/<asset>",
+        "The live page's script and style sheet",
+        tag="live",
+        ok={media: {"type": "string"} for media in sorted(set(LIVE_ASSETS.values()))},
+        errors=(404, 503),
+        auth=False,
+        extra_responses={304: {"description": "not modified: `If-None-Match` matched the ETag"}},
+    ),
+)
+
+
 def all_routes(settings: Settings) -> list[Route]:
     """Every operation this server's blueprint serves, with these settings."""
-    return [*ROUTES, *probe_routes(settings), *ui_routes(settings), OPENAPI_ROUTE]
+    return [*ROUTES, *probe_routes(settings), *ui_routes(settings), *LIVE_ROUTES, OPENAPI_ROUTE]
 
 
 # ------------------------------------------------------------------------ the document
@@ -606,7 +685,8 @@ _ERROR_TEXT = {
     "`Retry-After` when waiting helps; or a stored profile that SESSIONS_PROFILE_KEY does not "
     "open, or a profile store that is down",
     504: "the browser or the page did not answer in time",
-    507: "the host's disk is below SESSIONS_MIN_FREE_DISK_MB: no upload for now",
+    507: "the host's disk is below SESSIONS_MIN_FREE_DISK_MB: no upload, and no `record: "
+    "true`, for now",
 }
 
 
@@ -616,6 +696,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "the session_id returned by POST /session/start",
     },
     "name": {"schema": {"type": "string", "enum": sorted(ASSETS)}, "description": "a file"},
+    "asset": {"schema": {"type": "string", "enum": sorted(LIVE_ASSETS)}, "description": "a file"},
     "profile_id": {  # profiles (issue 18)
         "schema": {"type": "string", "pattern": PROFILE_ID_PATTERN},
         "description": "the profile_id returned by POST /profiles",
@@ -850,6 +931,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
             {"name": "sessions", "description": "start, read, list and close sessions"},
             {"name": "agent", "description": "the agent loop: observe, step, scrape"},
             {"name": "cdp", "description": "attach your own Playwright or Puppeteer"},
+            {"name": "live", "description": "watch a session live, and take the wheel"},
+            {"name": "recordings", "description": "Playwright traces of recorded sessions"},
             {"name": "profiles", "description": "cookies, storage state and saved profiles"},
             {"name": "files", "description": "a session's files: uploads, downloads, PDFs"},
             {"name": "operations", "description": "probes, metrics and this document"},

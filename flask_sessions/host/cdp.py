@@ -96,6 +96,7 @@ from websockets.http11 import Request, Response
 
 from flask_sessions.errors import SessionsError
 from flask_sessions.host.options import pin_color_scheme
+from flask_sessions.host.viewer import LIVE_PATH, LiveViews
 from flask_sessions.schemas import check_url
 from flask_sessions.timefmt import iso_datetime
 
@@ -330,7 +331,10 @@ class Tickets:
 
     A ticket is ``<session_id>.<expiry ms>.<nonce>.<signature>``: it names no principal and
     no token, so it is safe in a URL; it dies with its session (the upgrade checks the
-    session is active) and after ``ttl``, and works once.
+    session is active) and after ``ttl``, and works once. A live viewer's ticket (viewer.py)
+    also names its scope, ``view`` or ``interact``, inside what is signed
+    (``<session_id>.<expiry ms>.<nonce>.<scope>.<signature>``): a CDP ticket is never a
+    viewer's, nor the other way round.
     """
 
     def __init__(self, ttl: timedelta) -> None:
@@ -342,32 +346,54 @@ class Tickets:
         digest = hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
-    def mint(self, session_id: str, now: datetime) -> tuple[str, datetime]:
-        expires = now + self.ttl
+    def mint(
+        self, session_id: str, now: datetime, scope: str = "", ttl: timedelta | None = None
+    ) -> tuple[str, datetime]:
+        expires = now + (ttl or self.ttl)
         payload = f"{session_id}.{int(expires.timestamp() * 1000)}.{secrets.token_urlsafe(12)}"
+        if scope:  # a live viewer's: view | interact
+            payload += f".{scope}"
         return f"{payload}.{self._sign(payload)}", expires
 
     def redeem(self, ticket: str, session_id: str, now: datetime) -> bool:
+        return self.redeem_scoped(ticket, session_id, now, frozenset({""})) is not None
+
+    def redeem_scoped(
+        self,
+        ticket: str,
+        session_id: str,
+        now: datetime,
+        scopes: frozenset[str],
+        consume: bool = True,
+    ) -> tuple[str, datetime] | None:
+        """(scope, expiry) of a good ticket of ``session_id`` in one of ``scopes`` ("" is a
+        CDP ticket's), used up now unless ``consume`` is False; None for any other."""
         parts = ticket.split(".")
-        if len(parts) != 4:
-            return False
-        sid, expiry, nonce, signature = parts
-        if not hmac.compare_digest(signature, self._sign(".".join(parts[:3]))):
-            return False
+        if len(parts) not in (4, 5):
+            return None
+        sid, expiry, nonce = parts[:3]
+        scope = parts[3] if len(parts) == 5 else ""
+        if scope not in scopes or not hmac.compare_digest(
+            parts[-1], self._sign(".".join(parts[:-1]))
+        ):
+            return None
         now_ms = int(now.timestamp() * 1000)
         self._used = {n: e for n, e in self._used.items() if e >= now_ms}
         if sid != session_id or not expiry.isdigit() or int(expiry) < now_ms:
-            return False
+            return None
         if nonce in self._used:
-            return False
-        self._used[nonce] = int(expiry)
-        return True
+            return None
+        if consume:
+            self._used[nonce] = int(expiry)
+        return scope, datetime.fromtimestamp(int(expiry) / 1000, now.tzinfo)
 
 
 @dataclass
 class _Attachment:
     session_id: str
     principal: str
+    scope: str = ""  # "": a CDP client; "view" or "interact": a live viewer (viewer.py)
+    expires: datetime | None = None  # a live viewer's: when its ticket runs out
 
 
 class _Connection(ServerConnection):
@@ -424,6 +450,7 @@ class CdpProxy:
         # Tests: called with (session_id, "client" | "browser" | "proxy", message) for what a
         # client sends, what the browser answers, and what the proxy refuses.
         self.log_traffic: Callable[[str, str, dict[str, Any]], None] | None = None
+        self.live = LiveViews(self)  # live viewers on the same server (issue 20)
 
     # ------------------------------------------------------------ Flask side
 
@@ -489,6 +516,7 @@ class CdpProxy:
         for clients in list(self._clients.values()):
             for client in list(clients):
                 client.end(1001, "server shutting down")
+        self.live.close()
         if self._server is not None:
             self._server.close(close_connections=False)
             with contextlib.suppress(TimeoutError):
@@ -503,9 +531,11 @@ class CdpProxy:
         code = 1001 if record.error == "server shut down" else 1000
         for client in list(self._clients.get(record.session_id, ())):
             client.end(code, why)
+        self.live.session_ended(record.session_id, code, why)
 
     def clients(self, session_id: str) -> int:
-        return len(self._clients.get(session_id, ()))
+        """The session's sockets: CDP clients and live viewers (one cap for both)."""
+        return len(self._clients.get(session_id, ())) + self.live.count(session_id)
 
     async def _principal(self, req: Request, session_id: str) -> str | None:
         ticket = parse_qs(urlsplit(req.path).query).get("ticket")
@@ -534,6 +564,9 @@ class CdpProxy:
         return found if isinstance(found, str) else str(found)
 
     async def _process_request(self, connection: ServerConnection, req: Request) -> Response | None:
+        live = LIVE_PATH.search(urlsplit(req.path).path)
+        if live is not None:  # a live viewer: its scoped ticket alone (viewer.py)
+            return self._admit_viewer(connection, req, live.group(1))
         match = _SESSION_PATH.search(urlsplit(req.path).path)
         if match is None:
             return _json_response(
@@ -567,14 +600,35 @@ class CdpProxy:
         connection.attachment = _Attachment(session_id, principal)
         return None
 
+    def _admit_viewer(
+        self, connection: ServerConnection, req: Request, session_id: str
+    ) -> Response | None:
+        """The upgrade of a live viewer: a good ticket of its scope, the session active, a
+        free socket under the session's cap; else the JSON refusal."""
+        ticket = parse_qs(urlsplit(req.path).query).get("ticket")
+        try:
+            principal, scope, expires = self.live.admit(session_id, ticket[0] if ticket else "")
+        except SessionsError as exc:
+            headers = {}
+            if exc.status_code == 401:
+                headers["WWW-Authenticate"] = 'Bearer realm="flask_sessions"'
+            return _json_response(HTTPStatus(exc.status_code), exc.message, **headers)
+        assert isinstance(connection, _Connection)
+        connection.attachment = _Attachment(session_id, principal, scope, expires)
+        return None
+
     async def _handle(self, connection: ServerConnection) -> None:
         assert isinstance(connection, _Connection)
         attachment = connection.attachment
         if attachment is None:
             return
         session_id = attachment.session_id
+        if attachment.scope:  # a live viewer (viewer.py)
+            assert attachment.expires is not None
+            await self.live.serve(connection, session_id, attachment.scope, attachment.expires)
+            return
         clients = self._clients.setdefault(session_id, set())
-        if len(clients) >= self.settings.max_cdp_clients_per_session:  # raced another upgrade
+        if self.clients(session_id) >= self.settings.max_cdp_clients_per_session:  # raced
             await connection.close(1013, "too many CDP clients on this session")
             return
         client = _Client(self, connection, session_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from flask_sessions.host.files import FilesRoot, SessionFiles
 from flask_sessions.host.limits import BrowserGuard, SessionLimits
 from flask_sessions.page.scripts import QUIET_INIT_JS
 from flask_sessions.page.state import PageState
+
+log = logging.getLogger("flask_sessions")
 
 
 @dataclass
@@ -62,6 +65,8 @@ class LiveSession:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     files: SessionFiles | None = None
     plan: ContextPlan | None = None  # what the context was made with (cleanup at close)
+    # awaited in turn before the context closes (a recording's save: issue 20)
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def page(self) -> Page:
@@ -72,6 +77,11 @@ class LiveSession:
         """Close the context (and so its pages); errors of an already dead one are ignored.
         Then delete the session's files."""
         self.state.ended.set()
+        for hook in self.on_close:
+            try:
+                await hook()
+            except Exception:  # the context closes whatever a hook did
+                log.exception("flask_sessions: work before closing a session's context failed")
         with contextlib.suppress(PlaywrightError):
             await self.context.close()
         await self.limits.close()

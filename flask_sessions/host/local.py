@@ -26,6 +26,8 @@ from flask_sessions.schemas import (
     FileList,
     ObserveRequest,
     ObserveResponse,
+    RecordingDeleted,
+    RecordingStream,
     ScrapeRequest,
     ScrapeResponse,
     ScreenshotQuery,
@@ -35,6 +37,8 @@ from flask_sessions.schemas import (
     Status,
     StepRequest,
     StepResponse,
+    ViewerRequest,
+    ViewerResponse,
 )
 
 
@@ -113,6 +117,30 @@ class LocalBackend:
             expires_at=expires_at,
             cdp_url=f"{url}?ticket={ticket}",
         )
+
+    # live view and recordings (issue 20)
+    def viewer(
+        self, principal: str, session_id: str, request: ViewerRequest, page_url: str
+    ) -> ViewerResponse:
+        cdp = self.manager.cdp
+        if cdp is None:
+            raise InvalidInput(
+                "the live view travels on the server's WebSocket, and SESSIONS_CDP is off on "
+                "this server; turn it on to watch sessions"
+            )
+        return cdp.live.mint(principal, session_id, request, page_url)
+
+    def viewer_socket(self, session_id: str) -> str | None:
+        """Needs a request context: the URL is built from the request's host."""
+        cdp = self.manager.cdp
+        return cdp.live.socket_url(session_id) if cdp is not None else None
+
+    def recording(self, principal: str, session_id: str) -> RecordingStream:
+        found = self.manager.recordings.open(principal, session_id)
+        return RecordingStream(found.chunks(), found.size, found.state, found.filename)
+
+    def delete_recording(self, principal: str, session_id: str) -> RecordingDeleted:
+        return self.manager.recordings.delete(principal, session_id)
 
     # profiles (issue 18): session-bound calls run on the loop under the session's lock;
     # stored profiles are the room's, from this thread

@@ -42,6 +42,13 @@ from flask_sessions.host.options import plan_context
 from flask_sessions.host.pool import WarmPool, available_memory_mb
 from flask_sessions.host.profiles import ProfileRoom
 from flask_sessions.host.reaper import DeadlineQueue, EndedQueue, Reaper, expiry_reason
+from flask_sessions.host.recording import (
+    Recordings,
+    observe_title,
+    scrape_title,
+    start_title,
+    step_title,
+)
 from flask_sessions.host.runtime import BrowserRuntime, target_gone, wrap_playwright_error
 from flask_sessions.options import SessionOptions
 from flask_sessions.page import capture
@@ -55,6 +62,7 @@ from flask_sessions.schemas import (
     ObserveRequest,
     ObserveResponse,
     PageInfo,
+    RecordingState,
     ScrapeRequest,
     ScreenshotQuery,
     SessionFields,
@@ -95,6 +103,12 @@ class SessionRecord:
     # the page as last seen by an operation (lists show it without driving the page)
     page: PageInfo | None = None
     options: SessionOptions | None = None  # the browser options it started with (18a)
+    # live view and recordings (issue 20: viewer.py, recording.py)
+    viewer_url: str | None = None
+    viewer_expires: datetime | None = None
+    viewers: int = 0
+    human_input_at: datetime | None = None
+    recording: RecordingState | None = None
     # profiles (issue 18): the profile this session loaded, and what became of its state
     profile: SessionProfile | None = None
 
@@ -120,6 +134,12 @@ class SessionRecord:
             screenshot=screenshot,
             screenshot_format=shot_format if screenshot else None,
             options=self.options,
+            # live view and recordings (issue 20)
+            viewer_url=self.viewer_url
+            if self.status is Status.active and self.viewer_expires and now < self.viewer_expires
+            else None,
+            viewers=self.viewers,
+            recording=self.recording,
             profile=self.profile.model_copy() if self.profile is not None else None,
         )
 
@@ -165,6 +185,7 @@ class SessionManager:
         self.cdp: CdpProxy | None = None  # the per-session CDP WebSocket, when SESSIONS_CDP is on
         self.guard: BrowserGuard | None = None  # the limits' hold on the current Chromium
         self._guard_lock: asyncio.Lock | None = None
+        self.recordings = Recordings(self)  # Playwright traces of recorded sessions (issue 20)
         self.profiles = ProfileRoom(settings, clock)  # profiles (issue 18)
         self.files = FilesRoot(settings, clock)  # session files (issue 19)
 
@@ -378,6 +399,7 @@ class SessionManager:
         self._reaper_started, self._start_lock = False, threading.Lock()
         self._probe, self._launching = None, False
         self.guard, self._guard_lock = None, None
+        self.recordings = Recordings(self)  # this process's own traces folder (issue 20)
         self.profiles = ProfileRoom(self.settings, self.clock)
         self.files.reset_after_fork()
 
@@ -451,8 +473,12 @@ class SessionManager:
         touch: bool = True,
     ) -> tuple[SessionRecord, T]:
         """Run ``work`` on the session under its lock; 409 if it ended meanwhile."""
+        if request.record:  # recordings (issue 20): a full disk refuses before anything starts
+            self.recordings.check_disk()
         record, live, one_shot = await self._acquire(principal, request, touch)
         try:
+            if request.record:
+                await self.recordings.begin(record, live)
             async with live.lock:
                 self._require_active(record)  # closed or reaped while we waited
                 try:
@@ -496,7 +522,8 @@ class SessionManager:
                 record.page = info
             return response
 
-        return (await self._with_session(principal, request, "starting the session", work))[1]
+        grouped = self.recordings.grouped(start_title(request), work)  # recordings (issue 20)
+        return (await self._with_session(principal, request, "starting the session", grouped))[1]
 
     async def _observe(self, principal: str, request: ObserveRequest) -> ObserveResponse:
         async def work(record: SessionRecord, live: LiveSession) -> Observation:
@@ -529,7 +556,9 @@ class SessionManager:
             record.page = _page_of(observation)
             return observation
 
-        record, observation = await self._with_session(principal, request, "observing", work)
+        grouped = self.recordings.grouped(observe_title(request), work)  # recordings (issue 20)
+        record, observation = await self._with_session(principal, request, "observing", grouped)
+        observation.human_input_at = _iso(record.human_input_at)  # live view (issue 20)
         return ObserveResponse(session=record.to_response(self.clock()), observation=observation)
 
     async def _step(self, principal: str, request: StepRequest) -> StepResponse:
@@ -558,7 +587,9 @@ class SessionManager:
                 observation=observation,
             )
 
-        record, response = await self._with_session(principal, request, "running the step", work)
+        grouped = self.recordings.grouped(step_title(request), work)  # recordings (issue 20)
+        record, response = await self._with_session(principal, request, "running the step", grouped)
+        response.observation.human_input_at = _iso(record.human_input_at)  # live view (issue 20)
         response.session = record.to_response(self.clock())  # one-shot: now closed; error
         return response
 
@@ -590,7 +621,8 @@ class SessionManager:
             record.page = info
             return source, info
 
-        record, result = await self._with_session(principal, request, "scraping", work)
+        grouped = self.recordings.grouped(scrape_title(request), work)  # recordings (issue 20)
+        record, result = await self._with_session(principal, request, "scraping", grouped)
         return record.to_response(self.clock()), result
 
     async def _screenshot_only(
@@ -937,6 +969,7 @@ class SessionManager:
                 self._forget(record)
         if len(self.pool) and self.pool.memory_low():
             await self.pool.shrink(0)
+        await self.recordings.sweep(now)  # recordings past their retention (issue 20)
 
     def _forget(self, record: SessionRecord) -> None:
         del self._records[record.session_id]
@@ -1011,6 +1044,10 @@ class SessionManager:
 
 
 LOW_MEMORY_RETRY_AFTER = 10  # seconds: a start refused for low memory may try again then
+
+
+def _iso(when: datetime | None) -> str | None:
+    return iso_datetime(when) if when is not None else None
 
 
 def _page_of(observation: Observation) -> PageInfo:

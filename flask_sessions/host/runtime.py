@@ -75,6 +75,7 @@ class BrowserRuntime:
         self.debugging: DebuggingPort | None = None  # the CDP proxy's channel (cdp.py)
         # per-session upstream proxies (issue 18a): the chain when there is no egress proxy
         self._chain: EgressProxy | None = None
+        self.traces_dir: str | None = None  # where tracing writes (recording.py, issue 20)
 
     # ----------------------------------------------------------- thread side
 
@@ -236,6 +237,7 @@ class BrowserRuntime:
                 executable_path=choice.executable,
                 args=args,
                 headless=True,
+                traces_dir=self.traces_dir,
                 # Ctrl-C reaches Playwright's driver (our process group): it must not close
                 # Chromium before shutdown has written persisting profiles back (issue 18);
                 # shutdown closes it, and Chromium exits with the driver in any case.

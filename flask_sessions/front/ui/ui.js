@@ -35,6 +35,7 @@
     lbTitle: $("lb-title"),
     lbImg: $("lb-img"),
     lbClose: $("lb-close"),
+    lbLive: $("lb-live"),
     profilesView: $("profiles-view"),
     profileRows: $("profile-rows"),
     profilesEmpty: $("profiles-empty"),
@@ -288,6 +289,8 @@
       psave: q(".psave"),
       close: q(".close"),
       files: q(".files"),
+      live: q(".live"),
+      trace: q(".trace"),
     };
     row.sid.textContent = id;
     row.sid.title = id;
@@ -295,6 +298,8 @@
     onScreen.observe(row.thumbButton);
     row.close.addEventListener("click", () => closeSession(row));
     row.files.addEventListener("click", () => openFiles(row));
+    row.live.addEventListener("click", () => openLive(row));
+    row.trace.addEventListener("click", () => downloadTrace(row));
     return row;
   }
 
@@ -333,6 +338,14 @@
     row.close.hidden = !active;
     row.files.hidden = !active;
     row.close.disabled = row.close.dataset.busy === "1";
+    // live view and recordings: watch (and drive) it; download its trace
+    row.live.hidden = !active;
+    row.live.textContent = s.viewers ? `Live (${s.viewers})` : "Live";
+    row.live.title = "Watch the session live and click or type in it (a new tab)";
+    const trace = ["recording", "truncated", "saved"].includes(s.recording);
+    row.trace.hidden = !trace;
+    row.trace.title = trace ? `Download its Playwright trace (${s.recording})` : "";
+    row.tr.classList.toggle("has-trace", trace);
     if (!row.thumbUrl) row.nothumb.textContent = active ? "loading…" : "no picture";
   }
 
@@ -487,6 +500,53 @@
     }
   }
 
+  // ------------------------------------------------------------------ live view and recordings
+
+  // A new tab, opened on the click itself (so no popup blocker stops it), then sent to the
+  // session's viewer_url once the server mints it; the URL holds a one-use ticket, not the
+  // token.
+  async function openLive(row) {
+    const tab = window.open("", "_blank");
+    try {
+      const response = await api(`session/${encodeURIComponent(row.id)}/viewer`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ interactive: true }),
+      });
+      const body = await response.json();
+      if (tab) {
+        tab.opener = null;
+        tab.location.replace(body.viewer_url);
+      } else {
+        window.location.assign(body.viewer_url);
+      }
+    } catch (exc) {
+      if (tab) tab.close();
+      handleError(exc);
+    }
+  }
+
+  async function downloadTrace(row) {
+    row.trace.disabled = true;
+    try {
+      const response = await api(`session/${encodeURIComponent(row.id)}/recording`, {
+        headers: { Accept: "application/zip" },
+      });
+      const url = URL.createObjectURL(await response.blob());
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = `trace-${row.id}.zip`;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (exc) {
+      handleError(exc);
+    } finally {
+      row.trace.disabled = false;
+    }
+  }
+
   // ------------------------------------------------------------------ thumbnails
 
   function dropThumb(row) {
@@ -556,6 +616,7 @@
     el.lbImg.src = row.thumbUrl;
     el.lbImg.alt = row.img.alt;
     el.lbTitle.textContent = row.title.textContent;
+    el.lbLive.hidden = row.data.status !== "active";
     if (!el.lightbox.open) el.lightbox.showModal();
   }
 
@@ -566,6 +627,10 @@
   }
 
   el.lbClose.addEventListener("click", closeLightbox);
+  el.lbLive.addEventListener("click", () => {
+    const row = rows.get(lightboxFor);
+    if (row) openLive(row);
+  });
   el.lightbox.addEventListener("close", () => {
     lightboxFor = null;
     el.lbImg.removeAttribute("src");
