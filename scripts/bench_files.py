@@ -134,24 +134,40 @@ ThreadingHTTPServer(("127.0.0.1", port), functools.partial(H, directory=folder))
 # ------------------------------------------------------------------- throughput
 
 
-def _ours(base: str, big: Path, repeats: int) -> tuple[float, float]:
-    """(upload, download) MB/s into and out of a session at ``base``."""
-    sid = requests.post(base + "/session/start", json={}, headers=AUTH, timeout=60).json()[
-        "session_id"
-    ]
-    auth = f"Authorization: Bearer {TOKEN}"
-    files = f"{base}/session/{sid}/files"
-    ups, downs = [], []
-    for _ in range(repeats):
-        ups.append(_curl("-H", auth, "-F", f"file=@{big}", files))
-        downs.append(_curl("-H", auth, f"{files}/{big.name}"))
-        requests.delete(f"{files}/{big.name}", headers=AUTH, timeout=30)
-    requests.delete(f"{base}/session/{sid}", headers=AUTH, timeout=30)
-    size = big.stat().st_size
-    return _rates(ups, size), _rates(downs, size)
+class _Target:
+    """One side measured: the static server, or a session on ours (direct or via a front)."""
+
+    def __init__(self, name: str, base: str, big: Path, static: bool = False) -> None:
+        self.name, self.base, self.big, self.static = name, base, big, static
+        self.ups: list[float] = []
+        self.downs: list[float] = []
+        self.sid = ""
+        if not static:
+            self.sid = requests.post(
+                base + "/session/start", json={}, headers=AUTH, timeout=60
+            ).json()["session_id"]
+
+    def once(self, i: int) -> None:
+        """One upload and one download of the 100 MB file (each timed by curl)."""
+        if self.static:  # WebDAV PUT of the same bytes; GET of the same file
+            self.ups.append(_curl("-T", str(self.big), f"{self.base}/put-{i}.bin"))
+            self.downs.append(_curl(f"{self.base}/{self.big.name}"))
+            return
+        auth = f"Authorization: Bearer {TOKEN}"
+        files = f"{self.base}/session/{self.sid}/files"
+        self.ups.append(_curl("-H", auth, "-F", f"file=@{self.big}", files))
+        self.downs.append(_curl("-H", auth, f"{files}/{self.big.name}"))
+        requests.delete(f"{files}/{self.big.name}", headers=AUTH, timeout=30)
+
+    def close(self) -> None:
+        if self.sid:
+            requests.delete(f"{self.base}/session/{self.sid}", headers=AUTH, timeout=30)
 
 
 def throughput(repeats: int) -> tuple[list[list[str]], str]:
+    """Every server runs for the whole measure and the rounds interleave them (static,
+    direct, front, static, ...), so that a shared machine's changing load falls on all
+    sides alike and the ratios compare like with like."""
     procs: list[ServerProcess] = []
     with tempfile.TemporaryDirectory(prefix="bench-files-") as tmp:
         www = Path(tmp, "www")
@@ -163,11 +179,6 @@ def throughput(repeats: int) -> tuple[list[list[str]], str]:
         shutil.copy(big, www / big.name)
         size = big.stat().st_size
         try:
-            with static_server(www) as (base, what):
-                print(f"static baseline: {what}", flush=True)
-                ups = [_curl("-T", str(big), f"{base}/put-{i}.bin") for i in range(repeats)]
-                downs = [_curl(f"{base}/{big.name}") for _ in range(repeats)]
-                static = (_rates(ups, size), _rates(downs, size))
             env = server_env(TOKEN, SESSIONS_WARM_POOL="0", **LIMITS)
             port = free_port()
             direct = start_process(
@@ -177,11 +188,6 @@ def throughput(repeats: int) -> tuple[list[list[str]], str]:
                 cwd=ROOT,
             )
             procs.append(direct)
-            direct.wait_ready()
-            print("direct ...", flush=True)
-            ours_direct = _ours(direct.base, big, repeats)
-            direct.stop()
-            procs.remove(direct)
             host_port = free_port("127.0.0.2")
             host = start_process(
                 [
@@ -199,6 +205,7 @@ def throughput(repeats: int) -> tuple[list[list[str]], str]:
                 cwd=ROOT,
             )
             procs.append(host)
+            direct.wait_ready()
             host.wait_ready()
             front_port = free_port()
             front = start_process(
@@ -211,17 +218,32 @@ def throughput(repeats: int) -> tuple[list[list[str]], str]:
             )
             procs.append(front)
             front.wait_ready()
-            print("through a front ...", flush=True)
-            ours_front = _ours(front.base, big, repeats)
+            with static_server(www) as (base, what):
+                print(f"static baseline: {what}", flush=True)
+                sides = [
+                    _Target("static", base, big, static=True),
+                    _Target("direct", direct.base, big),
+                    _Target("through a front", front.base, big),
+                ]
+                for i in range(repeats):
+                    print(f"round {i + 1} of {repeats} ...", flush=True)
+                    for side in sides:
+                        side.once(i)
+                for side in sides:
+                    side.close()
         finally:
             for proc in reversed(procs):
                 proc.stop()
+    static_up, static_down = _rates(sides[0].ups, size), _rates(sides[0].downs, size)
     rows = []
-    for name, (up, down) in (("direct", ours_direct), ("through a front", ours_front)):
+    for side in sides[1:]:
+        up, down = _rates(side.ups, size), _rates(side.downs, size)
         rows.append(
-            ["upload (curl -F)", name, f"{up:,.0f}", f"{static[0]:,.0f}", _x(up, static[0])]
+            ["upload (curl -F)", side.name, f"{up:,.0f}", f"{static_up:,.0f}", _x(up, static_up)]
         )
-        rows.append(["download", name, f"{down:,.0f}", f"{static[1]:,.0f}", _x(down, static[1])])
+        rows.append(
+            ["download", side.name, f"{down:,.0f}", f"{static_down:,.0f}", _x(down, static_down)]
+        )
     return rows, what
 
 
