@@ -17,10 +17,6 @@ import signal
 import socket
 import sys
 from types import FrameType
-from typing import Any
-
-from waitress.channel import HTTPChannel
-from waitress.server import BaseWSGIServer, create_server
 
 from flask_sessions import __version__, logs
 from flask_sessions.app import create_app
@@ -30,6 +26,7 @@ from flask_sessions.errors import SessionsError
 from flask_sessions.extension import FlaskSessions
 from flask_sessions.host import browser
 from flask_sessions.host.runtime import BrowserRuntime
+from flask_sessions.serving import serve
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -123,42 +120,6 @@ def _bind_or_say(prog: str, host: str, port: int) -> socket.socket | None:
             file=sys.stderr,
         )
         return None
-
-
-# --- waitress tuned for large bodies (session files, issue 19). Its defaults read a body
-# 8 KiB per recv() and write each piece to the spool file; and each send() first reads up
-# to the socket's whole send buffer (about 4 MB on loopback) from the answer's buffer or
-# file, then seeks back over what the client did not take. Measured on 100 MB through
-# curl: the server's CPU per upload fell by half, per download by a third.
-RECV_BYTES = 256 << 10  # bytes per recv() of a request (waitress's default: 8 KiB)
-SEND_BYTES = 1 << 20  # most bytes read for one send() (waitress: SO_SNDBUF, ~4 MB)
-OUTBUF_BYTES = 4 << 20  # an answer's bytes waiting for a slow client before the app waits
-# (waitress: 16 MB); kept in memory (waitress spills them to a temporary file past 1 MB)
-
-
-class _Channel(HTTPChannel):
-    """Waitress's channel, with each send() reading at most :data:`SEND_BYTES`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sendbuf_len = min(self.sendbuf_len, SEND_BYTES)
-
-
-def serve(app: Any, sock: socket.socket, threads: int, ident: str) -> None:
-    """Serve ``app`` with waitress on the bound ``sock`` until interrupted."""
-    server = create_server(
-        app,
-        sockets=[sock],
-        threads=threads,
-        ident=ident,
-        recv_bytes=RECV_BYTES,
-        outbuf_overflow=2 * OUTBUF_BYTES,  # the watermark plus the app's last piece
-        outbuf_high_watermark=OUTBUF_BYTES,
-    )
-    assert isinstance(server, BaseWSGIServer)  # one socket: one server
-    server.channel_class = _Channel
-    server.print_listen("Serving on http://{}:{}")
-    server.run()
 
 
 def _config_problems(prog: str, exc: ConfigError) -> int:
@@ -318,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if state.cdp is not None and state.cdp.port is not None:
             print(f"{prog}: CDP WebSocket on ws://{shown_host}:{state.cdp.port}/cdp/<session_id>")
         sys.stdout.flush()
-        serve(app, sock, args.threads, "flask_sessions")
+        serve(app, sockets=[sock], threads=args.threads, ident="flask_sessions")
     except KeyboardInterrupt:
         pass
     finally:
@@ -351,7 +312,7 @@ def _serve_host(
             logging.getLogger("flask_sessions").error("flask_sessions: %s", exc.message)
         print(f"{prog}: host {host.host_id} serving on {url}")
         sys.stdout.flush()
-        serve(host.app, sock, threads, "flask_sessions_host")
+        serve(host.app, sockets=[sock], threads=threads, ident="flask_sessions_host")
     except KeyboardInterrupt:
         pass
     finally:
