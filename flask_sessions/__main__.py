@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from types import FrameType
 
 from waitress import serve
@@ -158,7 +159,8 @@ def mcp_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"{_prog()} mcp",
         description="An MCP server whose tools (browser_start, browser_observe, browser_step, "
-        "browser_scrape, browser_screenshot, browser_close, browser_list) drive the sessions of "
+        "browser_scrape, browser_screenshot, browser_files, browser_upload, browser_close, "
+        "browser_list) drive the sessions of "
         "a flask_sessions server at --url, as the token in SESSIONS_MCP_TOKEN. Over stdio "
         "(default) it serves one MCP client; --transport streamable-http serves MCP over HTTP.",
         epilog="environment: SESSIONS_MCP_TOKEN  a token the server accepts (required; never "
@@ -180,6 +182,13 @@ def mcp_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="streamable-http: address to bind (default 127.0.0.1)"
     )
     p.add_argument("--port", type=int, default=8931, help="streamable-http: port (default 8931)")
+    p.add_argument(
+        "--files-dir",
+        default=None,
+        help="a local directory for session files: browser_files saves each file it fetches "
+        "there (and gives the path), browser_upload reads paths inside it; without it no local "
+        "file is read or written (small text, PDF text and images still come inline)",
+    )
     p.add_argument("--version", action="version", version=f"flask_sessions {__version__}")
     return p
 
@@ -202,7 +211,13 @@ def _serve_mcp(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    server = mcp_front.build_server(AsyncSessionsClient(args.url, token))
+    files_dir = None
+    if args.files_dir is not None:
+        files_dir = Path(args.files_dir).expanduser().resolve()
+        if not files_dir.is_dir():
+            print(f"{prog}: --files-dir {args.files_dir}: not a directory", file=sys.stderr)
+            return 2
+    server = mcp_front.build_server(AsyncSessionsClient(args.url, token), files_dir)
     try:
         if args.transport == "stdio":
             server.run("stdio")

@@ -10,11 +10,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult, ImageContent, TextContent
 
 from flask_sessions.testing import ServerProcess, free_port, serve, start_process
@@ -28,6 +30,8 @@ TOOLS = {
     "browser_step",
     "browser_scrape",
     "browser_screenshot",
+    "browser_files",
+    "browser_upload",
     "browser_close",
     "browser_list",
 }
@@ -36,10 +40,25 @@ PAGES = {
     "<label>Name <input name='name'></label><button>Send</button></form>"
     "<a href='/about'>About</a>",
     "/about": "<!doctype html><title>About</title><h1>About</h1><p>All about us.</p>",
+    # issue 21, part 2: options, files, the new steps
+    "/env": "<!doctype html><title>Env</title><p id=env></p><script>"
+    "document.getElementById('env').textContent = 'lang=' + navigator.language + ' size=' + "
+    "innerWidth + 'x' + innerHeight + ' zone=' + Intl.DateTimeFormat().resolvedOptions()"
+    ".timeZone + ' dark=' + matchMedia('(prefers-color-scheme: dark)').matches;</script>",
+    "/upload": "<!doctype html><title>Upload</title>"
+    "<label>CV <input type=file id=cv></label><p id=out>nothing chosen</p><script>"
+    "document.getElementById('cv').onchange = async (e) => { const f = e.target.files[0];"
+    "document.getElementById('out').textContent = 'chose ' + f.name + ': ' + "
+    "(await f.text()).trim(); };</script>",
+    "/write": "<!doctype html><title>Write</title><label>Notes <textarea></textarea></label>",
+    "/dl": "<!doctype html><title>Downloads</title><a href='/report.csv'>Report</a>",
 }
+REPORT = "city,people\nBerlin,3850809\nParis,2102650\n"
 
 
 def _page(path: str) -> tuple[int, str, dict[str, str]]:
+    if path == "/report.csv":
+        return 200, REPORT, {"Content-Disposition": "attachment; filename=report.csv"}
     if path.startswith("/hello"):
         name = path.partition("name=")[2]
         return 200, f"<!doctype html><title>Hello</title><p>Hello, {name}!</p>", {}
@@ -63,8 +82,8 @@ def mcp_env(**extra: str) -> dict[str, str]:
     return {**env, "SESSIONS_MCP_TOKEN": TOKEN, **extra}
 
 
-def stdio(api: ServerProcess) -> StdioServerParameters:
-    command = [sys.executable, "-m", "flask_sessions", "mcp", "--url", api.base]
+def stdio(api: ServerProcess, *extra: str) -> StdioServerParameters:
+    command = [sys.executable, "-m", "flask_sessions", "mcp", "--url", api.base, *extra]
     return StdioServerParameters(command=command[0], args=command[1:], env=mcp_env())
 
 
@@ -144,6 +163,129 @@ def test_stdio_tools_drive_a_session_and_errors_are_tool_errors(
     assert not any(TOKEN in s for s in said)  # the token never reaches the model
     with api.client() as ours:  # everything it started was closed
         assert all(r.status.value != "active" for r in ours.list())
+
+
+def test_stdio_options_profile_files_and_the_whole_step_vocabulary(
+    api: ServerProcess, site: str, tmp_path: Path
+) -> None:
+    """Issue 21, part 2: browser_start with options, a profile and a recording; a local
+    file uploaded and set on a file input; a download fetched inline and saved; type; bad
+    arguments as tool errors naming the field; never the token or a credential."""
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "cv.txt").write_text("Ada Lovelace, analyst\n")
+    with api.client() as ours:
+        profile = ours.create_profile("mcp-part-2").profile_id
+    log = tmp_path / "mcp.log"
+    said: list[str] = []
+
+    async def run(errlog: TextIO) -> None:
+        params = stdio(api, "--files-dir", str(files))
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+
+            async def call(tool: str, **args: Any) -> CallToolResult:
+                result = await client.call_tool(tool, args)
+                said.append(text(result))
+                return result
+
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            start = tools["browser_start"].input_schema["properties"]
+            for name in ("viewport", "device", "locale", "timezone_id", "geolocation"):
+                assert start[name]["description"], name
+            for name in ("permissions", "color_scheme", "extra_http_headers", "proxy"):
+                assert start[name]["description"], name
+            assert {"profile", "record", "block_resources"} <= set(start)
+            assert start["profile"]["properties"]["persist"]["type"] == "boolean"
+
+            bad = await call("browser_start", viewport={"width": 10, "height": 600})
+            assert bad.is_error and "viewport.width" in text(bad)
+            bad = await call(
+                "browser_start",
+                proxy={"server": "ftp://proxy.test:21", "username": "u", "password": "pw-4711"},
+            )
+            assert bad.is_error and "proxy.server" in text(bad)
+            assert "pw-4711" not in text(bad)
+            bad = await call("browser_start", colour_scheme="dark")
+            assert bad.is_error and "colour_scheme" in text(bad)
+
+            started = ok(
+                await call(
+                    "browser_start",
+                    url=site + "/env",
+                    viewport={"width": 900, "height": 700},
+                    locale="de-DE",
+                    timezone_id="Asia/Tokyo",
+                    color_scheme="dark",
+                    extra_http_headers={"X-Run": "header-value-4711"},
+                    block_resources=["font"],
+                    profile={"id": profile, "persist": False},
+                    record=True,
+                )
+            )
+            assert f"profile: {profile}" in started and "recording: recording" in started
+            assert '"X-Run"' in started and "header-value-4711" not in started
+            seen = ok(await call("browser_observe"))
+            assert "lang=de-DE size=900x700 zone=Asia/Tokyo dark=true" in seen
+
+            # a local file of --files-dir, then inline text; then the upload_file step
+            ok(await call("browser_observe", url=site + "/upload"))
+            up = ok(await call("browser_upload", path="cv.txt"))
+            assert "uploaded cv.txt" in up and 'files=["cv.txt"]' in up
+            ok(await call("browser_upload", name="note.md", text="# hello"))
+            outside = await call("browser_upload", path="../mcp.log")
+            assert outside.is_error and "outside the files directory" in text(outside)
+            no_name = await call("browser_upload", content_base64="aGk=")
+            assert no_name.is_error and "name" in text(no_name)
+            seen = ok(await call("browser_observe"))
+            cv = action_id(seen, "CV")
+            done = ok(await call("browser_step", type="upload_file", id=cv, files=["cv.txt"]))
+            assert "chose cv.txt: Ada Lovelace, analyst" in done
+            bad = await call("browser_step", type="upload_file", id=cv, files=[])
+            assert bad.is_error and "files" in text(bad)
+
+            # type (issue 22), a download, the files listed and fetched
+            seen = ok(await call("browser_observe", url=site + "/write"))
+            typed = ok(
+                await call(
+                    "browser_step", type="type", id=action_id(seen, "Notes"), value="hi there"
+                )
+            )
+            assert "= 'hi there'" in typed
+            seen = ok(await call("browser_observe", url=site + "/dl"))
+            clicked = ok(await call("browser_step", type="click", id=action_id(seen, "Report")))
+            assert "report.csv" in clicked
+            listed = ok(await call("browser_files"))
+            assert all(n in listed for n in ("cv.txt", "note.md", "report.csv")), listed
+            fetched = ok(await call("browser_files", name="report.csv"))
+            assert "Berlin,3850809" in fetched and f"saved to {files / 'report.csv'}" in fetched
+            assert (files / "report.csv").read_text() == REPORT
+            missing = await call("browser_files", name="nope.bin")
+            assert missing.is_error and "nope.bin" in text(missing)
+
+            stale = await call("browser_step", type="drag", id="B99", offset={"x": 5, "y": 0})
+            assert stale.is_error and "B99" in text(stale)
+            wrong = await call("browser_step", type="drag", id=cv)
+            assert wrong.is_error and "to_id" in text(wrong)
+            ok(await call("browser_close"))
+
+    with log.open("w") as errlog:
+        asyncio.run(run(errlog))
+    assert not any(TOKEN in s for s in said)
+    assert TOKEN not in log.read_text()
+
+
+def test_step_schema_is_made_from_the_step_models() -> None:
+    """Every field of every step model is in browser_step's schema, described."""
+    from flask_sessions.front.mcp import STEP_HELP, STEP_MODELS, step_schema
+    from flask_sessions.schemas import STEP_TYPES, SessionFields
+
+    schema = step_schema()
+    props = schema["properties"]
+    assert props["type"]["enum"] == STEP_TYPES.split(", ")
+    for model in STEP_MODELS:
+        for name in set(model.model_fields) - set(SessionFields.model_fields):
+            assert name in props and name in STEP_HELP, (model.__name__, name)
+    assert schema["required"] == ["type"]
 
 
 def test_streamable_http_serves_the_same_tools(api: ServerProcess, site: str) -> None:
