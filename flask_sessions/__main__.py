@@ -197,6 +197,8 @@ def _serve_mcp(argv: list[str]) -> int:
     args = mcp_parser().parse_args(argv)
     prog = f"{_prog()} mcp"
     try:
+        import anyio
+
         from flask_sessions.client import AsyncSessionsClient
         from flask_sessions.front import mcp as mcp_front
     except ImportError as exc:
@@ -220,7 +222,7 @@ def _serve_mcp(argv: list[str]) -> int:
     server = mcp_front.build_server(AsyncSessionsClient(args.url, token), files_dir)
     try:
         if args.transport == "stdio":
-            server.run("stdio")
+            anyio.run(mcp_front.serve_stdio, server)
         else:
             print(
                 f"{prog}: MCP over streamable HTTP on http://{args.host}:{args.port}/mcp, "
