@@ -108,8 +108,8 @@ async def drive(client: Client, site: str) -> list[str]:
     """The whole loop through the tools; every text they answered."""
     said: list[str] = []
 
-    async def call(name: str, **args: Any) -> CallToolResult:
-        result = await client.call_tool(name, args)
+    async def call(tool: str, **args: Any) -> CallToolResult:
+        result = await client.call_tool(tool, args)
         said.append(text(result))
         return result
 
@@ -133,6 +133,12 @@ async def drive(client: Client, site: str) -> list[str]:
     assert base64.b64decode(image.data)[:8] == b"\x89PNG\r\n\x1a\n"
     look = await call("browser_observe", screenshot=True)
     assert any(isinstance(c, ImageContent) for c in look.content)
+    up = ok(await call("browser_upload", name="plan.txt", text="step one"))
+    assert "uploaded plan.txt (8 bytes)" in up
+    assert "plan.txt (8 bytes, text/plain" in ok(await call("browser_files"))
+    assert "step one" in ok(await call("browser_files", name="plan.txt"))
+    no_dir = await call("browser_upload", path="plan.txt")
+    assert no_dir.is_error and "--files-dir" in text(no_dir)
 
     stale = await call("browser_step", type="click", id="B99")
     assert stale.is_error and "not in this session's last observation" in text(stale)
