@@ -139,6 +139,9 @@ async def drive(client: Client, site: str) -> list[str]:
     assert "step one" in ok(await call("browser_files", name="plan.txt"))
     no_dir = await call("browser_upload", path="plan.txt")
     assert no_dir.is_error and "--files-dir" in text(no_dir)
+    ok(await call("browser_upload", name="blob.bin", content_base64="AAEC"))
+    binary = await call("browser_files", name="blob.bin")  # no --files-dir: not given inline
+    assert binary.is_error and "--files-dir" in text(binary) and "3 bytes" in text(binary)
 
     stale = await call("browser_step", type="click", id="B99")
     assert stale.is_error and "not in this session's last observation" in text(stale)
@@ -267,6 +270,18 @@ def test_stdio_options_profile_files_and_the_whole_step_vocabulary(
             assert (files / "report.csv").read_text() == REPORT
             missing = await call("browser_files", name="nope.bin")
             assert missing.is_error and "nope.bin" in text(missing)
+            # a PDF comes as its text; an image as image content (and both are saved)
+            pdf = base64.b64encode(tiny_pdf("Quarterly numbers 42")).decode()
+            ok(await call("browser_upload", name="q.pdf", content_base64=pdf))
+            read = ok(await call("browser_files", name="q.pdf"))
+            assert "PDF text as Markdown (1 pages)" in read and "Quarterly numbers 42" in read
+            shot = await call("browser_screenshot")
+            png = next(c for c in shot.content if isinstance(c, ImageContent)).data
+            ok(await call("browser_upload", name="shot.png", content_base64=png))
+            image = await call("browser_files", name="shot.png")
+            assert not image.is_error
+            assert [c.data for c in image.content if isinstance(c, ImageContent)] == [png]
+            assert (files / "shot.png").read_bytes() == base64.b64decode(png)
 
             stale = await call("browser_step", type="drag", id="B99", offset={"x": 5, "y": 0})
             assert stale.is_error and "B99" in text(stale)
@@ -278,6 +293,32 @@ def test_stdio_options_profile_files_and_the_whole_step_vocabulary(
         asyncio.run(run(errlog))
     assert not any(TOKEN in s for s in said)
     assert TOKEN not in log.read_text()
+
+
+def tiny_pdf(text: str) -> bytes:
+    """A one-page PDF whose text layer says ``text`` (Helvetica), with a correct xref."""
+    stream = f"BT /F1 24 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
 
 
 def test_step_schema_is_made_from_the_step_models() -> None:

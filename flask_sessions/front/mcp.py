@@ -778,10 +778,13 @@ def build_server(client: AsyncSessionsClient, files_dir: Path | None = None) -> 
         given = [key for key, value in sources if value is not None]
         if len(given) != 1:
             raise ToolError("send exactly one of text, content_base64 or path")
-        upload: Any
         if path:
             local = _local_path(files_dir, path)
-            upload = (name or local.name, await anyio.Path(local).read_bytes())
+            shown, size = name or local.name, local.stat().st_size
+            with local.open("rb") as handle:  # streamed to the server, not read in here
+                async with _errors():
+                    target = await bridge.session(ctx, session_id)
+                    stored = await client.upload(target, (shown, handle))
         else:
             if not name:
                 raise ToolError(f'name: is required with {given[0]} (e.g. "notes.txt")')
@@ -797,15 +800,15 @@ def build_server(client: AsyncSessionsClient, files_dir: Path | None = None) -> 
                     f"{given[0]}: {len(data)} bytes; at most {MAX_UPLOAD_INLINE} inline "
                     "(a path in --files-dir takes larger files)"
                 )
-            upload = (name, data)
-        async with _errors():
-            target = await bridge.session(ctx, session_id)
-            stored = await client.upload(target, upload)
-        newest = max(stored.files, key=lambda f: f.created_at) if stored.files else None
-        shown = newest.name if newest is not None else upload[0]
+            shown, size = name, len(data)
+            async with _errors():
+                target = await bridge.session(ctx, session_id)
+                stored = await client.upload(target, (name, data))
+        if stored.files:  # the upload's answer lists what it stored, by the names given
+            shown = stored.files[-1].name  # (made safe and unique by the server)
         return [
             _text(
-                f"uploaded {shown} ({len(upload[1])} bytes) into session {target}; use it with "
+                f"uploaded {shown} ({size} bytes) into session {target}; use it with "
                 f'browser_step(type="upload_file", id=…, files=["{shown}"])'
             )
         ]
