@@ -52,6 +52,18 @@ PAGES = {
     "(await f.text()).trim(); };</script>",
     "/write": "<!doctype html><title>Write</title><label>Notes <textarea></textarea></label>",
     "/dl": "<!doctype html><title>Downloads</title><a href='/report.csv'>Report</a>",
+    "/board": "<!doctype html><title>Board</title><style>.col{display:inline-block;"
+    "width:200px;min-height:120px;border:1px solid #999;margin:8px}</style>"
+    "<div class=col id=todo aria-label='To do'><div draggable=true id=c1>Write spec</div></div>"
+    "<div class=col id=done aria-label='Done'></div><p id=note>No moves yet</p><script>"
+    "document.getElementById('c1').addEventListener('dragstart', (e) => "
+    "e.dataTransfer.setData('text/plain', 'c1'));"
+    "for (const col of document.querySelectorAll('.col')) {"
+    "col.addEventListener('dragover', (e) => e.preventDefault());"
+    "col.addEventListener('drop', (e) => { e.preventDefault();"
+    "col.appendChild(document.getElementById(e.dataTransfer.getData('text/plain')));"
+    "document.getElementById('note').textContent = 'Write spec moved to ' + "
+    "col.getAttribute('aria-label'); }); }</script>",
 }
 REPORT = "city,people\nBerlin,3850809\nParis,2102650\n"
 
@@ -260,6 +272,11 @@ def test_stdio_options_profile_files_and_the_whole_step_vocabulary(
                 )
             )
             assert "= 'hi there'" in typed
+            seen = ok(await call("browser_observe", url=site + "/board"))
+            card, done_col = action_id(seen, "Write spec"), action_id(seen, "Done")
+            assert "(draggable)" in seen and "(drop target)" in seen, seen
+            moved = ok(await call("browser_step", type="drag", id=card, to_id=done_col))
+            assert "Write spec moved to Done" in moved, moved
             seen = ok(await call("browser_observe", url=site + "/dl"))
             clicked = ok(await call("browser_step", type="click", id=action_id(seen, "Report")))
             assert "report.csv" in clicked
