@@ -18,17 +18,14 @@ import socket
 import sys
 from pathlib import Path
 from types import FrameType
-
-from waitress import serve
+from typing import TYPE_CHECKING
 
 from flask_sessions import __version__, logs
-from flask_sessions.app import create_app
-from flask_sessions.cluster.node import Host
 from flask_sessions.config import PREFIX, ConfigError, Settings, load
 from flask_sessions.errors import SessionsError
-from flask_sessions.extension import FlaskSessions
-from flask_sessions.host import browser
-from flask_sessions.host.runtime import BrowserRuntime
+
+if TYPE_CHECKING:  # imported where used: `mcp` starts without the app, host or browser
+    from flask_sessions.host.runtime import BrowserRuntime
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -240,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "mcp":
         return _serve_mcp(argv[1:])
+    from waitress import serve
+
+    from flask_sessions.app import create_app
+    from flask_sessions.extension import FlaskSessions
+    from flask_sessions.host import browser
+
     command = argv.pop(0) if argv and argv[0] in ("serve", "host") else "serve"
     args = parser(command).parse_args(argv)
     if args.find_browser:
@@ -309,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
 def _serve_host(
     prog: str, settings: Settings, sock: socket.socket, bound: str, threads: int
 ) -> int:
+    from waitress import serve
+
+    from flask_sessions.cluster.node import Host
+
     port = sock.getsockname()[1]
     shown = socket.gethostname() if bound in ("0.0.0.0", "::", "") else bound
     shown = f"[{shown}]" if ":" in shown else shown

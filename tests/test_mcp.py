@@ -415,3 +415,22 @@ def test_the_cli_says_what_is_missing(api: ServerProcess) -> None:
     )
     assert missing.returncode == 2
     assert "pip install 'flask_sessions[mcp]'" in missing.stderr
+
+
+def test_the_mcp_server_loads_no_app_host_or_browser_code() -> None:
+    """`flask-sessions mcp` starts faster without them: the package root loads its exports
+    on first use, and the CLI imports the server's parts only for `serve` and `host`."""
+    probe = (
+        "import sys; import flask_sessions.front.mcp, flask_sessions.__main__; "
+        "heavy = ['playwright', 'redis', 'waitress', 'flask_sessions.app', "
+        "'flask_sessions.host.manager', 'flask_sessions.cluster.node']; "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    from flask_sessions import FlaskSessions, Status, create_app
+
+    assert FlaskSessions.__name__ == "FlaskSessions" and Status.active == "active"
+    assert callable(create_app)
