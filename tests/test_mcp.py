@@ -157,6 +157,8 @@ async def drive(client: Client, site: str) -> list[str]:
 
     stale = await call("browser_step", type="click", id="B99")
     assert stale.is_error and "not in this session's last observation" in text(stale)
+    negative = await call("browser_observe", text_offset=-1)  # the SDK's check: a tool error
+    assert negative.is_error and "text_offset" in text(negative)
     gone = await call("browser_observe", session_id="no-such-session")
     assert gone.is_error and "HTTP 404" in text(gone)
     listed = ok(await call("browser_list"))
