@@ -484,6 +484,10 @@ def test_viewer_url_is_the_one_our_api_minted(server: Server) -> None:
         with server.ours() as ours:
             minted = ours.viewer(s.session_id).viewer_url
         assert client.sessions.status(s.session_id).viewer_url == minted
+        live = s.debug_info().debug_url  # Notte's debug_url: a fresh view-only live view
+        assert f"/ui/live/{s.session_id}#" in live and live != minted
+        assert client.sessions.status(s.session_id).viewer_url == live
+        assert httpx.get(live).status_code == 200  # the live page (its ticket: the fragment)
 
 
 def test_every_role_of_our_observation_is_a_notte_action(server: Server) -> None:

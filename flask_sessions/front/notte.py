@@ -49,6 +49,7 @@ from flask_sessions.errors import (
 )
 from flask_sessions.front.files import MB, UPLOAD_OVERHEAD
 from flask_sessions.front.files import send as send_file_body
+from flask_sessions.front.viewer import _public_base
 from flask_sessions.profile_schemas import (
     PROFILE_ID_PATTERN,
     AddCookiesRequest,
@@ -69,6 +70,7 @@ from flask_sessions.schemas import (
     SessionResponse,
     StartRequest,
     Status,
+    ViewerRequest,
     parse,
     parse_step,
 )
@@ -976,6 +978,9 @@ def register_notte(
         if record.status is Status.active and cdp_url(record) is not None:
             cdp = backend.cdp_ticket(who, session_id).cdp_url
         ui = request.host_url.rstrip("/") + settings.url_prefix + "/ui" if settings.ui else ""
+        if record.status is Status.active:  # the live view (issue 20): a fresh view-only URL
+            live = f"{_public_base()}{settings.url_prefix}/ui/live/{session_id}"
+            ui = backend.viewer(who, session_id, ViewerRequest(), live).viewer_url
         page = record.page
         tabs = (
             [
