@@ -25,6 +25,7 @@ from werkzeug.serving import make_server
 
 from flask_sessions import FlaskSessions, ManualClock, create_app
 from flask_sessions.client import SessionsClient
+from flask_sessions.errors import InvalidInput
 
 from .conftest import html_pages, serving, wait_for
 
@@ -510,3 +511,38 @@ def test_every_role_of_our_observation_is_a_notte_action(server: Server) -> None
         assert s.execute(
             type="select_dropdown_option", id=by_name["Fruit"].id, value="Pear"
         ).success
+
+
+def test_chrome_args_that_are_options_become_them_and_explicit_options_win() -> None:
+    from flask_sessions.front.notte import NotteStart, start_request
+
+    flags = [
+        "--blink-settings=imagesEnabled=false",
+        "--lang=fr-FR",
+        "--user-agent=Flag/1",
+        "--window-size=900,700",
+        "--disable-gpu",
+    ]
+    start, warnings = start_request(NotteStart(chrome_args=flags), 60)
+    assert start.block_resources == ["image"] and start.locale == "fr-FR"
+    assert start.user_agent == "Flag/1"
+    assert start.viewport is not None and (start.viewport.width, start.viewport.height) == (
+        900,
+        700,
+    )
+    assert warnings == ["chrome_args --disable-gpu ignored: Chromium runs with them"]
+    start, _ = start_request(
+        NotteStart(user_agent="Mine/2", viewport_width=640, chrome_args=["--user-agent=Flag/1"]),
+        60,
+    )
+    assert start.user_agent == "Mine/2"
+    assert start.viewport is not None and (start.viewport.width, start.viewport.height) == (
+        640,
+        720,
+    )
+    with pytest.raises(InvalidInput) as bad:
+        start_request(NotteStart(viewport_width=10), 60)
+    assert "viewport_width/viewport_height" in bad.value.message
+    with pytest.raises(InvalidInput) as both:
+        start_request(NotteStart(aspect_ratio="16:9", viewport_width=800), 60)
+    assert "aspect_ratio" in both.value.message

@@ -21,6 +21,13 @@ LLM) are a 400 naming the option when the caller sets them; harmless ones are ig
 the answer's ``warnings`` says so. Errors are JSON ``{"status": <HTTP status>, "message":
 …}``, so the SDK raises its own ``NotteAPIError`` with our message in it.
 
+Cookies, profiles and files are ours (issues 18 and 19) in Notte's shapes:
+``/sessions/<id>/cookies`` (Notte's ``Cookie``, a Chrome export's spelling too),
+``/profiles…`` and ``profile`` on start (our profiles; another principal's is a 404),
+``/sessions/<id>/files…`` (``session.storage``: a file's id is its name). Start options Notte
+shares with our browser options (issue 18a) become them: the viewport, the user agent, extra
+headers, one ``external`` proxy, and the few ``chrome_args`` that are options in disguise.
+
 Not in our OpenAPI document: these routes follow Notte's contract (the SDK's models are their
 schema), and the README's compatibility table lists every SDK call. :data:`NOTTE_ROUTES`
 is the list; ``tests/test_openapi.py`` checks it against the url_map.
@@ -1138,7 +1145,8 @@ def register_notte(
             return jsonify(notte_profile(backend.save_profile(who, sid)))
         state = parse(StorageState, kept_state(backend.session_state(who, sid)))
         if data.get("name"):
-            target = backend.create_profile(who, str(data["name"])[:200]).profile_id
+            name = parse(ProfileCreate, {"name": data["name"]}).name
+            target = backend.create_profile(who, name).profile_id
         else:
             target = known_profile(str(data["profile_id"]))
         return jsonify(notte_profile(backend.put_profile_state(who, target, state)))
