@@ -412,29 +412,40 @@ def test_start_options_become_the_sessions_browser_options(server: Server) -> No
         assert (s.response.viewport_width, s.response.viewport_height) == (1280, 720)
 
 
-def test_an_external_proxy_is_the_sessions_proxy_and_its_password_is_never_shown(
+def test_an_external_proxy_carries_the_session_and_its_password_is_never_shown(
     server: Server,
 ) -> None:
+    from .test_options import PASSWORD, USER, _ForwardProxy
+
+    upstream = _ForwardProxy(("127.0.0.2", 0))  # Basic auth with USER and PASSWORD
+    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
+    thread.start()
     client = server.client()
     proxy: Any = {
         "type": "external",
-        "server": "http://127.0.0.1:3128",
-        "username": "u",
-        "password": "s3cret-pw",
+        "server": upstream.server,
+        "username": USER,
+        "password": PASSWORD,
     }
-    record = client.sessions.start(proxies=[proxy])
     try:
-        assert record.proxies is True
-        with server.ours() as ours:
-            view = ours.get(record.session_id).options
-            assert view is not None and view.proxy is not None and view.proxy.authenticated
-        with httpx.Client(base_url=server.notte) as http:
-            auth = {"Authorization": f"Bearer {ALICE}"}
-            shown = http.get(f"/sessions/{record.session_id}", headers=auth).text
-            listed = http.get("/sessions/", headers=auth).text
-        assert "s3cret-pw" not in shown + listed + record.model_dump_json()
+        with client.Session(proxies=[proxy]) as s:
+            assert s.response is not None and s.response.proxies is True
+            assert s.execute(type="goto", url=server.site + "/about").success
+            assert "We make browsers." in s.scrape()
+            where = server.site.removeprefix("http://")
+            assert upstream.seen[("GET", where)] >= 1 and upstream.refused == 0
+            with server.ours() as ours:
+                view = ours.get(s.session_id).options
+                assert view is not None and view.proxy is not None and view.proxy.authenticated
+            with httpx.Client(base_url=server.notte) as http:
+                auth = {"Authorization": f"Bearer {ALICE}"}
+                shown = http.get(f"/sessions/{s.session_id}", headers=auth).text
+                listed = http.get("/sessions/", headers=auth).text
+            assert PASSWORD not in shown + listed + s.response.model_dump_json()
     finally:
-        client.sessions.stop(record.session_id)
+        upstream.shutdown()
+        upstream.server_close()
+        thread.join(10)
     with pytest.raises(NotteAPIError) as two:
         client.sessions.start(proxies=[proxy, proxy])
     assert two.value.status_code == 400 and "proxies" in str(two.value)
@@ -442,7 +453,7 @@ def test_an_external_proxy_is_the_sessions_proxy_and_its_password_is_never_shown
         socks: Any = [{**proxy, "server": "socks5://127.0.0.1:3128"}]
         client.sessions.start(proxies=socks)
     assert bad.value.status_code == 400 and "proxies" in str(bad.value)
-    assert "s3cret-pw" not in str(bad.value)
+    assert PASSWORD not in str(bad.value)
     with pytest.raises(NotteAPIError) as flag:
         client.sessions.start(chrome_args=["--disable-web-security"])
     assert "--disable-web-security" in str(flag.value)
