@@ -377,6 +377,22 @@ def test_a_profile_keeps_a_login_for_the_next_session(server: Server) -> None:
         mode="append",
     )
     assert imported.cookies_count == 2 and imported.mode == "append"
+    origin = server.site  # http://127.0.0.1:port
+    state = client.profiles.state_set(
+        saved.profile_id, local_storage={origin: {"cart": "3 items"}}, mode="append"
+    )
+    assert state.cookies_count == 2 and state.local_storage_origins == 1
+    twin = client.profiles.duplicate(saved.profile_id, name="twin")
+    assert twin.name == "twin" and twin.profile_id != saved.profile_id
+    with client.Session(profile={"id": twin.profile_id}) as s:  # the copy's storage, loaded
+        s.execute(type="goto", url=origin + "/about")
+        with server.ours() as ours:
+            held = ours.state(s.session_id)
+        assert {"name": "cart", "value": "3 items"} in held["origins"][0]["localStorage"]
+    with pytest.raises(NotteAPIError) as tab_only:
+        client.profiles.state_set(twin.profile_id, session_storage={origin: {"k": "v"}})
+    assert tab_only.value.status_code == 400 and "session_storage" in str(tab_only.value)
+    assert client.profiles.delete(twin.profile_id)
     assert client.profiles.delete(saved.profile_id)
     assert client.profiles.delete(profile.profile_id)
     with pytest.raises(NotteAPIError) as gone:

@@ -117,6 +117,8 @@ NOTTE_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("notte_delete_profile", "DELETE", "/profiles/<profile_id>"),
     ("notte_profile_cookies", "GET", "/profiles/<profile_id>/cookies"),
     ("notte_set_profile_cookies", "POST", "/profiles/<profile_id>/cookies"),
+    ("notte_set_profile_state", "POST", "/profiles/<profile_id>/state"),
+    ("notte_duplicate_profile", "POST", "/profiles/<profile_id>/duplicate"),
 )
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
@@ -796,6 +798,10 @@ def notte_profile(info: ProfileInfo) -> dict[str, Any]:
 
 
 _SOURCES = {"user_upload": "upload", "session_download": "download"}
+# what POST /profiles/<id>/state takes (storage_scope: each origin given is replaced, either way)
+_STATE_FIELDS = frozenset(
+    {"cookies", "local_storage", "session_storage", "domains", "mode", "storage_scope"}
+)
 
 
 def notte_file(info: FileInfo, session_id: str, expires_at: str) -> dict[str, Any]:
@@ -1305,6 +1311,69 @@ def register_notte(
             cookies_count=len(state.cookies),
             mode=mode,
         )
+
+    @route("notte_set_profile_state")
+    @login_required
+    def notte_set_profile_state(profile_id: str) -> Response:
+        data = body_of()
+        for field in ("session_storage", "domains"):
+            if data.get(field):
+                why = (
+                    "sessionStorage is not kept in profiles (it ends with its tab)"
+                    if field == "session_storage"
+                    else "send the cookies and local_storage to keep instead"
+                )
+                raise InvalidInput(
+                    f"invalid request: {field}: {why}", fields=[{"field": field, "message": why}]
+                )
+        mode = data.get("mode", "replace")
+        unknown = sorted(set(data) - _STATE_FIELDS)
+        if mode not in ("replace", "append") or unknown:
+            field = unknown[0] if unknown else "mode"
+            why = "send replace or append" if field == "mode" else "is not a field of this call"
+            raise InvalidInput(
+                f"invalid request: {field}: {why}", fields=[{"field": field, "message": why}]
+            )
+        storage = data.get("local_storage") or {}
+        if not isinstance(storage, dict) or not all(isinstance(v, dict) for v in storage.values()):
+            why = 'send {"<origin>": {"<key>": "<value>"}}'
+            raise InvalidInput(
+                f"invalid request: local_storage: {why}",
+                fields=[{"field": "local_storage", "message": why}],
+            )
+        cookies = our_cookies({"cookies": data.get("cookies") or []})
+        origins = [
+            {"origin": origin, "localStorage": [{"name": k, "value": v} for k, v in items.items()]}
+            for origin, items in storage.items()
+        ]
+        who, pid = principal(), known_profile(profile_id)
+        if mode == "append":  # what is given replaces its like; the rest is kept
+            held = kept_state(backend.profile_state(who, pid))
+            new = {(c["name"], c.get("domain"), c.get("path")) for c in cookies}
+            cookies = [
+                c for c in held["cookies"] if (c["name"], c["domain"], c["path"]) not in new
+            ] + cookies
+            given = {o["origin"] for o in origins}
+            origins = [o for o in held["origins"] if o["origin"] not in given] + origins
+        state = parse(StorageState, {"cookies": cookies, "origins": origins})
+        backend.put_profile_state(who, pid, state)
+        return jsonify(
+            success=True,
+            cookies_count=len(state.cookies),
+            local_storage_origins=len(state.origins),
+            session_storage_origins=0,
+        )
+
+    @route("notte_duplicate_profile")
+    @login_required
+    def notte_duplicate_profile(profile_id: str) -> Response:
+        data = body_of()
+        who, pid = principal(), known_profile(profile_id)
+        source = backend.get_profile(who, pid)
+        name = parse(ProfileCreate, {"name": data.get("name") or source.name}).name
+        held = parse(StorageState, kept_state(backend.profile_state(who, pid)))
+        copy = backend.create_profile(who, name)
+        return jsonify(notte_profile(backend.put_profile_state(who, copy.profile_id, held)))
 
     @bp.after_request
     def notte_errors(response: Response) -> Response:
