@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +25,23 @@ from flask.testing import FlaskClient
 from flask_sessions import FlaskSessions, ManualClock, create_app
 from flask_sessions.page.capture import image_size
 from flask_sessions.testing import alive as alive  # re-exported: the tests import it from here
+
+_SCRATCH = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Nothing a test run writes lands in the user's own folders: the run gets its own data
+    home (where the default profile store lives), inherited by every server a test starts."""
+    scratch = tempfile.mkdtemp(prefix="flask-sessions-tests-")
+    config.stash[_SCRATCH] = scratch
+    os.environ["XDG_DATA_HOME"] = os.path.join(scratch, "data")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    scratch = config.stash.get(_SCRATCH, None)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+
 
 TOKEN_A = "token-alice"
 TOKEN_B = "token-bob"
