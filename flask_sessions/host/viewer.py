@@ -34,7 +34,17 @@ that slowed other sessions' clicks about 8x on a loaded 2-core host, against abo
 captures at the frame rate. So when screencast frames keep coming faster than they are
 shown (the page animates), the screencast stops and frames are captured with
 ``Page.captureScreenshot`` in their turn; when most captures of a second show nothing new,
-the screencast takes over again.
+the screencast takes over again. A page that animated starts its next viewer with
+captures (``LiveViews.animates``, per session and URL), not with a screencast burst.
+
+**Other sessions first.** While another session of the host is in a call (its lock is
+held: a step, an observe…), a capture waits for that call to end (others idle for
+``QUIET_SECONDS``, not a gap between two calls), up to ``1 / SESSIONS_LIVE_BUSY_FPS`` after
+the last frame: frames cost Chromium threads and this loop's time that the agents' calls
+would wait for (measured: 1.5-1.9x another session's step p50 at 15 frames/s on a loaded
+2-core host, about 1x at 1). A viewer's input lifts it for ``INPUT_BOOST_SECONDS``.
+Screencast acknowledgements never wait for it (see :meth:`_Cast._yield_to_others`).
+
 **Input.** Mouse (move, down, up, wheel) in fractions of the frame, mapped here to the
 viewport's CSS pixels; keys with their modifiers; text (an IME's, or a paste) with
 ``Input.insertText``. All of it goes, in order, to the current tab; mouse moves are coalesced.
