@@ -16,18 +16,16 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from types import FrameType
-
-from waitress import serve
+from typing import TYPE_CHECKING
 
 from flask_sessions import __version__, logs
-from flask_sessions.app import create_app
-from flask_sessions.cluster.node import Host
 from flask_sessions.config import PREFIX, ConfigError, Settings, load
 from flask_sessions.errors import SessionsError
-from flask_sessions.extension import FlaskSessions
-from flask_sessions.host import browser
-from flask_sessions.host.runtime import BrowserRuntime
+
+if TYPE_CHECKING:  # imported where used: `mcp` starts without the app, host or browser
+    from flask_sessions.host.runtime import BrowserRuntime
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -158,7 +156,8 @@ def mcp_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"{_prog()} mcp",
         description="An MCP server whose tools (browser_start, browser_observe, browser_step, "
-        "browser_scrape, browser_screenshot, browser_close, browser_list) drive the sessions of "
+        "browser_scrape, browser_screenshot, browser_files, browser_upload, browser_close, "
+        "browser_list) drive the sessions of "
         "a flask_sessions server at --url, as the token in SESSIONS_MCP_TOKEN. Over stdio "
         "(default) it serves one MCP client; --transport streamable-http serves MCP over HTTP.",
         epilog="environment: SESSIONS_MCP_TOKEN  a token the server accepts (required; never "
@@ -180,6 +179,13 @@ def mcp_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="streamable-http: address to bind (default 127.0.0.1)"
     )
     p.add_argument("--port", type=int, default=8931, help="streamable-http: port (default 8931)")
+    p.add_argument(
+        "--files-dir",
+        default=None,
+        help="a local directory for session files: browser_files saves each file it fetches "
+        "there (and gives the path), browser_upload reads paths inside it; without it no local "
+        "file is read or written (small text, PDF text and images still come inline)",
+    )
     p.add_argument("--version", action="version", version=f"flask_sessions {__version__}")
     return p
 
@@ -188,6 +194,8 @@ def _serve_mcp(argv: list[str]) -> int:
     args = mcp_parser().parse_args(argv)
     prog = f"{_prog()} mcp"
     try:
+        import anyio
+
         from flask_sessions.client import AsyncSessionsClient
         from flask_sessions.front import mcp as mcp_front
     except ImportError as exc:
@@ -202,10 +210,16 @@ def _serve_mcp(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    server = mcp_front.build_server(AsyncSessionsClient(args.url, token))
+    files_dir = None
+    if args.files_dir is not None:
+        files_dir = Path(args.files_dir).expanduser().resolve()
+        if not files_dir.is_dir():
+            print(f"{prog}: --files-dir {args.files_dir}: not a directory", file=sys.stderr)
+            return 2
+    server = mcp_front.build_server(AsyncSessionsClient(args.url, token), files_dir)
     try:
         if args.transport == "stdio":
-            server.run("stdio")
+            anyio.run(mcp_front.serve_stdio, server)
         else:
             print(
                 f"{prog}: MCP over streamable HTTP on http://{args.host}:{args.port}/mcp, "
@@ -223,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "mcp":
         return _serve_mcp(argv[1:])
+    from waitress import serve
+
+    from flask_sessions.app import create_app
+    from flask_sessions.extension import FlaskSessions
+    from flask_sessions.host import browser
+
     command = argv.pop(0) if argv and argv[0] in ("serve", "host") else "serve"
     args = parser(command).parse_args(argv)
     if args.find_browser:
@@ -292,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
 def _serve_host(
     prog: str, settings: Settings, sock: socket.socket, bound: str, threads: int
 ) -> int:
+    from waitress import serve
+
+    from flask_sessions.cluster.node import Host
+
     port = sock.getsockname()[1]
     shown = socket.gethostname() if bound in ("0.0.0.0", "::", "") else bound
     shown = f"[{shown}]" if ":" in shown else shown

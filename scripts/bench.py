@@ -24,26 +24,30 @@ random token) and measures it over HTTP. The two never run at the same time (2 c
    whose policy blocks nothing (``SESSIONS_ALLOWED_NETWORKS`` covers link-local, so there is
    no proxy); start, observe, step and scrape timed on each in turn, p50 and the ratio.
 
-5. ``--cdp`` (instead of 1-4): the per-session CDP WebSocket beside Playwright's own
-   ``connect_over_cdp`` to a raw Chromium started with ``--remote-debugging-port`` (same
-   executable and flags): attach-to-first-page p50, ``Runtime.evaluate('1')`` round trip p50
-   (through Playwright's CDPSession and through a bare WebSocket client), and PSS per session at
-   N sessions each with a connected Playwright client, beside N plain sessions.
+Sections run alone, each instead of 1-5 (``make bench ARGS=--<flag>``):
 
-6. ``--perception`` (instead of 1-5): what perception costs (``scripts/bench_perception.py``):
-   observe and step click beside raw Playwright, observe of a 5,000-element page, observe.js
-   with and without boxes, press_key's settling, and drag p50.
-
-6. ``--options`` (alone): per-session browser options (``scripts/bench_options.py``): a start
-   with options beside raw ``new_context(**options)`` + ``new_page()``, a default start's
-   warm-pool time, and a page load with and without ``block_resources``.
-
-``--live`` (issue 20, ``scripts/bench_live.py``): the live view's input-to-frame latency and
-frames/s beside raw Playwright's screencast, step p50 with ``record: true`` against without,
-trace size per minute of an agent loop, and what a viewer costs another session's steps.
-
-``--adapters`` (issue 21, ``scripts/bench_adapters.py``): Notte's SDK observe through the Notte
-routes beside ``/env/observe``, and an MCP ``browser_observe`` over stdio beside the client.
+- ``--cdp``: the per-session CDP WebSocket beside Playwright's own ``connect_over_cdp`` to a
+  raw Chromium started with ``--remote-debugging-port`` (same executable and flags):
+  attach-to-first-page p50, ``Runtime.evaluate('1')`` round trip p50 (through Playwright's
+  CDPSession and through a bare WebSocket client), and PSS per session at N sessions each
+  with a connected Playwright client, beside N plain sessions.
+- ``--perception`` (``scripts/bench_perception.py``): observe and step click beside raw
+  Playwright, observe of a 5,000-element page, observe.js with and without boxes,
+  press_key's settling, and drag p50.
+- ``--options`` (issue 18, ``scripts/bench_options.py``): a start with browser options
+  beside raw ``new_context(**options)`` + ``new_page()``, a default start's warm-pool time,
+  and a page load with and without ``block_resources``.
+- ``--profiles`` (issue 18, ``scripts/bench_profiles.py``): a start with a 50-cookie
+  profile beside raw ``new_context(storage_state=…)``, and the save at close (file, Redis).
+- ``--files`` (issue 19, ``scripts/bench_files.py``): upload and download MB/s, direct and
+  through a front, beside curl to a static file server; PDFs to text.
+- ``--live`` (issue 20, ``scripts/bench_live.py``): the live view's input-to-frame latency
+  and frames/s beside raw Playwright's screencast, step p50 with ``record: true`` against
+  without, trace size per minute of an agent loop, and what a viewer costs another
+  session's steps.
+- ``--adapters`` (issue 21, ``scripts/bench_adapters.py``): Notte's SDK observe through the
+  Notte routes beside ``/env/observe``, and an MCP ``browser_observe`` over stdio beside the
+  client.
 
 Run from the repo root: ``python scripts/bench.py [--quick] [--scale] [--cdp] [--json PATH]``
 (``make bench ARGS=...``). Progress goes to stderr, tables to stdout. Every process it
@@ -2025,7 +2029,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-n", type=_n_list, default=(50, 200, 500), help="N list (50,200,500)")
     p.add_argument("--warm-pool", type=_positive(0), help="SESSIONS_WARM_POOL for the server")
     p.add_argument("--quick", action="store_true", help="smoke run: 5 repeats, 2 s, no reaper")
-    p.add_argument("--cdp", action="store_true", help="only the CDP section (see 5. above)")
+    p.add_argument("--cdp", action="store_true", help="only the CDP section (see above)")
     p.add_argument("--json", type=Path, help="write every number here as JSON")
     p.add_argument(
         "--cluster", action="store_true", help="fronts and hosts beside embedded mode (Redis)"

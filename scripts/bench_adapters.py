@@ -8,7 +8,8 @@ Prints, for the demo site's login page on one real server (``python -m flask_ses
    without a screenshot beside them, for scale.
 2. An MCP ``browser_observe`` round trip over stdio (the mcp SDK's client, ``flask-sessions
    mcp`` as its subprocess) against the same call through ``AsyncSessionsClient``, p50 and the
-   ratio (goal ≤ 1.2×).
+   ratio (goal ≤ 1.2×); and an MCP round trip that makes no HTTP call (a tool error at
+   once), the transport's own cost.
 
 The timed calls alternate between the two sides, so drift in the machine's load hits both.
 Everything listens on 127.0.0.1; every process started here is stopped at the end.
@@ -111,11 +112,17 @@ async def mcp_section(base: str, page: str, repeats: int, warmup: int) -> list[l
         async def through_client() -> None:
             await ours.observe(sid)
 
+        async def no_http() -> None:  # the MCP round trip alone: a tool error at once
+            result = await mcp.call_tool("browser_upload", {})
+            assert result.is_error
+
         via_mcp, direct = await alternate_async(through_mcp, through_client, repeats, warmup)
+        bare, _ = await alternate_async(no_http, lambda: asyncio.sleep(0), repeats, warmup)
     ratio = p50(via_mcp) / p50(direct)
     return [
         ["MCP browser_observe (stdio)", f"{p50(via_mcp):.1f}", f"{ratio:.2f}x"],
         ["AsyncSessionsClient.observe", f"{p50(direct):.1f}", "1.00x"],
+        ["MCP round trip, no HTTP", f"{p50(bare):.1f}", f"{p50(bare) / p50(direct):.2f}x"],
     ]
 
 

@@ -10,10 +10,12 @@ import json
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -436,7 +438,22 @@ def _notte_and_mcp_through(front_base: str, page_server: str) -> None:
             assert s.observe().metadata.title == "Second"
             assert s.response is not None and "?ticket=" in str(s.response.cdp_url)
             assert str(s.response.cdp_url).startswith("ws://127.0.0.2:")  # the owner host
+            # cookies, files, the live view and profiles through the front (issues 18-20)
+            cookie: Any = {"name": "k", "value": "v", "domain": "127.0.0.1", "path": "/"}
+            assert s.set_cookies(cookies=[cookie | {"httpOnly": False}]).success
+            assert [c["value"] for c in s.get_cookies() if c["name"] == "k"] == ["v"]
+            with tempfile.TemporaryDirectory() as folder:
+                note = Path(folder) / "note.txt"
+                note.write_text("hi")
+                assert s.storage.upload(str(note)).size == 2
+                assert [f.filename for f in s.storage.list().files] == ["note.txt"]
+                s.storage.download("note.txt", folder + "/out")
+                assert (Path(folder) / "out" / "note.txt").read_text() == "hi"
+            assert f"/ui/live/{s.session_id}#" in s.debug_info().debug_url
         assert client.sessions.status(s.session_id).close_reason == "manual"
+        made = client.profiles.create(name="cluster")
+        assert client.profiles.get(made.profile_id).name == "cluster"
+        assert client.profiles.delete(made.profile_id)
 
     server = StdioServerParameters(
         command=sys.executable,

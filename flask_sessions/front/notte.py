@@ -21,6 +21,13 @@ LLM) are a 400 naming the option when the caller sets them; harmless ones are ig
 the answer's ``warnings`` says so. Errors are JSON ``{"status": <HTTP status>, "message":
 …}``, so the SDK raises its own ``NotteAPIError`` with our message in it.
 
+Cookies, profiles and files are ours (issues 18 and 19) in Notte's shapes:
+``/sessions/<id>/cookies`` (Notte's ``Cookie``, a Chrome export's spelling too),
+``/profiles…`` and ``profile`` on start (our profiles; another principal's is a 404),
+``/sessions/<id>/files…`` (``session.storage``: a file's id is its name). Start options Notte
+shares with our browser options (issue 18a) become them: the viewport, the user agent, extra
+headers, one ``external`` proxy, and the few ``chrome_args`` that are options in disguise.
+
 Not in our OpenAPI document: these routes follow Notte's contract (the SDK's models are their
 schema), and the README's compatibility table lists every SDK call. :data:`NOTTE_ROUTES`
 is the list; ``tests/test_openapi.py`` checks it against the url_map.
@@ -33,16 +40,36 @@ import json
 import posixpath
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from flask_sessions.errors import InvalidInput, SessionNotActive, SessionNotFound
+from flask_sessions.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    ProfileNotFound,
+    SessionNotActive,
+    SessionNotFound,
+)
+from flask_sessions.front.files import MB, UPLOAD_OVERHEAD
+from flask_sessions.front.files import send as send_file_body
+from flask_sessions.front.viewer import _public_base
+from flask_sessions.profile_schemas import (
+    PROFILE_ID_PATTERN,
+    AddCookiesRequest,
+    CookieInfo,
+    ProfileCreate,
+    ProfileInfo,
+    StorageState,
+    kept_state,
+)
 from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
     Action,
+    FileInfo,
     ObserveRequest,
     ObserveResponse,
     ScrapeRequest,
@@ -50,6 +77,7 @@ from flask_sessions.schemas import (
     SessionResponse,
     StartRequest,
     Status,
+    ViewerRequest,
     parse,
     parse_step,
 )
@@ -75,9 +103,27 @@ NOTTE_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("notte_execute", "POST", "/sessions/<session_id>/page/execute"),
     ("notte_scrape", "POST", "/sessions/<session_id>/page/scrape"),
     ("notte_screenshot", "POST", "/sessions/<session_id>/page/screenshot"),
+    # cookies, profiles and files (issues 18, 19): onto our cookies, profiles and files
+    ("notte_get_cookies", "GET", "/sessions/<session_id>/cookies"),
+    ("notte_set_cookies", "POST", "/sessions/<session_id>/cookies"),
+    ("notte_save_profile", "POST", "/sessions/<session_id>/profile/save"),
+    ("notte_list_files", "GET", "/sessions/<session_id>/files"),
+    ("notte_upload_file", "POST", "/sessions/<session_id>/files"),
+    ("notte_download_file", "GET", "/sessions/<session_id>/files/<file_id>"),
+    ("notte_delete_file", "DELETE", "/sessions/<session_id>/files/<file_id>"),
+    ("notte_create_profile", "POST", "/profiles/create"),
+    ("notte_list_profiles", "GET", "/profiles"),
+    ("notte_get_profile", "GET", "/profiles/<profile_id>"),
+    ("notte_delete_profile", "DELETE", "/profiles/<profile_id>"),
+    ("notte_profile_cookies", "GET", "/profiles/<profile_id>/cookies"),
+    ("notte_set_profile_cookies", "POST", "/profiles/<profile_id>/cookies"),
+    ("notte_set_profile_state", "POST", "/profiles/<profile_id>/state"),
+    ("notte_duplicate_profile", "POST", "/profiles/<profile_id>/duplicate"),
 )
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
+_PROFILE_ID = re.compile(PROFILE_ID_PATTERN)
+_UNNAMED = "unnamed"  # the name of a profile Notte's caller created without one
 _MAX_PAGE_SIZE = 100
 
 # ---------------------------------------------------------------- request bodies
@@ -251,13 +297,16 @@ _REFUSED_PROXIES = (
 )
 
 
-def start_request(body: NotteStart, lifetime_minutes: float) -> tuple[StartRequest, list[str]]:
+def start_request(
+    body: NotteStart, lifetime_minutes: float, viewport: tuple[int, int] = (1280, 720)
+) -> tuple[StartRequest, list[str]]:
     """Our start request for Notte's, and the warnings for options that were ignored.
 
-    Raises ``InvalidInput`` naming an option the caller depends on that this server cannot
-    honour (yet)."""
+    ``viewport``: the server's default size (filling a side Notte's caller left out). Raises
+    ``InvalidInput`` naming an option the caller depends on that this server cannot honour."""
     warnings: list[str] = []
     refused: list[tuple[str, str]] = []
+    fields: dict[str, Any] = {}
 
     def refuse(field: str, why: str) -> None:
         refused.append((field, why))
@@ -270,31 +319,47 @@ def start_request(body: NotteStart, lifetime_minutes: float) -> tuple[StartReque
         kinds = {str(p.get("type", "notte")) for p in body.proxies}
         if kinds - {"external"}:
             refuse("proxies", _REFUSED_PROXIES)
-        else:
-            refuse("proxies", "per-session external proxies are not available on this server yet")
+        elif len(body.proxies) > 1:
+            refuse("proxies", "one external proxy per session on this server; send one")
+        else:  # per-session browser options (issue 18a): our upstream proxy
+            fields["proxy"] = _external_proxy(body.proxies[0])
     if body.browser_type not in ("chromium", "chrome", "chrome-nightly", "chrome-turbo"):
         refuse("browser_type", f"{body.browser_type!r}: this server runs Chromium only")
     elif body.browser_type != "chromium":
         warnings.append(f"browser_type {body.browser_type!r} ignored: sessions run Chromium")
-    for field in ("user_agent", "viewport_width", "viewport_height", "aspect_ratio"):
-        if getattr(body, field) is not None:
-            refuse(field, "per-session browser options are not available on this server yet")
+    # per-session browser options (issue 18a): viewport, user agent, headers
+    width, height = body.viewport_width, body.viewport_height
+    if body.aspect_ratio is not None:
+        if width is not None or height is not None:
+            refuse("aspect_ratio", "send aspect_ratio or viewport_width/viewport_height, not both")
+        elif body.aspect_ratio not in _ASPECT_RATIOS:
+            refuse("aspect_ratio", f"send one of {', '.join(_ASPECT_RATIOS)}")
+        else:
+            width, height = viewport[0], round(viewport[0] * _ASPECT_RATIOS[body.aspect_ratio])
+    if width is not None or height is not None:
+        fields["viewport"] = {"width": width or viewport[0], "height": height or viewport[1]}
+    if body.user_agent is not None:
+        fields["user_agent"] = body.user_agent
     if body.extra_http_headers:
-        refuse("extra_http_headers", "per-session headers are not available on this server yet")
+        fields["extra_http_headers"] = body.extra_http_headers
     if body.chrome_args:
-        harmless, other = _chrome_args(body.chrome_args)
+        harmless, mapped, other = _chrome_args(body.chrome_args)
         if other:
             refuse(
                 "chrome_args",
                 f"{', '.join(other)}: sessions share one Chromium, so its flags are the "
-                "server's (SESSIONS_BROWSER_ARGS); only flags it already runs with are accepted",
+                "server's (SESSIONS_BROWSER_ARGS); accepted here: flags it already runs with, "
+                "and --user-agent=, --window-size=W,H, --lang=, "
+                "--blink-settings=imagesEnabled=false (applied as the session's options)",
             )
-        elif harmless:
+        if harmless:
             warnings.append(f"chrome_args {', '.join(harmless)} ignored: Chromium runs with them")
+        for name, value in mapped.items():
+            fields.setdefault(name, value)  # an explicit option wins over a flag
     if body.cdp_url is not None:
         refuse("cdp_url", "this server is the browser provider; it cannot drive another's browser")
-    if body.profile is not None:
-        refuse("profile", "profiles are not available on this server yet")
+    if body.profile is not None:  # profiles (issue 18)
+        fields["profile"] = {"id": body.profile.id, "persist": body.profile.persist}
     if body.web_bot_auth:
         refuse("web_bot_auth", "Web Bot Auth signing is not available on this server; send false")
     if body.vault_id is not None:
@@ -305,6 +370,8 @@ def start_request(body: NotteStart, lifetime_minutes: float) -> tuple[StartReque
         refuse("advanced_stealth", "stealth browsers are not available on this server")
     if body.block_ads:
         warnings.append("block_ads ignored: this server does not block ads")
+    if body.headless is False:
+        warnings.append("headless=false ignored: sessions run headless (watch one with its viewer)")
     if body.max_duration_minutes is not None:
         if body.max_duration_minutes > lifetime_minutes:
             refuse(
@@ -324,12 +391,31 @@ def start_request(body: NotteStart, lifetime_minutes: float) -> tuple[StartReque
             "invalid request: " + "; ".join(f"{f}: {why}" for f, why in refused),
             fields=[{"field": f, "message": why} for f, why in refused],
         )
-    fields: dict[str, Any] = {}
     if body.idle_timeout_minutes is not None:
         fields["session_timeout_minutes"] = body.idle_timeout_minutes
-    return _ours(
-        StartRequest, fields, {"session_timeout_minutes": "idle_timeout_minutes"}
-    ), warnings
+    return _ours(StartRequest, fields, _START_NAMES), warnings
+
+
+# our start field -> Notte's, in the 400s of a start
+_START_NAMES = {
+    "session_timeout_minutes": "idle_timeout_minutes",
+    "viewport": "viewport_width/viewport_height",
+    "proxy": "proxies[0]",
+}
+# Notte's aspect_ratio presets: height / width, at the server's default width
+_ASPECT_RATIOS = {"16:9": 9 / 16, "5:4": 4 / 5}
+
+
+def _external_proxy(proxy: dict[str, Any]) -> dict[str, Any]:
+    """Notte's ``ExternalProxy`` as our ``proxy`` (its credentials go to the host only)."""
+    out = {k: proxy[k] for k in ("server", "username", "password", "bypass") if proxy.get(k)}
+    unknown = sorted(set(proxy) - {"type", "server", "username", "password", "bypass"})
+    if unknown:
+        why = f"an external proxy takes server, username, password and bypass (not {unknown[0]})"
+        raise InvalidInput(
+            f"invalid request: proxies: {why}", fields=[{"field": "proxies", "message": why}]
+        )
+    return out
 
 
 # Flags our Chromium already runs with (or that change nothing for a headless context).
@@ -352,10 +438,29 @@ _HARMLESS_FLAGS = frozenset(
 )
 
 
-def _chrome_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """(flags that change nothing here, flags this server cannot give one session)."""
-    harmless = [a for a in args if a.strip() in _HARMLESS_FLAGS]
-    return harmless, [a for a in args if a.strip() not in _HARMLESS_FLAGS]
+def _chrome_args(args: list[str]) -> tuple[list[str], dict[str, Any], list[str]]:
+    """(flags that change nothing here, the session options that flags ask for, flags this
+    server cannot give one session)."""
+    harmless: list[str] = []
+    mapped: dict[str, Any] = {}
+    other: list[str] = []
+    for arg in args:
+        flag = arg.strip()
+        name, eq, value = flag.partition("=")
+        if flag in _HARMLESS_FLAGS:
+            harmless.append(flag)
+        elif name == "--user-agent" and eq and value:
+            mapped["user_agent"] = value
+        elif name == "--lang" and eq and value:
+            mapped["locale"] = value
+        elif name == "--window-size" and re.fullmatch(r"\d{1,5},\d{1,5}", value):
+            w, h = value.split(",")
+            mapped["viewport"] = {"width": int(w), "height": int(h)}
+        elif flag == "--blink-settings=imagesEnabled=false":
+            mapped["block_resources"] = ["image"]
+        else:
+            other.append(flag[:100])
+    return harmless, mapped, other
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -366,24 +471,35 @@ def _ours(model: type[_M], fields: dict[str, Any], names: dict[str, str], **cont
     try:
         return parse(model, fields, context or None)
     except InvalidInput as exc:
-        message = exc.message
-        for ours, theirs in names.items():
-            message = message.replace(f"{ours}:", f"{theirs}:")
-        extra = dict(exc.extra)
-        for entry in extra.get("fields", []):
-            entry["field"] = names.get(entry["field"], entry["field"])
-        raise InvalidInput(message, **extra) from None
+        raise renamed(exc, names) from None
 
 
-# role -> Notte's action type for an observed element
+def renamed(exc: InvalidInput, names: dict[str, str]) -> InvalidInput:
+    """Our 400 with our field names (``proxy``, ``proxy.server``) as Notte's."""
+
+    def theirs(field: str) -> str:
+        head, dot, rest = field.partition(".")
+        return names[head] + dot + rest if head in names else field
+
+    message = exc.message
+    for ours, notte in names.items():
+        message = message.replace(f" {ours}:", f" {notte}:").replace(f" {ours}.", f" {notte}.")
+    extra = dict(exc.extra)
+    for entry in extra.get("fields", []):
+        entry["field"] = theirs(str(entry["field"]))
+    return InvalidInput(message, **extra)
+
+
+# role -> Notte's action type for an observed element (every other role: click)
 _ACTION_TYPE = {
-    "textbox": "fill",
+    "textbox": "fill",  # text inputs, textareas and rich text (contenteditable)
     "searchbox": "fill",
     "spinbutton": "fill",
     "checkbox": "check",
     "switch": "check",
-    "combobox": "select_dropdown_option",
-    "listbox": "select_dropdown_option",
+    "menuitemcheckbox": "check",
+    "combobox": "select_dropdown_option",  # a <select>, or an ARIA combobox
+    "listbox": "select_dropdown_option",  # a multiple <select>, or an ARIA listbox
 }
 _VERB = {
     "fill": "Fill",
@@ -391,18 +507,33 @@ _VERB = {
     "select_dropdown_option": "Select an option of",
     "click": "Click",
 }
+# roles of our observation (issue 22) that Notte has no action type for: a click, and the
+# description says what else the element takes (execute's scroll_*; our own /env/step drag)
+_HOW = {
+    "scrollable": ("Scroll", "scroll box", " (execute scroll_down/scroll_up with its id)"),
+    "draggable": ("Drag", "draggable element", " (drag it with our /env/step drag step)"),
+    "dropzone": ("Drop onto", "drop target", " (drag onto it with our /env/step drag step)"),
+    "canvas": ("Click", "canvas", ""),
+    "clickable": ("Click", "clickable element", ""),
+}
 
 
 def interaction_action(action: Action) -> dict[str, Any]:
-    """An observed element as Notte's interaction action (``ClickAction``, ``FillAction``…)."""
+    """An observed element as Notte's interaction action (``ClickAction``, ``FillAction``…).
+
+    Every role our observation reports becomes one of Notte's interaction types; the id is
+    ours (``B1``, ``I2``, ``L3``, ``C4``, ``S5``, ``R6``…), so execute finds the element."""
     kind = _ACTION_TYPE.get(action.role, "click")
     name = action.name.strip()
-    label = f'the {action.role} "{name}"' if name else f"the unnamed {action.role}"
-    description = f"{_VERB[kind]} {label}"
+    verb, noun, hint = _HOW.get(action.role, (_VERB[kind], action.role, ""))
+    label = f'the {noun} "{name}"' if name else f"the unnamed {noun}"
+    description = f"{verb} {label}{hint}"
     if action.value and kind != "click":
         description += f" (now: {action.value[:80]})"
     if not action.enabled:
         description += " (disabled)"
+    if action.readonly:
+        description += " (read-only)"
     if action.frame:
         description += f" (in frame {action.frame})"
     shadow = ">>" in action.selector
@@ -481,6 +612,8 @@ _TARGET_STEPS = {
     "check": "check",
     "select_dropdown_option": "select_dropdown_option",
     "upload_file": "upload_file",  # session files (issue 19): file_path names a session file
+    # session files (issue 19): a click whose download lands in the session's files
+    "download_file": "click",
 }
 _NOT_HERE = {
     "captcha_solve": "captcha solving is not available on this server",
@@ -488,7 +621,6 @@ _NOT_HERE = {
     "(attach Playwright to the session's cdp_url instead)",
     "form_fill": "form_fill needs an LLM; fill each field with a fill action",
     "goto_new_tab": "this server opens no tab on request; use goto",
-    "download_file": "file downloads are not available on this server yet",
     "email_read": "personas are not available on this server",
     "sms_read": "personas are not available on this server",
     "email_verification_read": "personas are not available on this server",
@@ -517,11 +649,13 @@ def step_fields(action: dict[str, Any], session_id: str) -> dict[str, Any]:
         for name in ("url", "time_ms", "key", "amount"):
             if action.get(name) is not None:
                 fields[name] = action[name]
-        if kind.startswith("scroll") and action.get("selector"):
-            why = "scrolling one element is not supported: scroll the page (no selector)"
-            raise InvalidInput(
-                f"invalid request: selector: {why}", fields=[{"field": "selector", "message": why}]
-            )
+        if kind.startswith("scroll"):  # a scroll box (issue 22): by its id or a selector
+            target = str(action.get("id") or "").removesuffix("[:]")
+            selector = _selector(action.get("selector"))
+            if target:
+                fields["id"] = target
+            elif selector:
+                fields["selector"] = selector
         return fields
     if kind == "switch_tab":
         return {**fields, "type": "switch_tab", "index": action.get("tab_index")}
@@ -550,7 +684,7 @@ def step_fields(action: dict[str, Any], session_id: str) -> dict[str, Any]:
         raise InvalidInput(
             f"invalid request: value: {why}", fields=[{"field": "value", "message": why}]
         )
-    if kind != "click" and value is not None:
+    if fields["type"] != "click" and value is not None:
         fields["value"] = value
     if fields["type"] == "fill":
         fields["press_enter"] = bool(action.get("press_enter"))
@@ -586,6 +720,103 @@ def scraped_markdown(markdown: str, body: NotteScrape) -> str:
     if not body.scrape_links:
         markdown = _LINK.sub(r"\1", markdown)
     return markdown
+
+
+# ------------------------------------------- cookies, profiles, files (issues 18, 19)
+
+_SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None", "no_restriction": "None"}
+
+
+def notte_cookie(cookie: CookieInfo) -> dict[str, Any]:
+    """Our cookie as Notte's ``Cookie`` (``expires``/``expirationDate`` null: a session
+    cookie; ``hostOnly``: no leading dot on the domain)."""
+    expires = None if cookie.expires < 0 else cookie.expires
+    return {
+        "name": cookie.name,
+        "value": cookie.value,
+        "domain": cookie.domain,
+        "path": cookie.path,
+        "httpOnly": cookie.httpOnly,
+        "secure": cookie.secure,
+        "sameSite": cookie.sameSite,
+        "expires": expires,
+        "expirationDate": expires,
+        "hostOnly": not cookie.domain.startswith("."),
+        "session": expires is None,
+        "partitionKey": cookie.partitionKey,
+    }
+
+
+def our_cookie(cookie: Any, index: int) -> dict[str, Any]:
+    """Notte's cookie (Playwright's or a Chrome export's: ``expirationDate``, ``hostOnly``,
+    ``sameSite: no_restriction``) as ours; Notte's fields we have no use for are dropped."""
+    if not isinstance(cookie, dict):
+        why = "must be a cookie object with name, value, domain and path"
+        raise InvalidInput(
+            f"invalid request: cookies[{index}]: {why}",
+            fields=[{"field": f"cookies[{index}]", "message": why}],
+        )
+    out = {
+        k: cookie[k]
+        for k in ("name", "value", "domain", "path", "url", "httpOnly", "secure", "partitionKey")
+        if cookie.get(k) is not None
+    }
+    domain = out.get("domain")
+    if isinstance(domain, str) and cookie.get("hostOnly") is not None:
+        bare = domain.lstrip(".")
+        out["domain"] = bare if cookie["hostOnly"] else "." + bare
+    expires = cookie.get("expires", cookie.get("expirationDate"))
+    if expires is not None and not cookie.get("session"):
+        out["expires"] = expires
+    same_site = cookie.get("sameSite")
+    if isinstance(same_site, str) and same_site.lower() in _SAME_SITE:
+        out["sameSite"] = _SAME_SITE[same_site.lower()]
+    return out
+
+
+def our_cookies(data: dict[str, Any]) -> list[dict[str, Any]]:
+    cookies = data.get("cookies")
+    if not isinstance(cookies, list):
+        why = "is required: a list of cookies (name, value, domain, path)"
+        raise InvalidInput(
+            f"invalid request: cookies: {why}", fields=[{"field": "cookies", "message": why}]
+        )
+    return [our_cookie(c, i) for i, c in enumerate(cookies)]
+
+
+def notte_profile(info: ProfileInfo) -> dict[str, Any]:
+    """Our profile as Notte's ``ProfileResponse`` (``persisted_domains``: the host names its
+    cookies and origins are for)."""
+    hosts = {urlsplit(d).hostname or d if "://" in d else d.lstrip(".") for d in info.domains}
+    return {
+        "profile_id": info.profile_id,
+        "name": info.name,
+        "created_at": info.created_at,
+        "updated_at": info.updated_at,
+        "persisted_domains": sorted(hosts),
+    }
+
+
+_SOURCES = {"user_upload": "upload", "session_download": "download"}
+# what POST /profiles/<id>/state takes (storage_scope: each origin given is replaced, either way)
+_STATE_FIELDS = frozenset(
+    {"cookies", "local_storage", "session_storage", "domains", "mode", "storage_scope"}
+)
+
+
+def notte_file(info: FileInfo, session_id: str, expires_at: str) -> dict[str, Any]:
+    """Our file as Notte's ``SessionFile``: its name is its id."""
+    return {
+        "id": info.name,
+        "session_id": session_id,
+        "filename": info.name,
+        "mime_type": info.content_type,
+        "size": info.size,
+        "checksum": info.sha256 or "",
+        "created_at": info.created_at,
+        "expires_at": expires_at,
+        "source": "user_upload" if info.source == "upload" else "session_download",
+    }
 
 
 # ------------------------------------------------------------------- errors
@@ -655,6 +886,8 @@ def register_notte(
         record: SessionResponse, *, cdp: str | None = None, warnings: list[str] | None = None
     ) -> NotteSession:
         data = record.model_dump(mode="json")
+        options = record.options
+        view = options.viewport if options else None
         return NotteSession(
             session_id=record.session_id,
             idle_timeout_minutes=record.timeout_minutes,
@@ -666,8 +899,11 @@ def register_notte(
             status=record.status.value,
             close_reason=cast(Any, close_reason(record)),
             error=record.error,
-            viewport_width=settings.viewport_width,
-            viewport_height=settings.viewport_height,
+            # per-session browser options (issue 18a): what this session runs with
+            viewport_width=view.width if view else settings.viewport_width,
+            viewport_height=view.height if view else settings.viewport_height,
+            user_agent=options.user_agent if options else None,
+            proxies=bool(options and options.proxy),
             cdp_url=cdp if cdp is not None else cdp_url(record),
             viewer_url=record.viewer_url,  # the last one minted (issue 20's live view)
             keep_alive=record.keep_alive,
@@ -692,9 +928,13 @@ def register_notte(
         data = body_of()
         if "timeout_minutes" in data:  # Notte's older name
             data.setdefault("idle_timeout_minutes", data.pop("timeout_minutes"))
-        start, warnings = start_request(parse(NotteStart, data), lifetime)
+        size = (settings.viewport_width, settings.viewport_height)
+        start, warnings = start_request(parse(NotteStart, data), lifetime, size)
         who = principal()
-        record = backend.start(who, start)
+        try:
+            record = backend.start(who, start)
+        except InvalidInput as exc:  # the host's checks (a device, a proxy's address)
+            raise renamed(exc, _START_NAMES) from None
         cdp = None
         if cdp_url(record) is not None:  # a one-use ticket, so the SDK's session.page works
             cdp = backend.cdp_ticket(who, record.session_id).cdp_url
@@ -751,6 +991,9 @@ def register_notte(
         if record.status is Status.active and cdp_url(record) is not None:
             cdp = backend.cdp_ticket(who, session_id).cdp_url
         ui = request.host_url.rstrip("/") + settings.url_prefix + "/ui" if settings.ui else ""
+        if record.status is Status.active:  # the live view (issue 20): a fresh view-only URL
+            live = f"{_public_base()}{settings.url_prefix}/ui/live/{session_id}"
+            ui = backend.viewer(who, session_id, ViewerRequest(), live).viewer_url
         page = record.page
         tabs = (
             [
@@ -866,6 +1109,271 @@ def register_notte(
             width=shot.width,
             height=shot.height,
         )
+
+    # ------------------------------------ cookies, profiles, files (issues 18, 19)
+
+    def known_profile(profile_id: str) -> str:
+        if not _PROFILE_ID.match(profile_id):
+            raise ProfileNotFound(f"no such profile: {profile_id[:64]!r}")
+        return profile_id
+
+    @route("notte_get_cookies")
+    @login_required
+    def notte_get_cookies(session_id: str) -> Response:
+        listed = backend.cookies(principal(), known(session_id), None)
+        return jsonify(cookies=[notte_cookie(c) for c in listed.cookies])
+
+    @route("notte_set_cookies")
+    @login_required
+    def notte_set_cookies(session_id: str) -> Response:
+        cookies = our_cookies(body_of())
+        if not cookies:
+            return jsonify(success=True, message="no cookies given: nothing set")
+        add = parse(AddCookiesRequest, {"cookies": cookies})
+        done = backend.add_cookies(principal(), known(session_id), add)
+        return jsonify(
+            success=True, message=f"{done.added} cookies set; the session has {done.cookies}"
+        )
+
+    @route("notte_save_profile")
+    @login_required
+    def notte_save_profile(session_id: str) -> Response:
+        data = body_of()
+        unknown = sorted(set(data) - {"profile_id", "name"})
+        if unknown or (data.get("profile_id") and data.get("name")):
+            why = "send profile_id, or name, or neither (the profile the session started with)"
+            raise InvalidInput(
+                f"invalid request: {unknown[0] if unknown else 'name'}: {why}",
+                fields=[{"field": unknown[0] if unknown else "name", "message": why}],
+            )
+        who, sid = principal(), known(session_id)
+        if not data.get("profile_id") and not data.get("name"):  # its own, with persist
+            return jsonify(notte_profile(backend.save_profile(who, sid)))
+        state = parse(StorageState, kept_state(backend.session_state(who, sid)))
+        if data.get("name"):
+            name = parse(ProfileCreate, {"name": data["name"]}).name
+            target = backend.create_profile(who, name).profile_id
+        else:
+            target = known_profile(str(data["profile_id"]))
+        return jsonify(notte_profile(backend.put_profile_state(who, target, state)))
+
+    def files_expire(who: str, session_id: str) -> str:
+        """When a session's files go at the latest: with the session, at its lifetime cap."""
+        created = datetime.fromisoformat(backend.get(who, session_id).created_at)
+        return (created + timedelta(minutes=lifetime)).isoformat()
+
+    @route("notte_list_files")
+    @login_required
+    def notte_list_files(session_id: str) -> Response:
+        who, sid = principal(), known(session_id)
+        query = request.args
+        source = query.get("source")
+        if source is not None and source not in _SOURCES:
+            why = "send user_upload or session_download"
+            raise InvalidInput(
+                f"invalid request: source: {why}", fields=[{"field": "source", "message": why}]
+            )
+        try:
+            limit = min(1000, max(1, int(query.get("limit", "100"))))
+            offset = max(0, int(query.get("offset", "0")))
+        except ValueError:
+            raise InvalidInput(
+                "invalid request: limit and offset must be whole numbers",
+                fields=[{"field": "limit", "message": "must be a whole number"}],
+            ) from None
+        files = [
+            f
+            for f in backend.list_files(who, sid).files
+            if f.state == "complete" and (source is None or f.source == _SOURCES[source])
+        ]
+        expires = files_expire(who, sid)
+        return jsonify(
+            files=[notte_file(f, sid, expires) for f in files[offset : offset + limit]],
+            total=len(files),
+            limit=limit,
+            offset=offset,
+        )
+
+    @route("notte_upload_file")
+    @login_required
+    def notte_upload_file(session_id: str) -> Response:
+        who, sid = principal(), known(session_id)
+        cap = int(settings.max_session_files_mb * MB) + UPLOAD_OVERHEAD
+        length = request.content_length
+        if length is not None and length > cap:
+            raise PayloadTooLarge(
+                f"the upload is {length / MB:.1f} MB: more than a session's files may hold "
+                f"({settings.max_session_files_mb:g} MB, SESSIONS_MAX_SESSION_FILES_MB)",
+                limit="SESSIONS_MAX_SESSION_FILES_MB",
+                limit_bytes=int(settings.max_session_files_mb * MB),
+            )
+        request.max_content_length = cap
+        stored = backend.upload_files(who, sid, request.stream, request.content_type, length)
+        if not stored.files:
+            why = "send a file part (multipart/form-data)"
+            raise InvalidInput(
+                f"invalid request: file: {why}", fields=[{"field": "file", "message": why}]
+            )
+        return jsonify(notte_file(stored.files[-1], sid, files_expire(who, sid)))
+
+    @route("notte_download_file")
+    @login_required
+    def notte_download_file(session_id: str, file_id: str) -> Response:
+        body = backend.get_file(principal(), known(session_id), file_id, None)
+        return send_file_body(body)
+
+    @route("notte_delete_file")
+    @login_required
+    def notte_delete_file(session_id: str, file_id: str) -> Response:
+        backend.delete_file(principal(), known(session_id), file_id)
+        return Response(status=204)
+
+    @route("notte_create_profile")
+    @login_required
+    def notte_create_profile() -> Response:
+        data = body_of()
+        unknown = sorted(set(data) - {"name"})
+        if unknown:
+            why = "a profile is created with its name only"
+            raise InvalidInput(
+                f"invalid request: {unknown[0]}: {why}",
+                fields=[{"field": unknown[0], "message": why}],
+            )
+        name = data.get("name") or _UNNAMED
+        req = parse(ProfileCreate, {"name": name})
+        return jsonify(notte_profile(backend.create_profile(principal(), req.name)))
+
+    @route("notte_list_profiles")
+    @login_required
+    def notte_list_profiles() -> Response:
+        query = request.args
+        try:
+            page = max(1, int(query.get("page", "1")))
+            size = min(_MAX_PAGE_SIZE, max(1, int(query.get("page_size", "10"))))
+        except ValueError:
+            raise InvalidInput(
+                "invalid request: page and page_size must be whole numbers",
+                fields=[{"field": "page_size", "message": "must be a whole number"}],
+            ) from None
+        name = (query.get("name") or "").lower()
+        found = [p for p in backend.list_profiles(principal()) if name in p.name.lower()]
+        found.reverse()  # newest first
+        chunk = found[(page - 1) * size : page * size]
+        return jsonify(
+            items=[notte_profile(p) for p in chunk],
+            page=page,
+            page_size=size,
+            total=len(found),
+            has_next=page * size < len(found),
+            has_previous=page > 1,
+        )
+
+    @route("notte_get_profile")
+    @login_required
+    def notte_get_profile(profile_id: str) -> Response:
+        return jsonify(notte_profile(backend.get_profile(principal(), known_profile(profile_id))))
+
+    @route("notte_delete_profile")
+    @login_required
+    def notte_delete_profile(profile_id: str) -> Response:
+        backend.delete_profile(principal(), known_profile(profile_id))
+        return jsonify(success=True, message="Profile deleted successfully")
+
+    @route("notte_profile_cookies")
+    @login_required
+    def notte_profile_cookies(profile_id: str) -> Response:
+        held = backend.profile_state(principal(), known_profile(profile_id))
+        cookies = [CookieInfo.model_validate(c) for c in held.get("cookies") or []]
+        return jsonify(cookies=[notte_cookie(c) for c in cookies])
+
+    @route("notte_set_profile_cookies")
+    @login_required
+    def notte_set_profile_cookies(profile_id: str) -> Response:
+        data = body_of()
+        mode = data.get("mode", "replace")
+        if mode not in ("replace", "append"):
+            why = "send replace or append"
+            raise InvalidInput(
+                f"invalid request: mode: {why}", fields=[{"field": "mode", "message": why}]
+            )
+        cookies = our_cookies(data)
+        who, pid = principal(), known_profile(profile_id)
+        held = kept_state(backend.profile_state(who, pid))
+        if mode == "append":
+            new = {(c["name"], c.get("domain"), c.get("path")) for c in cookies}
+            kept = [c for c in held["cookies"] if (c["name"], c["domain"], c["path"]) not in new]
+            cookies = kept + cookies
+        state = parse(StorageState, {"cookies": cookies, "origins": held["origins"]})
+        backend.put_profile_state(who, pid, state)
+        return jsonify(
+            success=True,
+            message=f"{len(state.cookies)} cookies in profile {pid}",
+            cookies_count=len(state.cookies),
+            mode=mode,
+        )
+
+    @route("notte_set_profile_state")
+    @login_required
+    def notte_set_profile_state(profile_id: str) -> Response:
+        data = body_of()
+        for field in ("session_storage", "domains"):
+            if data.get(field):
+                why = (
+                    "sessionStorage is not kept in profiles (it ends with its tab)"
+                    if field == "session_storage"
+                    else "send the cookies and local_storage to keep instead"
+                )
+                raise InvalidInput(
+                    f"invalid request: {field}: {why}", fields=[{"field": field, "message": why}]
+                )
+        mode = data.get("mode", "replace")
+        unknown = sorted(set(data) - _STATE_FIELDS)
+        if mode not in ("replace", "append") or unknown:
+            field = unknown[0] if unknown else "mode"
+            why = "send replace or append" if field == "mode" else "is not a field of this call"
+            raise InvalidInput(
+                f"invalid request: {field}: {why}", fields=[{"field": field, "message": why}]
+            )
+        storage = data.get("local_storage") or {}
+        if not isinstance(storage, dict) or not all(isinstance(v, dict) for v in storage.values()):
+            why = 'send {"<origin>": {"<key>": "<value>"}}'
+            raise InvalidInput(
+                f"invalid request: local_storage: {why}",
+                fields=[{"field": "local_storage", "message": why}],
+            )
+        cookies = our_cookies({"cookies": data.get("cookies") or []})
+        origins = [
+            {"origin": origin, "localStorage": [{"name": k, "value": v} for k, v in items.items()]}
+            for origin, items in storage.items()
+        ]
+        who, pid = principal(), known_profile(profile_id)
+        if mode == "append":  # what is given replaces its like; the rest is kept
+            held = kept_state(backend.profile_state(who, pid))
+            new = {(c["name"], c.get("domain"), c.get("path")) for c in cookies}
+            cookies = [
+                c for c in held["cookies"] if (c["name"], c["domain"], c["path"]) not in new
+            ] + cookies
+            given = {o["origin"] for o in origins}
+            origins = [o for o in held["origins"] if o["origin"] not in given] + origins
+        state = parse(StorageState, {"cookies": cookies, "origins": origins})
+        backend.put_profile_state(who, pid, state)
+        return jsonify(
+            success=True,
+            cookies_count=len(state.cookies),
+            local_storage_origins=len(state.origins),
+            session_storage_origins=0,
+        )
+
+    @route("notte_duplicate_profile")
+    @login_required
+    def notte_duplicate_profile(profile_id: str) -> Response:
+        data = body_of()
+        who, pid = principal(), known_profile(profile_id)
+        source = backend.get_profile(who, pid)
+        name = parse(ProfileCreate, {"name": data.get("name") or source.name}).name
+        held = parse(StorageState, kept_state(backend.profile_state(who, pid)))
+        copy = backend.create_profile(who, name)
+        return jsonify(notte_profile(backend.put_profile_state(who, copy.profile_id, held)))
 
     @bp.after_request
     def notte_errors(response: Response) -> Response:
