@@ -237,11 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "mcp":
         return _serve_mcp(argv[1:])
-    from waitress import serve
-
     from flask_sessions.app import create_app
     from flask_sessions.extension import FlaskSessions
     from flask_sessions.host import browser
+    from flask_sessions.serving import serve
 
     command = argv.pop(0) if argv and argv[0] in ("serve", "host") else "serve"
     args = parser(command).parse_args(argv)
@@ -312,9 +311,8 @@ def main(argv: list[str] | None = None) -> int:
 def _serve_host(
     prog: str, settings: Settings, sock: socket.socket, bound: str, threads: int
 ) -> int:
-    from waitress import serve
-
     from flask_sessions.cluster.node import Host
+    from flask_sessions.serving import serve
 
     port = sock.getsockname()[1]
     shown = socket.gethostname() if bound in ("0.0.0.0", "::", "") else bound

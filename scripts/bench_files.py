@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 from playwright.async_api import async_playwright
 
@@ -69,8 +70,9 @@ def _rates(times: list[float], size: int) -> float:
 
 
 @contextlib.contextmanager
-def static_server(folder: Path) -> Iterator[tuple[str, str]]:
-    """(base URL, what it is) of a static file server over ``folder`` that also takes PUT."""
+def static_server(folder: Path) -> Iterator[tuple[str, str, int]]:
+    """(base URL, what it is, its pid) of a static file server over ``folder`` that also
+    takes PUT."""
     nginx = shutil.which("nginx")
     port = free_port()
     if nginx:
@@ -109,7 +111,7 @@ http {{
                 requests.get(base + "/", timeout=1)
                 break
             time.sleep(0.1)
-        yield base, what
+        yield base, what, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -134,24 +136,66 @@ ThreadingHTTPServer(("127.0.0.1", port), functools.partial(H, directory=folder))
 # ------------------------------------------------------------------- throughput
 
 
-def _ours(base: str, big: Path, repeats: int) -> tuple[float, float]:
-    """(upload, download) MB/s into and out of a session at ``base``."""
-    sid = requests.post(base + "/session/start", json={}, headers=AUTH, timeout=60).json()[
-        "session_id"
-    ]
-    auth = f"Authorization: Bearer {TOKEN}"
-    files = f"{base}/session/{sid}/files"
-    ups, downs = [], []
-    for _ in range(repeats):
-        ups.append(_curl("-H", auth, "-F", f"file=@{big}", files))
-        downs.append(_curl("-H", auth, f"{files}/{big.name}"))
-        requests.delete(f"{files}/{big.name}", headers=AUTH, timeout=30)
-    requests.delete(f"{base}/session/{sid}", headers=AUTH, timeout=30)
-    size = big.stat().st_size
-    return _rates(ups, size), _rates(downs, size)
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the server processes used so far, their workers
+    (nginx's) included, Chromium not."""
+    total = 0.0
+    for pid in pids:
+        proc = psutil.Process(pid)
+        for one in [proc, *proc.children()]:
+            if one.pid == pid or "nginx" in one.name():
+                times = one.cpu_times()
+                total += times.user + times.system
+    return total
+
+
+class _Target:
+    """One side measured: the static server, or a session on ours (direct or via a front);
+    ``pids``: the server processes whose CPU time each transfer is charged."""
+
+    def __init__(
+        self, name: str, base: str, big: Path, pids: list[int], static: bool = False
+    ) -> None:
+        self.name, self.base, self.big, self.static = name, base, big, static
+        self.pids = pids
+        self.ups: list[float] = []
+        self.downs: list[float] = []
+        self.up_cpu: list[float] = []
+        self.down_cpu: list[float] = []
+        self.sid = ""
+        if not static:
+            self.sid = requests.post(
+                base + "/session/start", json={}, headers=AUTH, timeout=60
+            ).json()["session_id"]
+
+    def once(self, i: int) -> None:
+        """One upload and one download of the 100 MB file (each timed by curl)."""
+        auth = f"Authorization: Bearer {TOKEN}"
+        files = f"{self.base}/session/{self.sid}/files"
+        cpu = _cpu(self.pids)
+        if self.static:  # WebDAV PUT of the same bytes
+            self.ups.append(_curl("-T", str(self.big), f"{self.base}/put-{i}.bin"))
+        else:
+            self.ups.append(_curl("-H", auth, "-F", f"file=@{self.big}", files))
+        self.up_cpu.append(_cpu(self.pids) - cpu)
+        cpu = _cpu(self.pids)
+        if self.static:  # GET of the same file
+            self.downs.append(_curl(f"{self.base}/{self.big.name}"))
+        else:
+            self.downs.append(_curl("-H", auth, f"{files}/{self.big.name}"))
+        self.down_cpu.append(_cpu(self.pids) - cpu)
+        if not self.static:
+            requests.delete(f"{files}/{self.big.name}", headers=AUTH, timeout=30)
+
+    def close(self) -> None:
+        if self.sid:
+            requests.delete(f"{self.base}/session/{self.sid}", headers=AUTH, timeout=30)
 
 
 def throughput(repeats: int) -> tuple[list[list[str]], str]:
+    """Every server runs for the whole measure and the rounds interleave them (static,
+    direct, front, static, ...), so that a shared machine's changing load falls on all
+    sides alike and the ratios compare like with like."""
     procs: list[ServerProcess] = []
     with tempfile.TemporaryDirectory(prefix="bench-files-") as tmp:
         www = Path(tmp, "www")
@@ -163,11 +207,6 @@ def throughput(repeats: int) -> tuple[list[list[str]], str]:
         shutil.copy(big, www / big.name)
         size = big.stat().st_size
         try:
-            with static_server(www) as (base, what):
-                print(f"static baseline: {what}", flush=True)
-                ups = [_curl("-T", str(big), f"{base}/put-{i}.bin") for i in range(repeats)]
-                downs = [_curl(f"{base}/{big.name}") for _ in range(repeats)]
-                static = (_rates(ups, size), _rates(downs, size))
             env = server_env(TOKEN, SESSIONS_WARM_POOL="0", **LIMITS)
             port = free_port()
             direct = start_process(
@@ -177,11 +216,6 @@ def throughput(repeats: int) -> tuple[list[list[str]], str]:
                 cwd=ROOT,
             )
             procs.append(direct)
-            direct.wait_ready()
-            print("direct ...", flush=True)
-            ours_direct = _ours(direct.base, big, repeats)
-            direct.stop()
-            procs.remove(direct)
             host_port = free_port("127.0.0.2")
             host = start_process(
                 [
@@ -199,6 +233,7 @@ def throughput(repeats: int) -> tuple[list[list[str]], str]:
                 cwd=ROOT,
             )
             procs.append(host)
+            direct.wait_ready()
             host.wait_ready()
             front_port = free_port()
             front = start_process(
@@ -211,17 +246,40 @@ def throughput(repeats: int) -> tuple[list[list[str]], str]:
             )
             procs.append(front)
             front.wait_ready()
-            print("through a front ...", flush=True)
-            ours_front = _ours(front.base, big, repeats)
+            with static_server(www) as (base, what, pid):
+                print(f"static baseline: {what}", flush=True)
+                sides = [
+                    _Target("static", base, big, [pid], static=True),
+                    _Target("direct", direct.base, big, [direct.pid]),
+                    _Target("through a front", front.base, big, [front.pid, host.pid]),
+                ]
+                for i in range(repeats):
+                    print(f"round {i + 1} of {repeats} ...", flush=True)
+                    for side in sides:
+                        side.once(i)
+                for side in sides:
+                    side.close()
         finally:
             for proc in reversed(procs):
                 proc.stop()
+    static = sides[0]
     rows = []
-    for name, (up, down) in (("direct", ours_direct), ("through a front", ours_front)):
-        rows.append(
-            ["upload (curl -F)", name, f"{up:,.0f}", f"{static[0]:,.0f}", _x(up, static[0])]
-        )
-        rows.append(["download", name, f"{down:,.0f}", f"{static[1]:,.0f}", _x(down, static[1])])
+    for side in sides[1:]:
+        for way, ours, theirs, our_cpu, their_cpu in (
+            ("upload (curl -F)", side.ups, static.ups, side.up_cpu, static.up_cpu),
+            ("download", side.downs, static.downs, side.down_cpu, static.down_cpu),
+        ):
+            mine, other = _rates(ours, size), _rates(theirs, size)
+            rows.append(
+                [
+                    way,
+                    side.name,
+                    f"{mine:,.0f}",
+                    f"{other:,.0f}",
+                    _x(mine, other),
+                    f"{statistics.median(our_cpu):.2f} / {statistics.median(their_cpu):.2f}",
+                ]
+            )
     return rows, what
 
 
@@ -420,7 +478,19 @@ def main(quick: bool = False) -> int:
     print(f"load at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores", flush=True)
     rows, what = throughput(repeats)
     print(f"\n### Session files: 100 MB over loopback with curl (MB/s, median of {repeats})\n")
-    print(_table(["", "flask_sessions", "MB/s", f"static: {what}", "ratio (goal >= 0.5x)"], rows))
+    print(
+        _table(
+            [
+                "",
+                "flask_sessions",
+                "MB/s",
+                f"static: {what}",
+                "ratio (goal >= 0.5x)",
+                "server CPU s, ours / static",
+            ],
+            rows,
+        )
+    )
     pdf_rows, printed = pdfs(5 if quick else 20)
     print("\n### PDFs as text (Chromium's PDFs: text, a table, two columns, 20 pages)\n")
     print(

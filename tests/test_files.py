@@ -712,6 +712,9 @@ class _Peak(threading.Thread):
             self.peak = max(self.peak, _rss(self.pid))
 
 
+TWO_PRINCIPALS = '{"tok-front": "alice", "tok-other": "bob"}'
+
+
 @pytest.mark.timeout(300)
 def test_a_front_streams_100mb_both_ways_without_holding_it(tmp_path: Path) -> None:
     secret = "cluster-secret-for-tests-0123456789"
@@ -732,7 +735,7 @@ def test_a_front_streams_100mb_both_ways_without_holding_it(tmp_path: Path) -> N
             ],
             f"http://127.0.0.2:{host_port}",
             server_env(
-                "tok-front",
+                TWO_PRINCIPALS,
                 SESSIONS_CLUSTER_SECRET=secret,
                 SESSIONS_PROFILE_KEY="profile-key-for-tests-0123456789",  # hosts need one
                 SESSIONS_WARM_POOL="0",
@@ -747,7 +750,7 @@ def test_a_front_streams_100mb_both_ways_without_holding_it(tmp_path: Path) -> N
             [sys.executable, "-m", "flask_sessions", "--port", str(front_port)],
             f"http://127.0.0.1:{front_port}",
             server_env(
-                "tok-front", SESSIONS_CLUSTER_SECRET=secret, SESSIONS_HOSTS=host.base, **limits
+                TWO_PRINCIPALS, SESSIONS_CLUSTER_SECRET=secret, SESSIONS_HOSTS=host.base, **limits
             ),
             cwd=ROOT,
         )
@@ -793,9 +796,39 @@ def test_a_front_streams_100mb_both_ways_without_holding_it(tmp_path: Path) -> N
             f"\nfront RSS: {before / MB:.0f} MB before, +{grown:.1f} MB at peak (100 MB each way)"
         )
         assert grown < 30, f"the front's RSS grew {grown:.1f} MB"
+        _front_answers_as_the_host(front.base, sid, auth, big)
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+def _front_answers_as_the_host(base: str, sid: str, auth: dict[str, str], big: Path) -> None:
+    """A front relays a host's file answers whole: a range (206), its errors (404 the same
+    as the host's, another principal's 404), the headers, and a zip (chunked)."""
+    files = f"{base}/session/{sid}/files"
+    part = requests.get(f"{files}/big.bin", headers={**auth, "Range": "bytes=5-104"}, timeout=30)
+    assert part.status_code == 206
+    assert part.headers["Content-Range"] == f"bytes 5-104/{100 * MB}"
+    with big.open("rb") as handle:
+        handle.seek(5)
+        assert part.content == handle.read(100)
+    assert part.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in part.headers["Content-Security-Policy"]
+    assert part.headers["Content-Disposition"].startswith("attachment")
+    missing = requests.get(f"{files}/nope.txt", headers=auth, timeout=30)
+    assert missing.status_code == 404
+    assert "nope.txt" in missing.json()["error"] and "big.bin" in missing.json()["error"]
+    other = requests.get(
+        f"{files}/big.bin", headers={"Authorization": "Bearer tok-other"}, timeout=30
+    )
+    assert other.status_code == 404
+    assert other.json()["error"].startswith(f"no session {sid!r} for you"), other.json()
+    assert requests.delete(f"{files}/big.bin", headers=auth, timeout=30).status_code == 200
+    small = requests.post(files, files={"file": ("a.txt", b"hello")}, headers=auth, timeout=30)
+    assert small.status_code == 200, small.text
+    archive = requests.get(f"{files}.zip", headers=auth, timeout=30)
+    assert archive.status_code == 200
+    assert zipfile.ZipFile(io.BytesIO(archive.content)).read("a.txt") == b"hello"
 
 
 # ------------------------------------------------------------------- the client
