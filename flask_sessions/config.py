@@ -435,6 +435,15 @@ class Settings(BaseSettings):
     live_max_fps: int = Field(
         default=15, gt=0, le=60, description="frames per second a live view sends at most"
     )
+    # live view's cost to other sessions (issue 20): frames yield to their calls
+    live_busy_fps: float = Field(
+        default=1,
+        gt=0,
+        le=60,
+        description="frames per second a live view sends at most while another session of "
+        "the host is in a call (its viewer's input lifts it for 2 s; SESSIONS_LIVE_MAX_FPS "
+        "or more: no limit)",
+    )
     viewer_ttl_seconds: int = Field(
         default=900,
         gt=0,
@@ -457,6 +466,13 @@ class Settings(BaseSettings):
         gt=0,
         description="MB of trace one session may record; past it tracing stops (recording: "
         '"truncated") and the session goes on',
+    )
+    # recordings' cost (issue 20): the screencast filmstrip is opt-in
+    recording_screenshots: bool = Field(
+        default=False,
+        description="true: traces also hold Playwright's screencast filmstrip (JPEG frames "
+        "while the page paints); it makes recorded steps slower (every trace has a DOM "
+        "snapshot after each call either way)",
     )
     # --- cluster (fronts and hosts)
     hosts: Urls = Field(

@@ -122,6 +122,24 @@ def groups(events: list[dict[str, Any]]) -> list[str]:
     return [e["title"] for e in events if e.get("method") == "tracingGroup"]
 
 
+def children(events: list[dict[str, Any]], group: str) -> list[dict[str, Any]]:
+    """The traced calls inside the (first) group of that title."""
+    parent = next(e["callId"] for e in events if e.get("title") == group)
+    return [e for e in events if e.get("type") == "before" and e.get("parentId") == parent]
+
+
+def snapshot_html(events: list[dict[str, Any]], call: dict[str, Any]) -> str:
+    """The text of the call's DOM snapshots (its "after" one names the nodes of "before"
+    that did not change: both are the page as the call found it)."""
+    snapshots = [
+        e["snapshot"]
+        for e in events
+        if e.get("type") == "frame-snapshot" and e["snapshot"].get("callId") == call["callId"]
+    ]
+    assert {s["phase"] for s in snapshots} == {"before", "after"}, call["title"]
+    return " ".join(json.dumps(s["html"]) for s in snapshots)
+
+
 def record_session(client: FlaskClient, site: str) -> tuple[str, dict[str, str]]:
     """A recorded session that filled a field and clicked a button, still open."""
     started = ok(
@@ -166,15 +184,35 @@ def test_a_recorded_session_names_every_step(
         f"step click {actions['Go']}",
     ], titles
     assert "secret words" not in " ".join(titles)  # a group never names what was typed
+    # inside each group, one traced call: the page's DOM after the call (our own calls are
+    # internal to the trace: no action, no snapshot of their own)
+    for title in titles:
+        assert [e["title"] for e in children(events, title)] == [
+            f"page after the {title.split()[0]}"
+        ], title
+    after_click = snapshot_html(events, children(events, titles[-1])[0])
+    assert "clicked" in after_click  # the button's text after the click
+    after_fill = snapshot_html(events, children(events, titles[-2])[0])
+    assert "secret words" in after_fill  # the input's value after the fill
     kinds = {e.get("type") for e in events}
-    assert {"screencast-frame", "frame-snapshot", "before", "after"} <= kinds  # pictures, DOM
-    assert any(e.get("class") == "Frame" and e.get("method") == "click" for e in events)
+    assert {"frame-snapshot", "before", "after"} <= kinds
+    assert "screencast-frame" not in kinds  # the filmstrip is SESSIONS_RECORDING_SCREENSHOTS
     assert ok(client.get(f"/session/{sid}", headers=AUTH_A))["recording"] == "saved"
     meta = json.loads((recordings / sid / "meta.json").read_text())
     assert meta["state"] == "saved" and "alice" not in json.dumps(meta)  # the owner, hashed
     # Playwright left nothing of it in its traces folder
     traces = recordings / ".traces"
     assert not [p for p in traces.rglob("*") if p.is_file()]
+
+
+def test_the_filmstrip_is_a_setting(make_app: AppFactory, recordings: Path, site: str) -> None:
+    client = make_app(
+        SESSIONS_RECORDING_DIR=str(recordings), SESSIONS_RECORDING_SCREENSHOTS=True
+    ).test_client()
+    sid, _ = record_session(client, site)
+    ok(client.delete(f"/session/{sid}", headers=AUTH_A))
+    _, events = trace_of(client.get(f"/session/{sid}/recording", headers=AUTH_A).data)
+    assert {"screencast-frame", "frame-snapshot"} <= {e.get("type") for e in events}
 
 
 def test_playwrights_trace_viewer_lists_the_steps(

@@ -602,6 +602,40 @@ def test_a_viewer_does_not_slow_other_sessions(served: Served, pages: dict[str, 
     assert served.metric("flask_sessions_live_frames") == frames
 
 
+def test_frames_yield_to_other_sessions_calls(served: Served, pages: dict[str, str]) -> None:
+    """While another session is in a call, an animated page's frames come at most
+    SESSIONS_LIVE_BUSY_FPS (1) a second; once the call is over, at the full rate again."""
+    busy_fps = FlaskSessions.state(served.app).settings.live_busy_fps
+    watched = served.start(url=pages["one"] + "/animated")
+    worker = served.start(url=pages["one"] + "/")
+    with raw(socket_of(served, served.viewer(watched)["viewer_url"])) as ws:
+        ws.send(json.dumps({"type": "size", "width": 640, "height": 360}))
+        first_frame(ws)
+        frames_of(ws, 2)  # past the switch from the screencast to captures
+        wait = {"session_id": worker, "type": "wait", "time_ms": 4000}
+        answer: dict[str, Any] = {}
+        call = threading.Thread(
+            target=lambda: answer.update(r=served.api.post("/env/step", json=wait))
+        )
+        call.start()
+        assert wait_for(lambda: _in_call(served, worker), 10)
+        t0 = time.monotonic()
+        during = frames_of(ws, 3)
+        took = time.monotonic() - t0
+        in_call = _in_call(served, worker)
+        call.join(30)
+        assert answer["r"].status_code == 200
+        assert in_call, "the wait step ended before the frames were counted"
+        assert len(during) <= busy_fps * took + 2  # a capture under way when it began
+        assert len(frames_of(ws, 3)) > busy_fps * 3 + 2  # the call is over: the full rate
+
+
+def _in_call(served: Served, sid: str) -> bool:
+    """Whether the session is in a call now (its lock is held, on the host's loop)."""
+    live = FlaskSessions.state(served.app).manager.live(sid)
+    return live is not None and live.lock.locked()
+
+
 VIEWER_PROCESS = """
 import signal, sys
 from websockets.sync.client import connect

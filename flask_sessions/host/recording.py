@@ -224,7 +224,7 @@ class Recordings:
                 await live.context.tracing.start(
                     name=rec.name,
                     title=f"flask_sessions session {record.session_id}",
-                    screenshots=True,
+                    screenshots=self.settings.recording_screenshots,
                     snapshots=True,
                     sources=False,
                 )
@@ -266,9 +266,10 @@ class Recordings:
             with contextlib.suppress(PlaywrightError):
                 await tracing.group(_title(name))
             try:
-                return await work(record, live)
+                return await untraced(lambda: work(record, live))
             finally:
                 if rec.live is live:
+                    await _snapshot(live, name)
                     with contextlib.suppress(PlaywrightError):
                         await tracing.group_end()
 
@@ -703,6 +704,58 @@ def step_title(request: StepRequest) -> Callable[[LiveSession], str]:
 def _title(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1] + "…"
+
+
+# ------------------------------------------------------------------ untraced calls
+#
+# Playwright traces every API call as an action, with DOM snapshots before and after it
+# (and at its input): a REST step made ten or so (the action, resolving the element, the
+# settling and observation's evaluations, the title), each snapshotted. Inside a group, our
+# calls are made *internal* instead (as Playwright's own helpers are: no trace event, no
+# snapshot), and the group ends with one traced call that snapshots the page as the call
+# left it. Playwright's API has no public switch for it; its zone of an API call (a
+# ContextVar) is where the client marks a call internal. Without it (another Playwright),
+# every call is traced as before.
+
+try:
+    from playwright._impl.channel_owner import ApiZone as _ApiZone
+    from playwright._impl.utils.zones import current_zone as _current_zone
+except ImportError:  # pragma: no cover - another Playwright: calls are traced
+    _ApiZone = None  # type: ignore[assignment,misc]
+
+SNAPSHOT_SECONDS = 5.0  # the group's snapshot waits no longer for a slow page
+
+
+def _zone(title: str | None, internal: bool) -> Any:
+    if _ApiZone is None:
+        return None
+    return _current_zone().with_("apiZone", _ApiZone("flask_sessions", [], title, internal))
+
+
+async def untraced(work: Callable[[], Awaitable[T]]) -> T:
+    """``work()`` with its Playwright calls internal: no trace events, no snapshots."""
+    zone = _zone(None, True)
+    if zone is None:
+        return await work()
+    result: T = await zone.run_async(work)
+    return result
+
+
+async def _snapshot(live: LiveSession, name: str) -> None:
+    """One traced call at a group's end (an evaluation of nothing, named ``page after the
+    step``): the trace's DOM snapshot of the page after the call, and the filmstrip frame
+    the viewer shows with it. Skipped for a page that does not answer."""
+    page = live.page
+    if live.state.hung or page.is_closed():
+        return
+    zone = _zone(f"page after the {name.split()[0]}", False)
+    try:
+        if zone is None:
+            await asyncio.wait_for(page.evaluate("0"), SNAPSHOT_SECONDS)
+        else:
+            await asyncio.wait_for(zone.run_async(lambda: page.evaluate("0")), SNAPSHOT_SECONDS)
+    except (PlaywrightError, TimeoutError):
+        pass
 
 
 # ------------------------------------------------------------------ helpers

@@ -34,7 +34,17 @@ that slowed other sessions' clicks about 8x on a loaded 2-core host, against abo
 captures at the frame rate. So when screencast frames keep coming faster than they are
 shown (the page animates), the screencast stops and frames are captured with
 ``Page.captureScreenshot`` in their turn; when most captures of a second show nothing new,
-the screencast takes over again.
+the screencast takes over again. A page that animated starts its next viewer with
+captures (``LiveViews.animates``, per session and URL), not with a screencast burst.
+
+**Other sessions first.** While another session of the host is in a call (its lock is
+held: a step, an observe…), a capture waits for that call to end (others idle for
+``QUIET_SECONDS``, not a gap between two calls), up to ``1 / SESSIONS_LIVE_BUSY_FPS`` after
+the last frame: frames cost Chromium threads and this loop's time that the agents' calls
+would wait for (measured: 1.5-1.9x another session's step p50 at 15 frames/s on a loaded
+2-core host, about 1x at 1). A viewer's input lifts it for ``INPUT_BOOST_SECONDS``.
+Screencast acknowledgements never wait for it (see :meth:`_Cast._yield_to_others`).
+
 **Input.** Mouse (move, down, up, wheel) in fractions of the frame, mapped here to the
 viewport's CSS pixels; keys with their modifiers; text (an IME's, or a paste) with
 ``Input.insertText``. All of it goes, in order, to the current tab; mouse moves are coalesced.
@@ -90,6 +100,9 @@ BUSY_WINDOW, BUSY_OVERLAPS = 8, 6  # of the last 8 screencast frames, 6 came ear
 EARLY_SECONDS = 0.05  # a frame this soon after an acknowledgement was painted meanwhile
 BUSY_RATE = 6  # screencast frames in a second that mean it animates (at most 0.8 x the rate)
 MIN_SIDE, MAX_SIDE = 16, 8192
+BUSY_POLL_SECONDS = 0.02  # how often a frame that yields to other sessions looks again
+QUIET_SECONDS = 0.1  # other sessions idle this long: their calls are over, frames go on
+INPUT_BOOST_SECONDS = 2.0  # after a viewer's input, frames come at the full rate this long
 
 # CDP modifier bits
 ALT, CTRL, META, SHIFT = 1, 2, 4, 8
@@ -113,6 +126,9 @@ class LiveViews:
         self.manager = proxy.manager
         self.settings = proxy.settings
         self._casts: dict[str, _Cast] = {}
+        # session -> the URL of its page that animated when last watched: the next viewer's
+        # frames start as captures at the frame rate, not with a screencast of every paint
+        self.animates: dict[str, str] = {}
         self.frames = 0  # frames written to viewers, every session (for /metrics)
         self.inputs = 0  # input events passed to pages
         self.refused = 0  # input events of view-only viewers, dropped
@@ -236,6 +252,7 @@ class LiveViews:
 
     def session_ended(self, session_id: str, code: int, reason: str) -> None:
         """The session ended: close its viewers saying why (their screencast stops)."""
+        self.animates.pop(session_id, None)
         cast = self._casts.get(session_id)
         if cast is not None:
             for viewer in list(cast.viewers):
@@ -298,6 +315,10 @@ class _Cast:
         self._changed = asyncio.Event()
         self._drained = asyncio.Event()
         self._next_slot = 0.0  # loop time before which no frame is taken or acknowledged
+        self._granted = 0.0  # loop time of the last frame's turn
+        self._busy_at = float("-inf")  # loop time another session was last seen in a call
+        self._input_at = -INPUT_BOOST_SECONDS  # loop time of the last viewer input
+        self._busy_fps = views.settings.live_busy_fps
         self._acked = 0.0  # loop time of the last acknowledgement
         # for the last screencast frames: whether each came while another waited for its turn
         self._overlaps: deque[bool] = deque(maxlen=BUSY_WINDOW)
@@ -370,7 +391,7 @@ class _Cast:
                 self.cdp = await self.live.context.new_cdp_session(page)
                 self.page = page
                 self.cdp.on("Page.screencastFrame", self._on_frame)
-                self.mode = CAST
+                self.mode = POLL if self.views.animates.get(self.session_id) == page.url else CAST
             else:
                 await self._pause()
             self.size = size
@@ -423,6 +444,10 @@ class _Cast:
         """From the screencast to captures at the frame rate, or back (the run loop does it)."""
         if self.mode != mode:
             self.mode = mode
+            if mode == POLL and self.page is not None:
+                self.views.animates[self.session_id] = self.page.url
+            else:
+                self.views.animates.pop(self.session_id, None)
             self.running = False
             self.changed()
 
@@ -449,7 +474,7 @@ class _Cast:
         except (PlaywrightError, TimeoutError, KeyError, ValueError):
             return None  # a hung or closed page: frames come when it paints again
 
-    async def _slot(self) -> None:
+    async def _slot(self, yielding: bool = False) -> None:
         """Wait for the next frame's turn: no sooner than 1/SESSIONS_LIVE_MAX_FPS after the
         last, and once a viewer has taken the last one (a slow viewer queues nothing)."""
         loop = asyncio.get_running_loop()
@@ -458,9 +483,40 @@ class _Cast:
         self._next_slot = max(now, self._next_slot) + 1 / self._fps
         if wait > 0:
             await asyncio.sleep(wait)
+        if yielding:
+            await self._yield_to_others()
         while self.viewers and not any(v.ready for v in self.viewers):
             self._drained.clear()
             await self._drained.wait()
+
+    async def _yield_to_others(self) -> None:
+        """While another session of this host is in a call (a step, an observe…), wait for
+        it to end, up to 1/SESSIONS_LIVE_BUSY_FPS after the last frame: a capture costs
+        Chromium and this loop time that the agents' calls would wait for. A viewer's input
+        lifts this for a moment (the person sees what they did at the full rate).
+
+        Only captures yield: the screencast's acknowledgements never wait for it, because
+        Chromium goes on capturing every paint while a frame waits to be acknowledged, and
+        frames must keep coming to tell that the page animates."""
+        loop = asyncio.get_running_loop()
+        if self._busy_fps < self._fps:
+            until = self._granted + 1 / self._busy_fps
+            while (now := loop.time()) < until and now - self._input_at > INPUT_BOOST_SECONDS:
+                if self._others_busy():
+                    self._busy_at = now
+                elif now - self._busy_at >= QUIET_SECONDS:
+                    break  # the others' calls are over (not a gap between two of them)
+                await asyncio.sleep(BUSY_POLL_SECONDS)
+        self._granted = loop.time()
+        self._next_slot = max(self._next_slot, self._granted + 1 / self._fps)
+
+    def _others_busy(self) -> bool:
+        """Whether another session of this host is in a call now."""
+        return any(
+            live.lock.locked()
+            for session_id, live in list(self.views.manager._live.items())
+            if session_id != self.session_id
+        )
 
     async def _poll(self, cdp: CDPSession) -> None:
         """Captures at the frame rate while the page animates; back to the screencast once
@@ -470,7 +526,7 @@ class _Cast:
         captures: deque[tuple[float, bool]] = deque()  # (when, whether it was new)
         last = b""
         while cdp is self.cdp:
-            await self._slot()
+            await self._slot(yielding=True)
             data = await self._capture()
             now = loop.time()
             new = data is not None and data != last
@@ -546,6 +602,7 @@ class _Cast:
     def input(self, method: str, params: dict[str, Any]) -> bool:
         """Queue one input command for the current tab (a move replaces a waiting move);
         False when the queue is full."""
+        self._input_at = asyncio.get_running_loop().time()
         if method == "Input.dispatchMouseEvent" and params.get("type") == "mouseMoved":
             last = self._input[-1] if self._input else None
             if last is not None and last[1].get("type") == "mouseMoved":
