@@ -467,12 +467,12 @@ class Settings(BaseSettings):
         description="MB of trace one session may record; past it tracing stops (recording: "
         '"truncated") and the session goes on',
     )
-    # recordings' cost (issue 20): the screencast filmstrip is opt-in
+    # recordings (issue 20): the screencast filmstrip, on as the issue asks; false is cheaper
     recording_screenshots: bool = Field(
-        default=False,
-        description="true: traces also hold Playwright's screencast filmstrip (JPEG frames "
-        "while the page paints); it makes recorded steps slower (every trace has a DOM "
-        "snapshot after each call either way)",
+        default=True,
+        description="traces hold Playwright's screencast filmstrip (JPEG frames while the "
+        "page paints) beside the DOM snapshots; false leaves it out, and recorded steps are "
+        "cheaper (every trace has a DOM snapshot after each call either way)",
     )
     # --- cluster (fronts and hosts)
     hosts: Urls = Field(
