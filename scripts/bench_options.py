@@ -5,7 +5,8 @@
    proxy (a listener chained behind the egress proxy) beside raw
    ``new_context(proxy={server, username, password})`` + ``new_page()`` (the proxy is not
    contacted by either); and a default start (the warm pool's hand-over) beside raw
-   ``new_context(viewport)`` + ``new_page()``, to confirm it kept its time.
+   ``new_context(viewport)`` + ``new_page()``, to confirm it kept its time. Each turn
+   closes the session the last one started (untimed), as raw closes its context.
 2. Page load with ``block_resources``: a local gallery page (``--images`` images of 24 KB,
    a web font, a style sheet; each answered after ``--delay-ms``, as a network would) opened
    with ``POST /env/observe {url}`` in a session without blocking, with all four types
@@ -126,9 +127,17 @@ def gallery(images: int, delay_ms: int) -> Iterator[_Gallery]:
         server.server_close()
 
 
-def _timed(fn: Callable[[], Any], repeats: int, warmup: int, pause_s: float) -> list[float]:
+def _timed(
+    fn: Callable[[], Any],
+    repeats: int,
+    warmup: int,
+    pause_s: float,
+    untimed: Callable[[], Any] | None = None,
+) -> list[float]:
     samples = []
     for i in range(warmup + repeats):
+        if untimed is not None:
+            untimed()  # e.g. close the session the last turn started, as raw closes its context
         time.sleep(pause_s)
         t0 = time.perf_counter()
         fn()
@@ -226,10 +235,15 @@ def _server(
                 def start(body: Json = body, ids: list[str] = ids) -> None:
                     ids.append(client.start_id(body))
 
-                # a pause of at least 0.3 s lets the pool refill between default starts
-                out[name] = _timed(start, repeats, warmup, max(pause_s, 0.3))
-                for sid in ids:
-                    client.delete(sid)
+                def close_last(ids: list[str] = ids) -> None:
+                    while ids:
+                        client.delete(ids.pop())
+
+                # each turn closes the last one's session first, untimed (raw closes each
+                # context too: N open sessions would slow every later start); a pause of at
+                # least 0.3 s lets the pool refill between default starts
+                out[name] = _timed(start, repeats, warmup, max(pause_s, 0.3), close_last)
+                close_last()
             for name, block in (
                 ("load none", None),
                 ("load all", ALL_TYPES),

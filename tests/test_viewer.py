@@ -514,7 +514,7 @@ def test_no_viewer_no_screencast(served: Served, pages: dict[str, str]) -> None:
     Page.screencastFrame events, and Chromium's browser process CPU), and a viewer gets
     frames at once."""
     sid = served.start(url=pages["one"] + "/animated")
-    browser_process = _browser_process()
+    browser_process = _browser_process(served.app)
     frames = served.metric("flask_sessions_live_frames")
     cpu_before = _cpu(browser_process)
     time.sleep(10)
@@ -746,11 +746,15 @@ def _evaluate(served: Served, sid: str, expression: str) -> Any:
     return manager.runtime.submit(run(), 30)
 
 
-def _browser_process() -> psutil.Process:
-    pids = chromium_pids()
-    for pid in pids:
+def _browser_process(app: Flask) -> psutil.Process:
+    """The app's own Chromium browser process (its CDP port's), not another Chromium of this
+    test process (pytest-playwright's, for one)."""
+    debugging = FlaskSessions.state(app).runtime.debugging
+    assert debugging is not None and debugging.port is not None
+    flag = f"--remote-debugging-port={debugging.port}"
+    for pid in chromium_pids():
         proc = psutil.Process(pid)
-        if proc.ppid() not in pids:  # the browser process: no Chromium parent
+        if flag in proc.cmdline():
             return proc
     raise AssertionError("no Chromium browser process")
 
