@@ -515,6 +515,10 @@ def test_no_viewer_no_screencast(served: Served, pages: dict[str, str]) -> None:
     frames at once."""
     sid = served.start(url=pages["one"] + "/animated")
     browser_process = _browser_process(served.app)
+    # the warm pool's refill after the start is browser work too: let it finish first
+    target = FlaskSessions.state(served.app).settings.warm_pool
+    assert wait_for(lambda: served.metric("flask_sessions_warm_pool_ready") >= target, 30)
+    time.sleep(1)
     frames = served.metric("flask_sessions_live_frames")
     cpu_before = _cpu(browser_process)
     time.sleep(10)
