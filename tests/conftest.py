@@ -31,17 +31,10 @@ _SCRATCH = pytest.StashKey[str]()
 
 def pytest_configure(config: pytest.Config) -> None:
     """Nothing a test run writes lands in the user's own folders: the run gets its own data
-    home (where the default profile store lives), inherited by every server a test starts.
-    The parallel workers of ``make test`` (pytest-xdist) also get a temporary directory each
-    (the default session files and recordings roots), so one worker's sweeps, with a clock
-    advanced by days, never meet another's files."""
+    home (where the default profile store lives), inherited by every server a test starts."""
     scratch = tempfile.mkdtemp(prefix="flask-sessions-tests-")
     config.stash[_SCRATCH] = scratch
     os.environ["XDG_DATA_HOME"] = os.path.join(scratch, "data")
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        os.environ["TMPDIR"] = os.path.join(scratch, "tmp")
-        os.makedirs(os.environ["TMPDIR"])
-        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
