@@ -531,7 +531,10 @@ def test_no_viewer_no_screencast(served: Served, pages: dict[str, str]) -> None:
         watched_cpu = _cpu(browser_process) - cpu_before
         assert served.metric("flask_sessions_live_screencasts") == 1
     assert len(got) >= 5  # the control: the counter and the stream do move with a viewer
-    assert idle_cpu < watched_cpu / 2  # Chromium spent nothing on frames nobody watched
+    # The measure is the CDP events above (the "CDP events or the renderer's CPU"):
+    # the browser process's CPU is printed, not asserted, since where a frame's work lands
+    # (browser, GPU or renderer process) depends on the capture path, and an idle check on
+    # it failed both ways in clean runs (0.0 s watched on one run, 1.73 s idle on another)
     assert wait_for(lambda: served.metric("flask_sessions_live_screencasts") == 0, 10)
     print(
         f"\nbrowser process CPU over 10 s on an animated page: {idle_cpu:.2f} s without a "
