@@ -39,7 +39,7 @@ import base64
 import json
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
@@ -464,6 +464,7 @@ def _chrome_args(args: list[str]) -> tuple[list[str], dict[str, Any], list[str]]
 
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 
 
 def _ours(model: type[_M], fields: dict[str, Any], names: dict[str, str], **context: Any) -> _M:
@@ -839,6 +840,28 @@ def notte_error(response: Response) -> Response:
 # -------------------------------------------------------------------- routes
 
 
+def _paged(query: Mapping[str, str], items: list[_T], render: Callable[[_T], Any]) -> Response:
+    """One page of ``items`` (oldest first), newest first, each rendered only if on the page,
+    in Notte's paged shape, from the SDK's ``page`` and ``page_size``."""
+    try:
+        page = max(1, int(query.get("page", "1")))
+        size = min(_MAX_PAGE_SIZE, max(1, int(query.get("page_size", "10"))))
+    except ValueError:
+        raise InvalidInput(
+            "invalid request: page and page_size must be whole numbers",
+            fields=[{"field": "page_size", "message": "must be a whole number"}],
+        ) from None
+    newest = items[::-1]
+    return jsonify(
+        items=[render(item) for item in newest[(page - 1) * size : page * size]],
+        page=page,
+        page_size=size,
+        total=len(items),
+        has_next=page * size < len(items),
+        has_previous=page > 1,
+    )
+
+
 def register_notte(
     bp: Blueprint, state: SessionsState, login_required: Callable[[ViewFunc], ViewFunc]
 ) -> None:
@@ -945,25 +968,8 @@ def register_notte(
     def notte_list() -> Response:
         query = request.args
         only_active = query.get("only_active", "true").lower() not in ("false", "0", "no")
-        try:
-            page = max(1, int(query.get("page", "1")))
-            size = min(_MAX_PAGE_SIZE, max(1, int(query.get("page_size", "10"))))
-        except ValueError:
-            raise InvalidInput(
-                "invalid request: page and page_size must be whole numbers",
-                fields=[{"field": "page_size", "message": "must be a whole number"}],
-            ) from None
         records = backend.list_sessions(principal(), Status.active if only_active else None)
-        records.reverse()  # newest first
-        chunk = records[(page - 1) * size : page * size]
-        return jsonify(
-            items=[session(r).model_dump(mode="json") for r in chunk],
-            page=page,
-            page_size=size,
-            total=len(records),
-            has_next=page * size < len(records),
-            has_previous=page > 1,
-        )
+        return _paged(query, records, lambda r: session(r).model_dump(mode="json"))
 
     @route("notte_status")
     @login_required
@@ -1247,26 +1253,9 @@ def register_notte(
     @login_required
     def notte_list_profiles() -> Response:
         query = request.args
-        try:
-            page = max(1, int(query.get("page", "1")))
-            size = min(_MAX_PAGE_SIZE, max(1, int(query.get("page_size", "10"))))
-        except ValueError:
-            raise InvalidInput(
-                "invalid request: page and page_size must be whole numbers",
-                fields=[{"field": "page_size", "message": "must be a whole number"}],
-            ) from None
         name = (query.get("name") or "").lower()
         found = [p for p in backend.list_profiles(principal()) if name in p.name.lower()]
-        found.reverse()  # newest first
-        chunk = found[(page - 1) * size : page * size]
-        return jsonify(
-            items=[notte_profile(p) for p in chunk],
-            page=page,
-            page_size=size,
-            total=len(found),
-            has_next=page * size < len(found),
-            has_previous=page > 1,
-        )
+        return _paged(query, found, notte_profile)
 
     @route("notte_get_profile")
     @login_required
