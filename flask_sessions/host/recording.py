@@ -339,7 +339,9 @@ class Recordings:
             async with live.lock, rec.lock:  # between two calls: no group is cut in half
                 if rec.live is live:
                     await self._cut(rec, final=False)
-        elif not rec.done.is_set():  # the session just ended: its save is under way
+        elif rec.state == "recording" and not rec.done.is_set():
+            # the session just ended: its save is under way (a truncated recording's trace
+            # is final already: it is served at once, while its session goes on)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(rec.done.wait(), SAVE_WAIT_SECONDS)
         if rec.session_id not in self._index:
