@@ -13,8 +13,13 @@ STAMP  := $(VENV)/.installed
 run: install browser
 	$(PY) -m flask_sessions --host $(HOST) --port $(PORT)
 
+# Two workers, a test file each at a time (a file's servers stay in one worker); then the
+# schemathesis fuzz alone (its pytest plugin runs one operation per item under xdist).
+TEST_WORKERS ?= 2
+
 test: install browser redis node-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/test_openapi.py
+	$(PY) -m pytest tests/test_openapi.py
 	$(MAKE) --no-print-directory lint
 
 pytest: install browser redis node-deps

@@ -30,11 +30,19 @@ _SCRATCH = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Nothing a test run writes lands in the user's own folders: the run gets its own data
-    home (where the default profile store lives), inherited by every server a test starts."""
-    scratch = tempfile.mkdtemp(prefix="flask-sessions-tests-")
+    """Nothing a test run writes lands in the user's own folders or stays in /tmp: the run
+    (each pytest-xdist worker of ``make test``) gets its own data home (where the default
+    profile store lives) and its own temporary directory (the default session files and
+    recordings roots, Chromium's profiles, Playwright's artifacts), inherited by every server
+    a test starts and removed at the end. So one worker's sweeps, with a clock advanced by
+    days, never meet another's files."""
+    # a short path: Playwright MCP's sockets live under it, in at most ~107 bytes
+    scratch = tempfile.mkdtemp(prefix="fst-")
     config.stash[_SCRATCH] = scratch
     os.environ["XDG_DATA_HOME"] = os.path.join(scratch, "data")
+    os.environ["TMPDIR"] = os.path.join(scratch, "t")
+    os.makedirs(os.environ["TMPDIR"])
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
