@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,8 +72,10 @@ HTML: dict[str, str] = {
     "/bomb": (
         "<!doctype html><title>Bomb</title><body><button id='go'>go</button><script>"
         "window.keep = []; document.getElementById('go').addEventListener('click', () =>"
-        " setTimeout(() => { for (let i = 0; i < 20; i++) {"
-        " const b = new Uint8Array(32 << 20); b.fill(7); keep.push(b); } }, 0));</script>"
+        " setTimeout(() => { try { for (let i = 0; i < 20; i++) {"
+        " const b = new Uint8Array(32 << 20); b.fill(7); keep.push(b); }"
+        " document.title = 'Grown to ' + keep.length * 32 + ' MB';"
+        " } catch (e) { document.title = 'Not grown: ' + e; } }, 0));</script>"
     ),
     # leaves the document right after it has loaded
     "/meta-refresh": (
@@ -273,12 +277,20 @@ def test_a_page_over_the_memory_limit_ends_its_session_with_the_figure(
     assert guard is not None
     # what the watchdog saw, should it not have stopped the page: its browser, its kills,
     # the largest renderer it read
-    assert wait_for(lambda: status(bomb)["status"] == "error", 60), (
-        status(bomb),
-        guard.pid,
-        guard.kills,
-        guard.scanner.peak_rss // (1 << 20),
-    )
+    if not wait_for(lambda: status(bomb)["status"] == "error", 60):
+        seen = client.post("/env/observe", json={"session_id": bomb}, headers=AUTH_A)
+        renderers = {  # every renderer under the browser, as psutil reads it now
+            p.pid: p.memory_info().rss >> 20
+            for p in psutil.Process(guard.pid).children(recursive=True)
+            if "--type=renderer" in p.cmdline()
+        }
+        pytest.fail(
+            f"not stopped: step {r.status_code}, status {status(bomb)['status']}, page title "
+            f"{(seen.get_json().get('observation') or {}).get('title')!r}; browser "
+            f"{guard.pid}, kills {guard.kills}, largest renderer read "
+            f"{guard.scanner.peak_rss >> 20} MB, renderers now (MB) {renderers}, the "
+            f"scanner's {[p.pid for p in guard.scanner.renderers(guard.pid or 0)]}"
+        )
     error = status(bomb)["error"]
     match = re.fullmatch(
         r"the page used (\d+) MB \(limit 400 MB, SESSIONS_MAX_PAGE_MEMORY_MB\) and was "
@@ -290,6 +302,48 @@ def test_a_page_over_the_memory_limit_ends_its_session_with_the_figure(
     r = client.post("/env/observe", json={"session_id": bomb}, headers=AUTH_A)
     assert r.status_code == 409 and r.get_json()["status"] == "error"
     assert post(client, "/env/observe", session_id=calm)["observation"]["title"] == "Second"
+
+
+def test_a_renderer_read_while_it_is_still_named_as_its_zygote_is_watched() -> None:
+    """A renderer forked from a zygote carries the zygote's command line until it renames
+    itself. Read in that moment, it must not stay a "zygote" for the watchdog: it is read
+    again until it has settled. Here a real process tree plays Chromium's: a "browser", a
+    "zygote", and a child that starts as ``--type=zygote`` and becomes ``--type=renderer``
+    (by exec, which keeps its PID and start time)."""
+    child = (
+        "import os, sys, time; time.sleep(3); os.execv(sys.executable, [sys.executable, '-c',"
+        " 'import time; time.sleep(60)', '--type=renderer'])"
+    )
+    zygote = (
+        "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+        f"{child!r}, '--type=zygote']); time.sleep(60)"
+    )
+    browser_code = (
+        "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+        f"{zygote!r}, '--type=zygote']); time.sleep(60)"
+    )
+    browser = subprocess.Popen([sys.executable, "-c", browser_code])
+    try:
+        tree = psutil.Process(browser.pid)
+
+        def newborn() -> psutil.Process | None:
+            found = [p for p in tree.children(recursive=True) if p.ppid() != browser.pid]
+            return found[0] if found else None
+
+        assert wait_for(lambda: newborn() is not None, 10)
+        born = newborn()
+        assert born is not None
+        scanner = RendererScanner()
+        assert scanner.renderers(browser.pid) == []  # the first tick reads the whole tree
+        assert "--type=zygote" in born.cmdline()  # ... while the newborn is named a zygote
+        assert wait_for(lambda: "--type=renderer" in born.cmdline(), 15)
+        assert [p.pid for p in scanner.renderers(browser.pid)] == [born.pid]  # from the zygote
+    finally:
+        for proc in psutil.Process(browser.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        browser.kill()
+        browser.wait()
 
 
 def test_the_watchdog_walks_only_chromiums_tree(make_app: AppFactory, site: str) -> None:

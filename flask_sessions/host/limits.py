@@ -192,10 +192,21 @@ class RendererScanner:
         return found
 
     def _kind(self, proc: psutil.Process) -> tuple[float, str]:
-        """(create time, role), the command line read once per process."""
+        """(create time, role), the command line read until the process has settled.
+
+        A renderer is forked from a zygote and renames itself a moment later: read in that
+        moment, its command line is the zygote's. So a role is trusted from the cache only
+        once the process is ``ROLE_SETTLE_SECONDS`` old; until then it is read again each
+        time. (Cached at once, a renderer misread as a zygote was never watched again: a
+        page grew to 744 MB past a 400 MB limit in a full test run.)
+        """
         created = proc.create_time()
         known = self._kinds.get(proc.pid)
-        if known is not None and known[0] == created:
+        if (
+            known is not None
+            and known[0] == created
+            and time.time() - created > ROLE_SETTLE_SECONDS
+        ):
             return known
         command = proc.cmdline()
         role = next((r for r in ("renderer", "zygote") if f"--type={r}" in command), "other")
@@ -244,6 +255,9 @@ class RendererScanner:
             return None
         return proc.pid, rss
 
+
+ROLE_SETTLE_SECONDS = 5.0
+"""A process's command line is read again until it is this old (see RendererScanner._kind)."""
 
 BROWSER_EVERY = 20
 """Watchdog ticks between readings of the browser's own children (zygotes, GPU, utility)."""
