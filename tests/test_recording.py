@@ -454,3 +454,38 @@ def test_recording_folders_are_named_by_session_ids_only(
         answer = client.get(f"/session/{bad}/recording", headers=AUTH_A)
         assert answer.status_code == 404, bad
     assert FlaskSessions.state(app).manager.recordings.root == recordings
+
+
+def test_the_recordings_folder_is_the_users_own_and_closed_to_others(
+    make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site: str
+) -> None:
+    """A trace holds what the pages showed and what was typed into them: the folder is made
+    0700 before Chromium makes its traces folder in it, a wider default one of this user's is
+    narrowed, and a default one that is a link (another user could have made it first in
+    the shared temp folder) is refused with 503 naming it, while unrecorded sessions go on."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    default = tmp_path / "flask_sessions-recordings"
+    default.mkdir(mode=0o755)
+    os.chmod(default, 0o755)
+    client = make_app().test_client()
+    assert (default.stat().st_mode & 0o777) == 0o700
+    started = client.post(
+        "/session/start", headers=AUTH_A, json={"url": site + "/", "record": True}
+    )
+    assert started.status_code == 200, started.get_json()
+    assert (default.stat().st_mode & 0o777) == 0o700
+
+    elsewhere = tmp_path / "theirs"
+    elsewhere.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "second"))
+    (tmp_path / "second").mkdir()
+    (tmp_path / "second" / "flask_sessions-recordings").symlink_to(elsewhere)
+    client = make_app().test_client()
+    refused = client.post("/session/start", headers=AUTH_A, json={"record": True})
+    assert refused.status_code == 503, refused.get_json()
+    error = refused.get_json()["error"]
+    assert "flask_sessions-recordings" in error and "SESSIONS_RECORDING_DIR" in error
+    assert client.post("/session/start", headers=AUTH_A, json={}).status_code == 200
+    assert list(elsewhere.iterdir()) == []  # nothing was written through the link

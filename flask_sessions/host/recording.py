@@ -41,6 +41,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable
@@ -53,7 +54,7 @@ import psutil
 from playwright.async_api import Error as PlaywrightError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from flask_sessions.errors import InsufficientStorage, SessionNotFound
+from flask_sessions.errors import InsufficientStorage, SessionNotFound, SessionsError
 from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
     ObserveRequest,
@@ -182,7 +183,12 @@ class Recordings:
         self.root = Path(root)
         # one traces folder per process: Playwright writes every recorded context's files there
         self.traces_dir = self.root / ".traces" / f"{os.getpid()}-{secrets.token_hex(4)}"
-        manager.runtime.traces_dir = str(self.traces_dir)
+        # made before Chromium is launched (Playwright makes traces_dir at launch, 0755)
+        self.root_error = _own_root(self.root, default=self.settings.recording_dir is None)
+        if self.root_error is None:
+            manager.runtime.traces_dir = str(self.traces_dir)
+        else:
+            log.error("flask_sessions: recordings: %s", self.root_error)
         self._index: dict[str, Recording] = {}
         self._loaded = False
         self._last_scan: datetime | None = None
@@ -194,7 +200,10 @@ class Recordings:
     # --------------------------------------------------------------- hooks
 
     def check_disk(self) -> None:
-        """507 when the disk is below SESSIONS_MIN_FREE_DISK_MB (a recording would not fit)."""
+        """503 when the recordings folder cannot be used; 507 when the disk is below
+        SESSIONS_MIN_FREE_DISK_MB (a recording would not fit)."""
+        if self.root_error is not None:
+            raise RecordingUnavailable(f"{self.root_error}; no recording can start")
         low = self._low_disk()
         if low is not None:
             raise InsufficientStorage(
@@ -783,6 +792,35 @@ def _playwright_failed(exc: PlaywrightError, doing: str) -> Exception:
     from flask_sessions.errors import PageFailed
 
     return PageFailed(f"Chromium failed while {doing}: {_first_line(exc)}")
+
+
+class RecordingUnavailable(SessionsError):
+    """503: the recordings folder cannot be used (not a directory of this user)."""
+
+    status_code = 503
+
+
+def _own_root(root: Path, default: bool) -> str | None:
+    """Make the recordings folder, 0700 (a trace holds what the pages showed and what was
+    typed into them): None, or why it cannot be used. The default one, in the shared temp
+    folder, must be this user's own directory and no link (another user could have made
+    it first), and is narrowed to 0700 if it is wider; a configured one must be a directory
+    of this user."""
+    uid = os.geteuid() if hasattr(os, "geteuid") else 0
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        st = os.lstat(root) if default else os.stat(root)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
+            what = "SESSIONS_RECORDING_DIR" if not default else "the default, in the temp folder"
+            return (
+                f"the recordings folder {root} is not a directory of this user ({what}); "
+                "point SESSIONS_RECORDING_DIR at one, or remove what is there"
+            )
+        if default and stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(root, 0o700)
+    except OSError as exc:
+        return f"the recordings folder {root} cannot be made: {exc.strerror or exc}"
+    return None
 
 
 def _fresh_folder(folder: Path) -> None:
