@@ -9,6 +9,7 @@ the upgrade refuses.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -36,7 +37,7 @@ from websockets.sync.client import ClientConnection, connect
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_sessions import FlaskSessions, ManualClock
-from flask_sessions.host.viewer import input_command
+from flask_sessions.host.viewer import POLL, _Cast, input_command
 
 from .conftest import AUTH_A, AUTH_B, TOKEN_A, AppFactory, chromium_pids, wait_for
 from .test_ui import (  # noqa: F401 - pytest-playwright's chain, ended with each module
@@ -373,6 +374,43 @@ def test_frames_follow_the_viewers_size_up_to_the_viewport(
     assert wait_for(lambda: bitmap()[0] <= 640 and bitmap()[1] <= 420, 15), bitmap()
     page.set_viewport_size({"width": 1600, "height": 1000})
     assert wait_for(lambda: bitmap() == (1280, 720), 15), bitmap()  # never past the viewport
+
+
+def test_a_new_size_restarts_the_frames_even_when_a_cancellation_is_swallowed(
+    page: Page, served: Served, pages: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python < 3.12's ``asyncio.wait_for`` may return a capture's answer instead of raising
+    the cancellation that came with it. The poller of an animated page must stop all the
+    same when a viewer's new size restarts the frames (it kept polling at the old size, and
+    the restart waited for it forever). Here every cancellation of its waits is swallowed."""
+    for name in ("_slot", "_capture"):
+        real = getattr(_Cast, name)
+
+        def swallowing(real: Any = real) -> Any:
+            async def call(self: _Cast, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await real(self, *args, **kwargs)
+                except asyncio.CancelledError:
+                    return None
+
+            return call
+
+        monkeypatch.setattr(_Cast, name, swallowing())
+    sid = served.start(url=pages["one"] + "/animated")
+    manager = FlaskSessions.state(served.app).manager
+    assert manager.cdp is not None
+    casts = manager.cdp.live._casts
+    page.set_viewport_size({"width": 640, "height": 420})
+    open_view(page, served.viewer(sid)["viewer_url"], frames=3)
+    assert wait_for(lambda: sid in casts and casts[sid].mode == POLL and casts[sid].running, 15)
+    canvas = page.locator("#screen")
+
+    def bitmap() -> tuple[int, int]:
+        data = canvas.evaluate("c => ({...c.dataset})")
+        return int(data["bitmapW"]), int(data["bitmapH"])
+
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    assert wait_for(lambda: bitmap() == (1280, 720), 15), bitmap()
 
 
 def test_the_page_says_why_the_view_ended(

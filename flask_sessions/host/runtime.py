@@ -34,6 +34,8 @@ log = logging.getLogger("flask_sessions")
 
 T = TypeVar("T")
 
+LEFTOVER_TASKS_SECONDS = 5.0  # at shutdown: how long the loop's other tasks get to end
+
 
 class BrowserRuntime:
     """Owns the loop thread, Playwright and the one Chromium ``Browser``.
@@ -294,6 +296,13 @@ class BrowserRuntime:
             await self.egress.stop()
         if self._chain is not None:
             await self._chain.stop()
+        # what else still runs on the loop (a live view's frames, a CDP client's pump): ended
+        # here, as asyncio.run ends its tasks, not dropped half-way when the loop closes
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=LEFTOVER_TASKS_SECONDS)
 
     # ------------------------------------------- per-session browser options (issue 18a)
 

@@ -525,7 +525,11 @@ class _Cast:
         started = loop.time()
         captures: deque[tuple[float, bool]] = deque()  # (when, whether it was new)
         last = b""
-        while cdp is self.cdp:
+        me = asyncio.current_task()
+        # ``_pause`` forgets this task before cancelling it: a cancellation that
+        # ``asyncio.wait_for`` swallows (Python < 3.12, when the capture answers at that
+        # moment) must not keep it polling at the old size while ``_pause`` waits for it
+        while cdp is self.cdp and self._poller is me:
             await self._slot(yielding=True)
             data = await self._capture()
             now = loop.time()
