@@ -33,7 +33,7 @@ from flask_sessions import FlaskSessions, ManualClock
 from flask_sessions.config import load
 from flask_sessions.errors import InvalidInput
 from flask_sessions.host.browser import find_browser, launch_args
-from flask_sessions.host.files import FilesRoot, safe_name
+from flask_sessions.host.files import FilesRoot, FilesUnavailable, safe_name
 from flask_sessions.host.filestream import content_disposition, iter_zip
 from flask_sessions.page.pdf import read_pdf
 from flask_sessions.testing import ServerProcess, free_port, serve, server_env, start_process
@@ -691,6 +691,29 @@ def test_the_sweep_leaves_a_live_neighbours_folder(tmp_path: Path) -> None:
     neighbour.close()
     live.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unrelated"]
+
+
+def test_a_files_folder_that_is_a_link_or_a_file_is_refused(tmp_path: Path) -> None:
+    """Uploads and downloads hold what a user sent and what pages gave: the files folder is
+    made 0700; one that is a link (to a folder of another's, say) is refused with the
+    setting to change, and nothing is written through it; a file there cannot be made one."""
+    made = tmp_path / "made" / "files"
+    root = FilesRoot(load({"SESSIONS_FILES_DIR": str(made)}, environ=False))
+    root.ensure()
+    assert (made.stat().st_mode & 0o777) == 0o700
+    root.close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "link").symlink_to(elsewhere)
+    settings = load({"SESSIONS_FILES_DIR": str(tmp_path / "link")}, environ=False)
+    with pytest.raises(FilesUnavailable, match="not a directory of this user") as refused:
+        FilesRoot(settings).ensure()
+    assert "SESSIONS_FILES_DIR" in refused.value.message
+    assert list(elsewhere.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    settings = load({"SESSIONS_FILES_DIR": str(tmp_path / "file")}, environ=False)
+    with pytest.raises(FileExistsError):  # the host logs it at start
+        FilesRoot(settings).ensure()
 
 
 # ------------------------------------------------------------------ through a front

@@ -61,6 +61,7 @@ from flask_sessions.errors import (
     SessionsError,
 )
 from flask_sessions.host.downloads import DownloadRouter, SessionDownloads
+from flask_sessions.host.folders import own_folder, user_id
 from flask_sessions.schemas import DownloadInfo, FileInfo, FileState
 from flask_sessions.timefmt import iso_datetime
 
@@ -195,7 +196,7 @@ class FilesRoot:
         self.limit_bytes = int(settings.max_session_files_mb * MB)
         self.enabled = self.limit_bytes > 0
         base = settings.files_dir or os.path.join(
-            tempfile.gettempdir(), f"flask-sessions-files-{_uid()}"
+            tempfile.gettempdir(), f"flask-sessions-files-{user_id()}"
         )
         self.base = os.path.abspath(base)
         self.folder: str | None = None
@@ -240,9 +241,7 @@ class FilesRoot:
             log.error("flask_sessions: session files: %s", exc)
 
     def _make_base(self) -> None:
-        os.makedirs(self.base, mode=0o700, exist_ok=True)
-        st = os.lstat(self.base)
-        if not os.path.isdir(self.base) or os.path.islink(self.base) or st.st_uid != _uid():
+        if not own_folder(self.base):
             raise FilesUnavailable(
                 f"the files folder {self.base} is not a directory of this user "
                 "(SESSIONS_FILES_DIR); point it at one, or remove what is there"
@@ -364,10 +363,6 @@ class FilesUnavailable(SessionsError):
     """503: the files folder cannot be used (not a directory of this user)."""
 
     status_code = 503
-
-
-def _uid() -> int:
-    return os.geteuid() if hasattr(os, "geteuid") else 0
 
 
 # ------------------------------------------------------------------------ one session

@@ -41,7 +41,6 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable
@@ -55,6 +54,7 @@ from playwright.async_api import Error as PlaywrightError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from flask_sessions.errors import InsufficientStorage, SessionNotFound, SessionsError
+from flask_sessions.host.folders import own_folder
 from flask_sessions.schemas import (
     SESSION_ID_PATTERN,
     ObserveRequest,
@@ -806,18 +806,13 @@ def _own_root(root: Path, default: bool) -> str | None:
     folder, must be this user's own directory and no link (another user could have made
     it first), and is narrowed to 0700 if it is wider; a configured one must be a directory
     of this user."""
-    uid = os.geteuid() if hasattr(os, "geteuid") else 0
     try:
-        os.makedirs(root, mode=0o700, exist_ok=True)
-        st = os.lstat(root) if default else os.stat(root)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
+        if not own_folder(root, follow_link=not default, narrow=default):
             what = "SESSIONS_RECORDING_DIR" if not default else "the default, in the temp folder"
             return (
                 f"the recordings folder {root} is not a directory of this user ({what}); "
                 "point SESSIONS_RECORDING_DIR at one, or remove what is there"
             )
-        if default and stat.S_IMODE(st.st_mode) & 0o077:
-            os.chmod(root, 0o700)
     except OSError as exc:
         return f"the recordings folder {root} cannot be made: {exc.strerror or exc}"
     return None
