@@ -696,7 +696,7 @@ def test_the_sweep_leaves_a_live_neighbours_folder(tmp_path: Path) -> None:
 def test_a_files_folder_that_is_a_link_or_a_file_is_refused(tmp_path: Path) -> None:
     """Uploads and downloads hold what a user sent and what pages gave: the files folder is
     made 0700; one that is a link (to a folder of another's, say) is refused with the
-    setting to change, and nothing is written through it; a file there cannot be made one."""
+    setting to change, and nothing is written through it; so is a file in its place."""
     made = tmp_path / "made" / "files"
     root = FilesRoot(load({"SESSIONS_FILES_DIR": str(made)}, environ=False))
     root.ensure()
@@ -712,8 +712,21 @@ def test_a_files_folder_that_is_a_link_or_a_file_is_refused(tmp_path: Path) -> N
     assert list(elsewhere.iterdir()) == []
     (tmp_path / "file").write_text("")
     settings = load({"SESSIONS_FILES_DIR": str(tmp_path / "file")}, environ=False)
-    with pytest.raises(FileExistsError):  # the host logs it at start
+    with pytest.raises(FilesUnavailable, match="cannot be made") as refused:
         FilesRoot(settings).ensure()
+    assert "SESSIONS_FILES_DIR" in refused.value.message
+
+
+def test_a_start_with_an_unusable_files_folder_is_a_503_naming_it(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    client = make_app(SESSIONS_FILES_DIR=str(blocked)).test_client()
+    refused = client.post("/session/start", headers=AUTH_A, json={})
+    assert refused.status_code == 503, refused.get_json()
+    assert str(blocked) in refused.get_json()["error"]
+    assert "SESSIONS_FILES_DIR" in refused.get_json()["error"]
 
 
 # ------------------------------------------------------------------ through a front

@@ -241,7 +241,14 @@ class FilesRoot:
             log.error("flask_sessions: session files: %s", exc)
 
     def _make_base(self) -> None:
-        if not own_folder(self.base):
+        try:
+            mine = own_folder(self.base)
+        except OSError as exc:  # e.g. a file there, or no permission: 503, not 500
+            raise FilesUnavailable(
+                f"the files folder {self.base} cannot be made: {exc.strerror or exc} "
+                "(SESSIONS_FILES_DIR); point it at a folder of this user"
+            ) from None
+        if not mine:
             raise FilesUnavailable(
                 f"the files folder {self.base} is not a directory of this user "
                 "(SESSIONS_FILES_DIR); point it at one, or remove what is there"
