@@ -474,7 +474,7 @@ class SessionManager:
     ) -> tuple[SessionRecord, T]:
         """Run ``work`` on the session under its lock; 409 if it ended meanwhile."""
         if request.record:  # recordings (issue 20): a full disk refuses before anything starts
-            self.recordings.check_disk()
+            self.recordings.check_can_record()
         record, live, one_shot = await self._acquire(principal, request, touch)
         try:
             if request.record:

@@ -199,7 +199,7 @@ class Recordings:
 
     # --------------------------------------------------------------- hooks
 
-    def check_disk(self) -> None:
+    def check_can_record(self) -> None:
         """503 when the recordings folder cannot be used; 507 when the disk is below
         SESSIONS_MIN_FREE_DISK_MB (a recording would not fit)."""
         if self.root_error is not None:
@@ -217,7 +217,7 @@ class Recordings:
         found = self._index.get(record.session_id)
         if found is not None and found.ended_at is None:
             return  # recording, or stopped at the cap: it stays so while the session lives
-        self.check_disk()
+        self.check_can_record()
         folder = self.root / record.session_id
         rec = Recording(
             record.session_id,
